@@ -1,0 +1,188 @@
+"""Every metric of a call, derived from its `Trace`, defined once.
+
+Times are seconds. A metric that does not apply (no text arrived, one chunk only, a
+blocking call's per-token time) is None, never 0: "not measured" must not read "0 ms".
+docs/metrics.md maps each name to vLLM, AIPerf and OpenTelemetry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+from lib.trace import Trace
+
+CHARS_PER_TOKEN = 4.0
+"""Rough English average, used only when a server sends no usage and no chunks to count."""
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0–100) with linear interpolation between ranks (numpy's default).
+
+    Formula: rank = q/100 × (n − 1); value = v[floor] + (v[ceil] − v[floor]) × frac(rank).
+    None for no values.
+    """
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def client_s(trace: Trace) -> float | None:
+    """Our own request building and queueing. Formula: t0 − t_start."""
+    if trace.t0 is None or trace.t_start is None:
+        return None
+    return trace.t0 - trace.t_start
+
+
+def e2e_s(trace: Trace) -> float | None:
+    """Request to last text. Formula: t(last non-empty chunk) − t0; a usage chunk does not extend it."""
+    if trace.t0 is None or not trace.chunks:
+        return None
+    return trace.chunks[-1].t - trace.t0
+
+
+def ttft_s(trace: Trace) -> float | None:
+    """Time to first text. Formula: t(first non-empty chunk) − t0; blocking: = e2e_s."""
+    if trace.t0 is None or not trace.chunks:
+        return None
+    if trace.mode == "blocking":
+        return e2e_s(trace)
+    return trace.chunks[0].t - trace.t0
+
+
+def perceived_s(trace: Trace) -> float | None:
+    """Blank-screen time. Formula: t(first text shown) − t_start (blocking: the full answer shown).
+
+    "Shown" is the moment text was handed to the renderer; headless, the moment it arrived.
+    """
+    shown = trace.shown_or_received()
+    if shown is None or trace.t_start is None:
+        return None
+    return shown - trace.t_start
+
+
+def inter_chunk_gaps(trace: Trace) -> list[float]:
+    """Gaps between consecutive non-empty chunks. Formula: t(i) − t(i−1), i ≥ 1."""
+    times = [chunk.t for chunk in trace.chunks]
+    return [later - earlier for earlier, later in zip(times, times[1:])]
+
+
+def icl_p50_s(trace: Trace) -> float | None:
+    """Median inter-chunk latency. Formula: percentile(gaps, 50); None with fewer than 2 chunks."""
+    return percentile(inter_chunk_gaps(trace), 50)
+
+
+def icl_p95_s(trace: Trace) -> float | None:
+    """95th-percentile inter-chunk latency. Formula: percentile(gaps, 95)."""
+    return percentile(inter_chunk_gaps(trace), 95)
+
+
+def icl_max_s(trace: Trace) -> float | None:
+    """The worst stall. Formula: max(gaps)."""
+    gaps = inter_chunk_gaps(trace)
+    return max(gaps) if gaps else None
+
+
+def output_tokens(trace: Trace) -> tuple[int | None, str | None]:
+    """Output tokens and where the count came from: `server` usage, else `estimated`.
+
+    Estimate: streaming, the number of non-empty chunks (llama.cpp, vLLM and OpenAI send one
+    token per chunk); blocking, ceil(characters / 4). None when no text arrived.
+    """
+    if trace.output_tokens is not None:
+        return trace.output_tokens, "server"
+    if not trace.chunks:
+        return None, None
+    if trace.mode == "streaming":
+        return len(trace.chunks), "estimated"
+    return math.ceil(len(trace.text) / CHARS_PER_TOKEN), "estimated"
+
+
+def input_tokens(trace: Trace) -> int | None:
+    """Prompt tokens: the server's usage, else ceil(prompt characters / 4) (marked by token_source)."""
+    if trace.input_tokens is not None:
+        return trace.input_tokens
+    return math.ceil(len(trace.request.prompt) / CHARS_PER_TOKEN)
+
+
+def tpot_s(trace: Trace) -> float | None:
+    """Time per output token after the first. Formula: (e2e_s − ttft_s) / (output_tokens − 1).
+
+    Streaming only, and only with at least 2 output tokens.
+    """
+    tokens, _ = output_tokens(trace)
+    e2e, ttft = e2e_s(trace), ttft_s(trace)
+    if trace.mode != "streaming" or tokens is None or tokens < 2 or e2e is None or ttft is None:
+        return None
+    return (e2e - ttft) / (tokens - 1)
+
+
+def output_tps(trace: Trace) -> float | None:
+    """Output tokens per second.
+
+    Formula: streaming, (output_tokens − 1) / (e2e_s − ttft_s); blocking, output_tokens / e2e_s.
+    None when the denominator is 0 or a count is missing.
+    """
+    tokens, _ = output_tokens(trace)
+    e2e, ttft = e2e_s(trace), ttft_s(trace)
+    if tokens is None or e2e is None or ttft is None:
+        return None
+    if trace.mode == "streaming":
+        span = e2e - ttft
+        return (tokens - 1) / span if tokens >= 2 and span > 0 else None
+    return tokens / e2e if e2e > 0 else None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Every metric of one call, as stored in the run log."""
+
+    client_s: float | None
+    ttft_s: float | None
+    perceived_s: float | None
+    e2e_s: float | None
+    tpot_s: float | None
+    icl_p50_s: float | None
+    icl_p95_s: float | None
+    icl_max_s: float | None
+    output_tokens: int | None
+    input_tokens: int | None
+    token_source: str | None
+    output_tps: float | None
+    output_chars: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def compute(trace: Trace) -> Metrics:
+    """All metrics of a trace."""
+    tokens, source = output_tokens(trace)
+    return Metrics(
+        client_s=client_s(trace),
+        ttft_s=ttft_s(trace),
+        perceived_s=perceived_s(trace),
+        e2e_s=e2e_s(trace),
+        tpot_s=tpot_s(trace),
+        icl_p50_s=icl_p50_s(trace),
+        icl_p95_s=icl_p95_s(trace),
+        icl_max_s=icl_max_s(trace),
+        output_tokens=tokens,
+        input_tokens=input_tokens(trace),
+        token_source=source,
+        output_tps=output_tps(trace),
+        output_chars=len(trace.text),
+    )
+
+
+def speedup(blocking: Trace, streaming: Trace) -> float | None:
+    """How many times sooner streaming showed its first words. Formula: perceived(blocking) / perceived(streaming)."""
+    slow, fast = perceived_s(blocking), perceived_s(streaming)
+    if slow is None or fast is None or fast <= 0:
+        return None
+    return slow / fast

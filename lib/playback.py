@@ -1,0 +1,231 @@
+"""An OpenAI-compatible HTTP server that plays scripted timelines of chunks.
+
+Each `Script` says when each piece of text leaves (seconds after the request arrived),
+whether usage is sent, and which fault to play (an HTTP status, a hang before headers, a
+dropped connection mid-stream). Because it is a real server on 127.0.0.1, whatever talks to
+it measures the real network and client path: tests, benchmarks and demos that need a known
+timeline use it.
+
+    server = PlaybackServer({"scripted": Script.regular(ttft_s=0.3, gap_s=0.02, n=20)})
+    server.start(); ...; server.stop()
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+WORDS = (
+    "Streaming shows the first words while the rest is still being written, so the reader "
+    "starts at once instead of staring at a blank screen for the whole answer. "
+).split(" ")
+
+
+@dataclass(frozen=True)
+class Script:
+    """One scripted answer: text pieces and their send times after the request arrived."""
+
+    offsets: tuple[float, ...] = ()
+    texts: tuple[str, ...] = ()
+    usage: bool = True
+    status: int = 200
+    """Non-200 answers with an OpenAI-style error body and no stream."""
+    retry_after_s: float | None = None
+    hang_s: float = 0.0
+    """Wait this long before sending any header."""
+    drop_after: int | None = None
+    """Close the connection abruptly after this many content chunks."""
+
+    @classmethod
+    def regular(cls, ttft_s: float, gap_s: float, n: int, **kwargs) -> "Script":
+        """n chunks of one word each: the first at ttft_s, then one every gap_s."""
+        texts = tuple(WORDS[i % len(WORDS)] + " " for i in range(n))
+        offsets = tuple(ttft_s + i * gap_s for i in range(n))
+        return cls(offsets=offsets, texts=texts, **kwargs)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.texts)
+
+
+@dataclass
+class Received:
+    """What the server saw of one request, for tests to check."""
+
+    t_received: float
+    body: dict
+    authorization: str | None
+    sent: list[float] = field(default_factory=list)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_Server"
+
+    def log_message(self, format, *args):  # noqa: A002 - silence per-request stderr lines
+        pass
+
+    def _send_json(self, status: int, payload: dict, headers: dict | None = None) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, message: str, headers: dict | None = None) -> None:
+        self._send_json(status, {"error": {"message": message, "type": "error", "code": status}}, headers)
+
+    def do_GET(self):  # noqa: N802
+        if self.path.rstrip("/").endswith("/models"):
+            models = [{"id": name, "object": "model", "owned_by": "playback"}
+                      for name in self.server.playback.scripts]
+            self._send_json(200, {"object": "list", "data": models})
+        else:
+            self._error(404, f"No route {self.path}")
+
+    def do_POST(self):  # noqa: N802
+        t_received = time.perf_counter()
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        playback = self.server.playback
+        record = Received(t_received, body, self.headers.get("Authorization"))
+        playback.received.append(record)
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            return self._error(404, f"No route {self.path}")
+        if playback.api_key and record.authorization != f"Bearer {playback.api_key}":
+            return self._error(401, "Incorrect API key provided.")
+        script = playback.scripts.get(body.get("model", ""))
+        if script is None:
+            return self._error(404, f"The model '{body.get('model')}' does not exist")
+        if script.hang_s:
+            time.sleep(script.hang_s)
+        if script.status != 200:
+            headers = {"Retry-After": f"{script.retry_after_s:g}"} if script.retry_after_s else None
+            return self._error(script.status, f"Scripted failure {script.status}", headers)
+        if body.get("stream"):
+            self._stream(script, record)
+        else:
+            self._blocking(script, record)
+
+    def _blocking(self, script: Script, record: Received) -> None:
+        _sleep_until(record.t_received + (script.offsets[-1] if script.offsets else 0.0))
+        message = {"role": "assistant", "content": script.text}
+        payload = {
+            "id": "chatcmpl-playback", "object": "chat.completion", "created": int(time.time()),
+            "model": record.body.get("model"),
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        }
+        if script.usage:
+            payload["usage"] = _usage(record.body, len(script.texts))
+        self._send_json(200, payload)
+        record.sent.append(time.perf_counter())
+
+    def _stream(self, script: Script, record: Received) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        model = record.body.get("model")
+
+        def event(delta: dict | None, finish: str | None = None, usage: dict | None = None) -> None:
+            chunk = {"id": "chatcmpl-playback", "object": "chat.completion.chunk",
+                     "created": int(time.time()), "model": model,
+                     "choices": [] if delta is None else
+                     [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            if usage is not None:
+                chunk["usage"] = usage
+            self._write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+        # A role-only chunk at once, as real servers do; it carries no text and must not count.
+        event({"role": "assistant", "content": ""})
+        for index, (offset, text) in enumerate(zip(script.offsets, script.texts)):
+            if script.drop_after is not None and index >= script.drop_after:
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            _sleep_until(record.t_received + offset)
+            event({"content": text})
+            record.sent.append(time.perf_counter())
+        event({}, finish="stop")
+        if script.usage and record.body.get("stream_options", {}).get("include_usage"):
+            event(None, usage=_usage(record.body, len(script.texts)))
+        self._write(b"data: [DONE]\n\n")
+        self._write(b"", last=True)
+
+    def _write(self, data: bytes, last: bool = False) -> None:
+        frame = f"{len(data):x}\r\n".encode() + data + b"\r\n" if data else b""
+        if last:
+            frame += b"0\r\n\r\n"
+        self.wfile.write(frame)
+        self.wfile.flush()
+
+
+def _usage(body: dict, output_tokens: int) -> dict:
+    prompt = "".join(str(m.get("content", "")) for m in body.get("messages", []))
+    prompt_tokens = max(1, len(prompt) // 4)
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": output_tokens,
+            "total_tokens": prompt_tokens + output_tokens}
+
+
+def _sleep_until(deadline: float) -> None:
+    """Sleep to a perf_counter deadline; the last millisecond is spun for precision."""
+    while True:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            return
+        time.sleep(remaining - 0.001 if remaining > 0.002 else 0)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    playback: "PlaybackServer"
+
+    def handle_error(self, request, client_address):
+        # Clients that cancel or time out close their connection: expected, not news.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+class PlaybackServer:
+    """A playback server on 127.0.0.1 and a free port, in a background thread."""
+
+    def __init__(self, scripts: dict[str, Script], api_key: str | None = None, port: int = 0):
+        self.scripts = dict(scripts)
+        self.api_key = api_key
+        self.received: list[Received] = []
+        self._httpd = _Server(("127.0.0.1", port), _Handler)
+        self._httpd.playback = self
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> "PlaybackServer":
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
+                                        kwargs={"poll_interval": 0.05})
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> "PlaybackServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
