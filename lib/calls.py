@@ -172,6 +172,7 @@ class Call:
             "temperature": params.temperature,
             "max_tokens": params.max_tokens,
             **({"seed": params.seed} if params.seed is not None else {}),
+            **({"stop_sequences": list(params.stop)} if params.stop else {}),
         }
 
     # -- shared bookkeeping -------------------------------------------------------------

@@ -32,6 +32,8 @@ START_TIMEOUT_S = 180.0
 CHAT_FORMAT = "alpaca"
 """Gemma 3 270M is a base model: with the `gemma` chat template it echoes the prompt and
 drifts into other languages; the instruction/response frame of `alpaca` keeps it on topic."""
+STOP = ("###",)
+"""The alpaca frame's section marker: the model starts a new "### Instruction" when done."""
 REPEAT_PENALTY = 1.3
 """Sampling default for the embedded model: below ~1.2 it loops on its own sentences."""
 

@@ -21,7 +21,7 @@ from typing import Iterator
 
 from lib import endpoints, metrics
 from lib.calls import Call, check_request, warm_up
-from lib.embedded import REPEAT_PENALTY
+from lib.embedded import REPEAT_PENALTY, STOP
 from lib.config import ENDPOINT_KINDS, load_settings
 from lib.endpoints import Endpoint
 from lib.errors import StreamRaceError
@@ -205,6 +205,7 @@ def default_params(endpoint: Endpoint, **overrides) -> Params:
     """Sampling defaults: the embedded base model also gets a repeat penalty."""
     if endpoint.kind == "local":
         overrides.setdefault("repeat_penalty", REPEAT_PENALTY)
+        overrides.setdefault("stop", STOP)
     return Params(**overrides)
 
 

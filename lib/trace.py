@@ -28,9 +28,11 @@ class Params:
     """Longest wait for any byte (connect, first byte, or between two chunks)."""
     repeat_penalty: float | None = None
     """llama.cpp's extension, sent only when set: it keeps small base models from looping."""
+    stop: tuple[str, ...] = ()
+    """Stop sequences, sent only when set."""
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in asdict(self).items() if v not in (None, ())}
 
 
 @dataclass(frozen=True)

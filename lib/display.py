@@ -1,0 +1,49 @@
+"""Turning measured values and model output into what a page shows. No Streamlit here."""
+
+from __future__ import annotations
+
+import re
+
+from lib import metrics
+from lib.trace import Trace
+
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=$&:])")
+
+
+def plain_markdown(text: str) -> str:
+    """Model output as Markdown that renders as the literal text, line breaks kept.
+
+    Every Markdown and HTML special character is backslash-escaped, so no tag, link or
+    image in an answer is ever interpreted (nothing is fetched, nothing runs). The mapping
+    is per character, so escaping chunks one by one equals escaping their concatenation:
+    streamed frames can be escaped as they come.
+    """
+    escaped = _MARKDOWN_SPECIALS.sub(r"\\\1", text.replace("\r", ""))
+    return escaped.replace("\n", "  \n")
+
+
+def seconds(value: float | None, digits: int = 2) -> str:
+    """'1.23 s', '45 ms' below a second, '–' when not measured."""
+    if value is None:
+        return "–"
+    if abs(value) < 1:
+        return f"{value * 1000:.0f} ms"
+    return f"{value:.{digits}f} s"
+
+
+def rate(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} tok/s"
+
+
+def status_line(trace: Trace) -> str:
+    """The line above a race panel once its call has ended (Markdown)."""
+    blank = seconds(metrics.perceived_s(trace))
+    ended = None if trace.t_end is None or trace.t_start is None else trace.t_end - trace.t_start
+    if trace.status == "cancelled":
+        return f"⏹️ Cancelled after {seconds(ended)}"
+    if trace.status == "error":
+        return f"🚨 Failed after {seconds(ended)}"
+    if trace.mode == "blocking":
+        return f"✅ Whole answer after **{blank}** of blank screen"
+    last = trace.chunks[-1].t - trace.t_start if trace.chunks and trace.t_start else None
+    return f"✅ First words after **{blank}** · last words after {seconds(last)}"

@@ -1,0 +1,90 @@
+"""What every page shares: the endpoint picker, the current settings, the run log.
+
+Not a page itself (st.navigation lists the pages); the UI-free work is in lib/.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import streamlit as st
+
+from lib import embedded
+from lib.config import ENDPOINT_KINDS, OPENAI_BASE_URL, Settings, key_for, load_settings
+from lib.errors import StreamRaceError
+from lib.store import Store
+
+KIND_LABELS = {
+    "local": "🖥️ Embedded model (llama.cpp)",
+    "openai": "☁️ OpenAI",
+    "compatible": "🔌 OpenAI-compatible URL",
+}
+
+
+@st.cache_resource(show_spinner=False)
+def run_log(url: str | None) -> Store:
+    """One Store (one engine and pool) per database URL for the whole server."""
+    return Store(url)
+
+
+@st.cache_resource(show_spinner=False)
+def _prestart_embedded(model_path: str | None) -> threading.Thread:
+    """Start the embedded servers in the background as soon as the app is opened."""
+    def start() -> None:
+        try:
+            embedded.ensure_lanes(model_path)
+        except StreamRaceError:
+            pass  # the Run button reports it, with the message
+    thread = threading.Thread(target=start, daemon=True, name="embedded-prestart")
+    thread.start()
+    return thread
+
+
+def current_settings() -> Settings:
+    """The settings chosen in the sidebar, or the configured ones (pages run alone in tests)."""
+    return st.session_state.get("settings") or load_settings()
+
+
+def endpoint_sidebar() -> Settings:
+    """The endpoint picker; starts from the configuration and keeps keys masked."""
+    base = load_settings()
+    with st.sidebar:
+        st.header("Endpoint")
+        kind = st.selectbox(
+            "Endpoint", ENDPOINT_KINDS, index=ENDPOINT_KINDS.index(base.endpoint_kind),
+            format_func=KIND_LABELS.get, key="endpoint_kind",
+        )
+        settings = base.with_overrides(endpoint_kind=kind)
+        if kind == "local":
+            _prestart_embedded(base.model_path)
+            st.caption("Gemma 3 270M on 127.0.0.1, one llama.cpp server per lane. "
+                       "Set STREAMRACE_MODEL_PATH for another GGUF file.")
+        else:
+            default_url = OPENAI_BASE_URL if kind == "openai" else base.base_url
+            url = st.text_input("Base URL", value=default_url, key=f"base_url_{kind}",
+                                disabled=kind == "openai",
+                                placeholder="http://127.0.0.1:11434/v1")
+            model = st.text_input("Model", value=base.model if base.endpoint_kind == kind else
+                                  ("gpt-4o-mini" if kind == "openai" else ""),
+                                  key=f"model_{kind}", placeholder="e.g. llama3.2 or org/model")
+            configured_key, origin = key_for(kind)
+            typed = st.text_input(
+                "API key", type="password", key=f"api_key_{kind}",
+                placeholder="(optional)" if kind == "compatible" else "sk-…",
+                help="Never stored, logged or exported.",
+            )
+            if typed:
+                api_key, origin = typed, "typed"
+            else:
+                api_key = configured_key
+            if api_key:
+                st.caption(f"🔑 Key set ({origin}).")
+            elif kind == "openai":
+                st.caption("No key: set OPENAI_API_KEY or type one above.")
+            # Built whole, not overridden: a key configured for one kind never follows
+            # the user to another endpoint.
+            settings = replace(settings, base_url=url, model=model, api_key=api_key,
+                               key_origin=origin)
+    st.session_state["settings"] = settings
+    return settings
