@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from pages.shared import endpoint_sidebar
+from app_pages.shared import endpoint_sidebar
 
 st.set_page_config(page_title="StreamRace", page_icon="🏁", layout="wide")
 
 page = st.navigation([
-    st.Page("pages/race.py", title="Race", icon="🏁", url_path="race", default=True),
+    st.Page("app_pages/race.py", title="Race", icon="🏁", url_path="race", default=True),
 ])
 endpoint_sidebar()
 page.run()

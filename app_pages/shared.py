@@ -1,6 +1,9 @@
 """What every page shares: the endpoint picker, the current settings, the run log.
 
 Not a page itself (st.navigation lists the pages); the UI-free work is in lib/.
+The folder is `app_pages/`, not `pages/`: with a `pages/` folder Streamlit runs its old
+auto-navigation for a fresh server's first direct link (e.g. /race), bypassing st.navigation
+and streamlit_app.py until someone opens "/".
 """
 
 from __future__ import annotations

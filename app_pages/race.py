@@ -1,5 +1,7 @@
 """The race: one prompt, blocking on the left, streamed on the right, at the same instant."""
 
+import threading
+
 import streamlit as st
 
 from lib import charts, endpoints, metrics
@@ -7,7 +9,7 @@ from lib.display import plain_markdown, rate, seconds, status_line
 from lib.errors import StreamRaceError
 from lib.race import PRESETS, Race, default_params, summary_line
 from lib.store import to_csv
-from pages.shared import current_settings, run_log
+from app_pages.shared import current_settings, run_log
 
 RECENT_COLUMNS = ["created_at", "mode", "status", "model", "perceived_s", "ttft_s", "e2e_s",
                   "output_tokens", "token_source", "output_tps", "error", "prompt"]
@@ -20,8 +22,23 @@ def apply_preset() -> None:
         st.session_state["max_tokens"] = preset.max_tokens
 
 
-def run_race(race: Race, left, right) -> None:
-    """Run a started race into the two panels; Stop or a re-click cancels it (finally)."""
+def settle_previous(results: dict) -> None:
+    """Streamlit starts the next run while the interrupted one unwinds on its own thread:
+    cancel the race that was running and wait until its runs are logged."""
+    running = results.get("running")
+    if running is not None:
+        running.cancel()
+        results["settled"].wait(15)
+
+
+def run_race(race: Race, store, results: dict, left, right) -> None:
+    """Run a started race into the two panels; Stop or a re-click cancels it (finally).
+
+    The finished (or cancelled) traces go to the run log and into `results`, a plain dict
+    kept in the session.
+    """
+    settled = threading.Event()
+    results.update(running=race, settled=settled)
     blocking_status, blocking_body = left.empty(), left.empty()
     stream_status, stream_body = right.empty(), right.container()
     completed = False
@@ -53,11 +70,15 @@ def run_race(race: Race, left, right) -> None:
         blocking_status.markdown(status_line(race.blocking.trace))
         completed = True
     finally:
+        # During a Stop or re-click the script is being interrupted: any Streamlit call here,
+        # even a session_state assignment, would raise again before the runs are logged.
         if not completed:
             race.cancel()
         race.join(10)
-        run_log(current_settings().database_url).log(race.traces)
-        st.session_state["last_race"] = race.traces
+        store.log(race.traces)
+        results["last_race"] = race.traces
+        results.pop("running", None)
+        settled.set()
 
 
 def show_outcome(blocking, streaming, left, right, live: bool) -> None:
@@ -68,8 +89,6 @@ def show_outcome(blocking, streaming, left, right, live: bool) -> None:
             column.markdown(plain_markdown(trace.text))
         if trace.status == "error":
             column.error(trace.error, icon="🚨")
-        elif trace.status == "cancelled":
-            column.warning("Cancelled: what arrived before the stop is kept and logged.", icon="⏹️")
     b, s = metrics.compute(blocking), metrics.compute(streaming)
     factor = metrics.speedup(blocking, streaming)
     st.subheader("What the user experienced")
@@ -128,6 +147,8 @@ left, right = st.columns(2, gap="large")
 left.subheader("⏳ Blocking call")
 right.subheader("⚡ Streaming call")
 
+results = st.session_state.setdefault("race_results", {})
+settle_previous(results)
 if run:
     try:
         with st.spinner("Starting the embedded model (once per app process)…",
@@ -141,12 +162,13 @@ if run:
     except StreamRaceError as error:
         st.warning(error.message, icon="✋")
     else:
-        run_race(race, left, right)
+        run_race(race, run_log(current_settings().database_url), results, left, right)
         show_outcome(*race.traces, left, right, live=True)
-elif "last_race" in st.session_state:
+elif "last_race" in results:
     if stop:
-        st.info("Stopped: the requests still running were cancelled and logged as cancelled.",
+        st.info("Stopped: the requests still running were cancelled; what they had received "
+                "is kept and logged as cancelled.",
                 icon="⏹️")
-    show_outcome(*st.session_state["last_race"], left, right, live=False)
+    show_outcome(*results["last_race"], left, right, live=False)
 
 recent_runs()

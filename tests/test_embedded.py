@@ -1,0 +1,54 @@
+"""Integration with the real embedded model: Gemma 3 270M served by llama.cpp on 127.0.0.1."""
+
+from urllib.parse import urlparse
+
+import pytest
+
+from lib import embedded, metrics
+from lib.config import Settings
+from lib.endpoints import resolve
+from lib.race import PRESETS, default_params, run_headless
+
+pytestmark = pytest.mark.embedded
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    return resolve(Settings(endpoint_kind="local"))
+
+
+def test_lanes_are_two_servers_on_loopback(endpoint):
+    urls = [urlparse(endpoint.url_for(mode)) for mode in ("blocking", "streaming")]
+    assert all(url.hostname == "127.0.0.1" for url in urls)
+    assert urls[0].port != urls[1].port, "one server per lane, or the race measures a queue"
+
+
+def test_race_on_the_embedded_model(endpoint, tmp_path):
+    from lib.store import Store
+
+    store = Store(f"sqlite:///{tmp_path}/runs.db")
+    short = PRESETS[0]
+    params = default_params(endpoint, max_tokens=short.max_tokens)
+    blocking, streaming = run_headless(endpoint, short.prompt, params, store, timeout_s=120)
+
+    assert (blocking.status, streaming.status) == ("ok", "ok"), (blocking.error, streaming.error)
+    # Same model, same parameters, same seed: the same answer, twice.
+    assert blocking.text == streaming.text and len(streaming.text) > 10
+    assert metrics.perceived_s(streaming) < metrics.perceived_s(blocking)
+    assert metrics.ttft_s(streaming) < 3.0  # typically ~0.2-0.6 s on 2 cores
+    b, s = metrics.compute(blocking), metrics.compute(streaming)
+    assert b.token_source == "server"  # llama.cpp reports usage on blocking answers...
+    assert s.token_source == "estimated"  # ...but never on streams
+    assert abs(s.output_tokens - b.output_tokens) <= 2
+    rows = store.recent()
+    assert sorted(rows["mode"]) == ["blocking", "streaming"]
+    assert rows["race_id"].nunique() == 1
+
+
+def test_a_dead_server_is_restarted_and_said_so(endpoint):
+    server = embedded._servers["streaming"]
+    server.process.kill()
+    server.process.wait()
+    again = resolve(Settings(endpoint_kind="local"))
+    assert again.note and "restarted" in again.note
+    assert embedded._servers["streaming"].alive()
