@@ -43,9 +43,23 @@ def run_race(race: Race, store, results: dict, left, right) -> None:
     stream_status, stream_body = right.empty(), right.container()
     completed = False
 
+    blocking_drawn = False
+
+    def draw_blocking() -> None:
+        """The blocking answer, as soon as it has arrived: not after the stream has ended."""
+        nonlocal blocking_drawn
+        if race.blocking.trace.text:
+            blocking_body.markdown(plain_markdown(race.blocking.trace.text))
+            race.mark_blocking_shown()
+        blocking_status.markdown(status_line(race.blocking.trace))
+        blocking_drawn = True
+
     def tick() -> None:
         elapsed = race.elapsed()
-        if not race.blocking.trace.done:
+        if race.blocking.trace.done:
+            if not blocking_drawn:
+                draw_blocking()
+        else:
             blocking_status.markdown(f"⬜ **Blank screen** · {elapsed:.1f} s")
         first = metrics.perceived_s(race.streaming.trace)
         if not race.streaming.trace.done:
@@ -64,10 +78,8 @@ def run_race(race: Race, store, results: dict, left, right) -> None:
         stream_status.markdown(status_line(race.streaming.trace))
         while not race.blocking.wait(0.05):
             tick()
-        if race.blocking.trace.text:
-            blocking_body.markdown(plain_markdown(race.blocking.trace.text))
-            race.mark_blocking_shown()
-        blocking_status.markdown(status_line(race.blocking.trace))
+        if not blocking_drawn:
+            draw_blocking()
         completed = True
     finally:
         # During a Stop or re-click the script is being interrupted: any Streamlit call here,

@@ -39,6 +39,8 @@ class Script:
     """Wait this long before sending any header."""
     drop_after: int | None = None
     """Close the connection abruptly after this many content chunks."""
+    blocking_at_s: float | None = None
+    """When the blocking answer leaves; default: with the stream's last chunk."""
 
     @classmethod
     def regular(cls, ttft_s: float, gap_s: float, n: int, **kwargs) -> "Script":
@@ -115,7 +117,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._blocking(script, record)
 
     def _blocking(self, script: Script, record: Received) -> None:
-        _sleep_until(record.t_received + (script.offsets[-1] if script.offsets else 0.0))
+        at = script.blocking_at_s
+        if at is None:
+            at = script.offsets[-1] if script.offsets else 0.0
+        _sleep_until(record.t_received + at)
         message = {"role": "assistant", "content": script.text}
         payload = {
             "id": "chatcmpl-playback", "object": "chat.completion", "created": int(time.time()),
