@@ -32,8 +32,9 @@ START_TIMEOUT_S = 180.0
 CHAT_FORMAT = "alpaca"
 """Gemma 3 270M is a base model: with the `gemma` chat template it echoes the prompt and
 drifts into other languages; the instruction/response frame of `alpaca` keeps it on topic."""
-STOP = ("###",)
-"""The alpaca frame's section marker: the model starts a new "### Instruction" when done."""
+STOP = ("###", "<start_of_image>")
+"""The alpaca frame's section marker (the model starts a new "### Instruction" when done), and
+a Gemma special token it sometimes writes out as text when it has nothing left to say."""
 REPEAT_PENALTY = 1.3
 """Sampling default for the embedded model: below ~1.2 it loops on its own sentences."""
 

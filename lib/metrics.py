@@ -119,7 +119,8 @@ def tpot_s(trace: Trace) -> float | None:
     e2e, ttft = e2e_s(trace), ttft_s(trace)
     if trace.mode != "streaming" or tokens is None or tokens < 2 or e2e is None or ttft is None:
         return None
-    return (e2e - ttft) / (tokens - 1)
+    span = e2e - ttft
+    return span / (tokens - 1) if span > 0 else None
 
 
 def output_tps(trace: Trace) -> float | None:
@@ -163,6 +164,8 @@ class Metrics:
 def compute(trace: Trace) -> Metrics:
     """All metrics of a trace."""
     tokens, source = output_tokens(trace)
+    if source is None:  # no text arrived: the row still carries the prompt's token count
+        source = "server" if trace.input_tokens is not None else "estimated"
     return Metrics(
         client_s=client_s(trace),
         ttft_s=ttft_s(trace),

@@ -40,7 +40,7 @@ class Preset:
 
 
 PRESETS = (
-    Preset("One-line answer", "What is the capital of France? Answer in one sentence.", 48),
+    Preset("One-line answer", "In one sentence, what is the capital of France?", 48),
     Preset(
         "Long report (~300 tokens)",
         "Write a report of about 300 words on why streaming responses improve the user "
@@ -59,8 +59,14 @@ class Race:
         self.race_id = uuid.uuid4().hex
         self.blocking = Call(endpoint, prompt, params, "blocking", source=source, race_id=self.race_id)
         self.streaming = Call(endpoint, prompt, params, "streaming", source=source, race_id=self.race_id)
-        self._barrier = threading.Barrier(2)
+        # The barrier's action runs once, before either worker is released: both calls share
+        # one t_start, and whichever thread gets the GIL second pays for it in client_s.
+        self._released_at = 0.0
+        self._barrier = threading.Barrier(2, action=self._mark_release)
         self._threads: list[threading.Thread] = []
+
+    def _mark_release(self) -> None:
+        self._released_at = time.perf_counter()
 
     @property
     def calls(self) -> tuple[Call, Call]:
@@ -73,7 +79,7 @@ class Race:
     def start(self) -> "Race":
         def release() -> float:
             self._barrier.wait()
-            return time.perf_counter()
+            return self._released_at
 
         for call in self.calls:
             thread = threading.Thread(
@@ -187,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         api_key=api_key, database_url=args.database_url,
     )
     try:
+        # Checked before anything starts: no model server, no database for a bad prompt.
+        check_request(args.prompt, Params(max_tokens=args.max_tokens, temperature=args.temperature,
+                                          seed=args.seed, timeout_s=args.timeout))
         endpoint = endpoints.resolve(settings)
         params = default_params(endpoint, max_tokens=args.max_tokens,
                                 temperature=args.temperature, seed=args.seed, timeout_s=args.timeout)

@@ -1,0 +1,119 @@
+"""Shared fixtures: a real playback server on 127.0.0.1, endpoints that point at it, a run log.
+
+Nothing here patches the SDK or mocks HTTP: every call in the tests goes through Mirascope,
+the openai SDK and httpx to a real local server that plays a known timeline.
+
+    def test_something(playback, make_endpoint, unique_prompt):
+        call = Call(make_endpoint("scripted"), unique_prompt, Params(), "streaming")
+        trace = call.run()
+        [request] = received_for(playback, unique_prompt)   # what the server saw
+
+Other test files (AppTest of pages, browser tests) reuse `playback` and `playback.base_url`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from lib.calls import warm_up
+from lib.endpoints import Endpoint
+from lib.playback import PlaybackServer, Received, Script
+from lib.store import Store
+
+SCRIPTS: dict[str, Script] = {
+    # The reference timeline: first text at 300 ms, then one word every 20 ms (e2e 680 ms).
+    "scripted": Script.regular(ttft_s=0.3, gap_s=0.02, n=20),
+    # Short and quick, for anything that is not about timing.
+    "fast": Script.regular(ttft_s=0.02, gap_s=0.005, n=5),
+    # Model names may contain slashes; they must reach the server whole.
+    "org/sub/model": Script.regular(ttft_s=0.01, gap_s=0.002, n=3),
+    "no-usage": Script.regular(ttft_s=0.02, gap_s=0.005, n=6, usage=False),
+    # One word a second: something to cancel mid-stream.
+    "slow": Script.regular(ttft_s=0.05, gap_s=1.0, n=5),
+    # 400 chunks 1 ms apart: faster than any renderer should be fed.
+    "burst": Script.regular(ttft_s=0.02, gap_s=0.001, n=400),
+    "e401": Script(status=401),
+    "e429": Script(status=429, retry_after_s=7),
+    "e500": Script(status=500),
+    # Silent for 3 s before any header.
+    "hang": Script.regular(ttft_s=0.0, gap_s=0.0, n=1, hang_s=3.0),
+    # Connection closed after 5 of 10 chunks.
+    "drop": Script.regular(ttft_s=0.02, gap_s=0.01, n=10, drop_after=5),
+}
+
+SERVER_KEY = "pbk-test-right-key-7f3a9c21"
+"""The key the `keyed_playback` server requires (deliberately not `sk-...`-shaped, so that
+only explicit scrubbing, not the generic `sk-` mask, can keep it out of messages)."""
+
+
+@pytest.fixture(scope="session")
+def warmed() -> None:
+    """Pay the first-call cost of Mirascope and the SDK once, before anything is timed."""
+    warm_up()
+
+
+@pytest.fixture(scope="session")
+def playback(warmed) -> PlaybackServer:
+    """A playback server with every script of SCRIPTS, no key required, for the whole session."""
+    server = PlaybackServer(SCRIPTS).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def keyed_playback(warmed) -> PlaybackServer:
+    """A playback server that answers 401 unless the request carries `Bearer SERVER_KEY`."""
+    server = PlaybackServer(SCRIPTS, api_key=SERVER_KEY).start()
+    yield server
+    server.stop()
+
+
+def endpoint_for(base_url: str, model: str, api_key: str | None = None) -> Endpoint:
+    """A `compatible` endpoint sending both lanes to `base_url`."""
+    return Endpoint("compatible", model, {"blocking": base_url, "streaming": base_url}, api_key)
+
+
+@pytest.fixture
+def make_endpoint(playback) -> Callable[..., Endpoint]:
+    """`make_endpoint(model, api_key=None, base_url=None)`: an endpoint on the playback server."""
+
+    def make(model: str, api_key: str | None = None, base_url: str | None = None) -> Endpoint:
+        return endpoint_for(base_url or playback.base_url, model, api_key)
+
+    return make
+
+
+@pytest.fixture
+def unique_prompt() -> str:
+    """A prompt no other test sends, to pick this test's requests out of `server.received`."""
+    return f"Why stream? [{uuid.uuid4().hex}]"
+
+
+def received_for(server: PlaybackServer, prompt: str) -> list[Received]:
+    """The requests the server received whose user message is `prompt`, in arrival order."""
+    return [
+        record for record in list(server.received)
+        if any(m.get("content") == prompt for m in record.body.get("messages", []))
+    ]
+
+
+@pytest.fixture
+def received(playback) -> Callable[[str], list[Received]]:
+    """`received(prompt)`: what the shared playback server received for that prompt."""
+    return lambda prompt: received_for(playback, prompt)
+
+
+@pytest.fixture
+def store_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'runs.db'}"
+
+
+@pytest.fixture
+def store(store_url) -> Store:
+    """A fresh run log in a temporary SQLite file."""
+    log = Store(store_url)
+    yield log
+    log.engine.dispose()
