@@ -14,6 +14,7 @@ Other test files (AppTest of pages, browser tests) reuse `playback` and `playbac
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from collections.abc import Callable
 
 import pytest
@@ -117,3 +118,18 @@ def store(store_url) -> Store:
     log = Store(store_url)
     yield log
     log.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, headless, driven by Playwright (never `playwright install`)."""
+    from browser_harness import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (make chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

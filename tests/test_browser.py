@@ -14,138 +14,22 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+from browser_harness import (
+    ARTIFACTS, DOCS_SCREENSHOT, LOCAL_HOSTS, LOCAL_SCHEMES, NAV_TITLES, PAGE_TIMEOUT_MS, PAGES,
+    RACE_TIMEOUT_MS, VIEWPORT, save_screenshot, start_app, stop_app,
+)
 from lib.playback import PlaybackServer, Script
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "artifacts"
-DOCS_SCREENSHOT = ROOT / "docs" / "screenshot.png"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-VIEWPORT = {"width": 1400, "height": 1800}
-
-PAGES = [
-    # (direct URL, text the page shows once its script has run to the end)
-    ("/", "Recent runs"),  # the race page is the app's home (a default page lives at "/")
-]
-"""Every page of the app: a new page is one more line here."""
-NAV_TITLES = {"Race"}
-"""The titles st.navigation gives the pages; the sidebar must list no other."""
-
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
-LOCAL_SCHEMES = {"data", "blob", "about"}
-
-START_TIMEOUT_S = 60
-PAGE_TIMEOUT_MS = 90_000
-RACE_TIMEOUT_MS = 240_000
-"""Starting the embedded model and the first race on a busy 2-core machine."""
-
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    pytest.skip(f"{CHROMIUM} is not installed (make chromium)", allow_module_level=True)
-
-
-# -- the app as a subprocess ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class App:
-    process: subprocess.Popen
-    port: int
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-
-def start_app(folder: Path, **env_vars: str) -> App:
-    """`streamlit run streamlit_app.py` on a free port with its own run log; waits for health."""
-    folder.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("STREAMRACE_") and k != "OPENAI_API_KEY"}
-    env.update(
-        DATABASE_URL=f"sqlite:///{folder / 'runs.db'}",
-        XDG_DATA_HOME=str(folder / "data"),  # the embedded servers' logs stay in tmp
-        PYTHONUNBUFFERED="1",
-        **env_vars,
-    )
-    port = free_port()
-    log_path = folder / "streamlit.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-             "--server.port", str(port), "--server.headless", "true"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: the llama.cpp servers it starts too
-        )
-    app = App(process, port, log_path)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {process.returncode}:\n{app.log()}")
-        try:
-            with urllib.request.urlopen(f"{app.url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return app
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)  # polling a server that is starting: nothing in a page to wait on
-    stop_app(app)
-    raise RuntimeError(f"streamlit did not answer within {START_TIMEOUT_S} s:\n{app.log()}")
-
-
-def stop_app(app: App) -> None:
-    """Stop the app (its atexit stops the embedded servers), then anything left in its group."""
-    if app.process.poll() is None:
-        app.process.terminate()
-        try:
-            app.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            app.process.kill()
-            app.process.wait()
-    try:
-        os.killpg(app.process.pid, signal.SIGKILL)  # the group we created, and only it
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 # -- fixtures ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -251,17 +135,6 @@ RACE_OBSERVER = """() => {
   new MutationObserver(check).observe(document.body,
     {subtree: true, childList: true, characterData: true, attributes: true});
 }"""
-
-
-def save_screenshot(page, path: Path) -> None:
-    """A full-page screenshot; the viewport grows if the app's own scroll area is taller."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    height = page.evaluate("""() => Math.max(...[...document.querySelectorAll(
-        '[data-testid="stMain"], [data-testid="stAppViewContainer"], body')]
-        .map(e => e.scrollHeight))""")
-    if height > VIEWPORT["height"]:
-        page.set_viewport_size({"width": VIEWPORT["width"], "height": int(height)})
-    page.screenshot(path=str(path), full_page=True)
 
 
 # -- tests -------------------------------------------------------------------------------------
