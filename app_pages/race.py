@@ -5,7 +5,7 @@ import threading
 import streamlit as st
 
 from lib import charts, endpoints, metrics
-from lib.display import plain_markdown, rate, seconds, status_line
+from lib.display import MarkdownBlocks, plain_markdown, rate, seconds, status_line
 from lib.errors import StreamRaceError
 from lib.race import PRESETS, Race, default_params, summary_line
 from lib.store import to_csv
@@ -20,6 +20,10 @@ def apply_preset() -> None:
     if preset:
         st.session_state["prompt"] = preset.prompt
         st.session_state["max_tokens"] = preset.max_tokens
+
+
+def new_block() -> None:
+    """Handed to st.write_stream: it closes its Markdown element; the next text opens another."""
 
 
 def settle_previous(results: dict) -> None:
@@ -42,43 +46,49 @@ def run_race(race: Race, store, results: dict, left, right) -> None:
     blocking_status, blocking_body = left.empty(), left.empty()
     stream_status, stream_body = right.empty(), right.container()
     completed = False
+    sent: dict[int, str] = {}
 
-    blocking_drawn = False
+    def show(slot, text: str) -> None:
+        """Send a line only when it changed: every element sent costs the browser a render."""
+        if sent.get(id(slot)) != text:
+            sent[id(slot)] = text
+            slot.markdown(text)
 
     def draw_blocking() -> None:
         """The blocking answer, as soon as it has arrived: not after the stream has ended."""
-        nonlocal blocking_drawn
         if race.blocking.trace.text:
             blocking_body.markdown(plain_markdown(race.blocking.trace.text))
             race.mark_blocking_shown()
-        blocking_status.markdown(status_line(race.blocking.trace))
-        blocking_drawn = True
+        show(blocking_status, status_line(race.blocking.trace))
 
     def tick() -> None:
         elapsed = race.elapsed()
-        if race.blocking.trace.done:
-            if not blocking_drawn:
-                draw_blocking()
-        else:
-            blocking_status.markdown(f"⬜ **Blank screen** · {elapsed:.1f} s")
+        if not race.blocking.trace.done:
+            show(blocking_status, f"⬜ **Blank screen** · {elapsed:.1f} s")
+        elif blocking_status_pending():
+            draw_blocking()
         first = metrics.perceived_s(race.streaming.trace)
         if not race.streaming.trace.done:
-            stream_status.markdown(f"⚡ First words after **{seconds(first)}** · streaming…" if first
-                                   else f"⏳ Waiting for the first words · {elapsed:.2f} s")
+            show(stream_status, f"⚡ First words after **{seconds(first)}** · streaming…" if first
+                 else f"⏳ Waiting for the first words · {elapsed:.1f} s")
+
+    def blocking_status_pending() -> bool:
+        return sent.get(id(blocking_status)) != status_line(race.blocking.trace)
 
     def feed():
+        blocks = MarkdownBlocks()
         for frame in race.frames():
             tick()
-            if frame:
-                yield plain_markdown(frame)
+            for piece in blocks.split(plain_markdown(frame)) if frame else ():
+                yield piece if piece is not None else new_block
 
     try:
         with stream_body:
             st.write_stream(feed())
-        stream_status.markdown(status_line(race.streaming.trace))
+        show(stream_status, status_line(race.streaming.trace))
         while not race.blocking.wait(0.05):
             tick()
-        if not blocking_drawn:
+        if blocking_status_pending():
             draw_blocking()
         completed = True
     finally:
