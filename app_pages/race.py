@@ -7,8 +7,10 @@ import streamlit as st
 from lib import charts, endpoints, metrics
 from lib.display import MarkdownBlocks, plain_markdown, rate, seconds, status_line
 from lib.errors import StreamRaceError
+from lib.calls import check_request
 from lib.race import PRESETS, Race, default_params, summary_line
 from lib.store import to_csv
+from lib.trace import Params
 from app_pages.shared import current_settings, run_log
 
 RECENT_COLUMNS = ["created_at", "mode", "status", "model", "perceived_s", "ttft_s", "e2e_s",
@@ -172,19 +174,23 @@ right.subheader("⚡ Streaming call")
 results = st.session_state.setdefault("race_results", {})
 settle_previous(results)
 if run:
+    settings = current_settings()
+    params = Params(temperature=temperature, max_tokens=int(max_tokens), seed=int(seed),
+                    timeout_s=float(timeout_s))
     try:
-        with st.spinner("Starting the embedded model (once per app process)…",
+        check_request(prompt, params)  # before anything starts: nothing is sent for bad input
+        store = run_log(settings.database_url)
+        with st.spinner("Starting the embedded model (once per app process)…"
+                        if settings.endpoint_kind == "local" else "Checking the endpoint…",
                         show_time=True):
-            endpoint = endpoints.resolve(current_settings())
+            endpoint = endpoints.resolve(settings)
         if endpoint.note:
             st.info(endpoint.note, icon="🔄")
-        params = default_params(endpoint, temperature=temperature, max_tokens=int(max_tokens),
-                                seed=int(seed), timeout_s=float(timeout_s))
-        race = Race(endpoint, prompt, params).start()
+        race = Race(endpoint, prompt, default_params(endpoint, **params.as_dict())).start()
     except StreamRaceError as error:
         st.warning(error.message, icon="✋")
     else:
-        run_race(race, run_log(current_settings().database_url), results, left, right)
+        run_race(race, store, results, left, right)
         show_outcome(*race.traces, left, right, live=True)
 elif "last_race" in results:
     if stop:

@@ -218,3 +218,57 @@ def test_blocking_answer_is_shown_when_it_arrives(make_app, database_url):
     assert blocking["perceived_s"] - arrived < 0.25, (
         f"the blocking answer arrived after {arrived:.3f} s but was shown after "
         f"{blocking['perceived_s']:.3f} s (the stream ended after {streaming['e2e_s']:.3f} s)")
+
+
+# -- bad input: a clear message, nothing sent where nothing should be, nothing lost ----------
+
+
+def sent_since(server, before: int) -> int:
+    return len(server.received) - before
+
+
+def test_a_200000_character_prompt_is_refused_before_sending(make_app, server, database_url):
+    at = make_app()
+    before = len(server.received)
+    at.text_area(key="prompt").set_value("x" * 200_000)
+    run_race(at)
+    assert any("100,000" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert sent_since(server, before) == 0
+    assert logged(database_url).empty
+
+
+def test_control_characters_right_to_left_and_emoji_arrive_and_are_logged_intact(
+        make_app, server, database_url):
+    prompt = "Résumé\tטקסט מימין לשמאל \u202e🙂🏁\x07 مرحبا\u0000end"
+    at = make_app()
+    before = len(server.received)
+    at.text_area(key="prompt").set_value(prompt)
+    run_race(at)
+    sent = [r.body["messages"][-1]["content"] for r in server.received[before:]]
+    assert sent == [prompt, prompt]
+    rows = logged(database_url)
+    assert list(rows["prompt"]) == [prompt, prompt]
+    assert set(rows["status"]) == {"ok"}
+
+
+def test_an_invalid_base_url_is_refused_with_a_clear_message(make_app, server, monkeypatch,
+                                                              database_url):
+    at = make_app()
+    at.sidebar.text_input(key="base_url_compatible").set_value("localhost:8000/v1").run()
+    before = len(server.received)
+    run_race(at)
+    assert any("is not an http(s) URL" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert sent_since(server, before) == 0
+    assert logged(database_url).empty
+
+
+def test_an_unusable_database_url_is_a_message_not_a_traceback(make_app, server, monkeypatch,
+                                                               tmp_path):
+    at = make_app()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/no/such/folder/runs.db")
+    before = len(server.received)
+    run_race(at)
+    messages = [m.value for m in at.warning] + [m.value for m in at.error]
+    assert any("Cannot open the run log" in m for m in messages), messages
+    # Nothing is sent when its results could not be logged.
+    assert sent_since(server, before) == 0
