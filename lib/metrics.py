@@ -33,7 +33,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def client_s(trace: Trace) -> float | None:
-    """Our own request building and queueing. Formula: t0 − t_start."""
+    """Our own request building, queueing and connecting. Formula: t0 − t_start."""
     if trace.t0 is None or trace.t_start is None:
         return None
     return trace.t0 - trace.t_start

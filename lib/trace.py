@@ -68,7 +68,8 @@ class Trace:
     t_start: float | None = None
     """The user (or runner) started the call."""
     t0: float | None = None
-    """The request was handed to the connection (httpx request hook)."""
+    """The request's bytes started to go out (httpcore's send_request_headers.started);
+    connecting comes before it, in client_s."""
     chunks: list[Chunk] = field(default_factory=list)
     """Non-empty text as it arrived; a blocking call has one chunk, the whole answer."""
     t_shown: float | None = None
