@@ -52,3 +52,56 @@ def test_a_dead_server_is_restarted_and_said_so(endpoint):
     again = resolve(Settings(endpoint_kind="local"))
     assert again.note and "restarted" in again.note
     assert embedded._servers["streaming"].alive()
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses listening on `port`, read from /proc (IPv4 and IPv6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.split(":")
+            if int(port_hex, 16) == port and state == "0A":  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def current_lanes():
+    """The lanes as they are now (another test may have had one restarted on a new port)."""
+    return resolve(Settings(endpoint_kind="local"))
+
+
+def test_the_servers_listen_on_loopback_only():
+    endpoint = current_lanes()
+    for mode in ("blocking", "streaming"):
+        port = urlparse(endpoint.url_for(mode)).port
+        assert listening_addresses(port) == {"0100007F"}, "127.0.0.1 only, never 0.0.0.0"
+
+
+def test_two_app_processes_do_not_fight_over_the_servers():
+    """A second process starts servers of its own, on other free ports, and both keep working."""
+    import json
+    import subprocess
+    import sys
+
+    import httpx
+
+    script = ("import json; from lib import embedded; "
+              "print(json.dumps(embedded.ensure_lanes().urls))")
+    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=300, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    assert other.returncode == 0, other.stderr[-2000:]
+    other_urls = json.loads(other.stdout.strip().splitlines()[-1])
+    endpoint = current_lanes()
+    ours = {endpoint.url_for(m) for m in ("blocking", "streaming")}
+    assert not ours & set(other_urls.values())
+    # The other process has exited (and stopped its servers); ours still answer.
+    for url in ours:
+        assert httpx.get(f"{url}/models", timeout=5).status_code == 200
+    for url in other_urls.values():
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/models", timeout=5)
