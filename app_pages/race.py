@@ -9,7 +9,7 @@ from lib.display import plain_markdown, rate, seconds, status_line
 from lib.errors import StreamRaceError
 from lib.race import PRESETS, Race, default_params, summary_line
 from lib.store import to_csv
-from app_pages.shared import current_settings, run_log
+from app_pages.shared import current_settings, run_log, settle_previous
 
 RECENT_COLUMNS = ["created_at", "mode", "status", "model", "perceived_s", "ttft_s", "e2e_s",
                   "output_tokens", "token_source", "output_tps", "error", "prompt"]
@@ -20,15 +20,6 @@ def apply_preset() -> None:
     if preset:
         st.session_state["prompt"] = preset.prompt
         st.session_state["max_tokens"] = preset.max_tokens
-
-
-def settle_previous(results: dict) -> None:
-    """Streamlit starts the next run while the interrupted one unwinds on its own thread:
-    cancel the race that was running and wait until its runs are logged."""
-    running = results.get("running")
-    if running is not None:
-        running.cancel()
-        results["settled"].wait(15)
 
 
 def run_race(race: Race, store, results: dict, left, right) -> None:
