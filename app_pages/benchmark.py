@@ -79,14 +79,19 @@ def show_summary(bench: Benchmark, summary: BenchSummary) -> None:
     for problem in (bench.failure, bench.log_error):
         if problem:
             st.error(problem, icon="🚨")
-    st.dataframe(summary.counts_frame(), hide_index=True, key="bench_counts", column_config={
-        c: MS for c in ("req/s", "goodput req/s", "goodput %", "error %", "output tok/s")})
-    st.dataframe(summary.percentiles_frame(), hide_index=True, key="bench_percentiles",
-                 column_config={c: MS for c in ("mean", "p50", "p90", "p95", "p99")})
-    st.plotly_chart(charts.bench_percentiles(summary.modes), key="bench_percentile_bars",
-                    config={"displaylogo": False})
-    st.plotly_chart(charts.bench_over_time(bench.traces), key="bench_over_time",
-                    config={"displaylogo": False})
+    st.dataframe(summary.counts_frame(), hide_index=True, key="bench_counts", placeholder="–",
+                 column_config={c: MS for c in ("req/s", "goodput req/s", "goodput %", "error %",
+                                                "output tok/s")})
+    if not any(m.ok for m in summary.modes.values()):
+        st.caption("No request completed: no percentiles to show.")
+    else:
+        st.dataframe(summary.percentiles_frame(), hide_index=True, key="bench_percentiles",
+                     height="content", column_config={c: MS for c in ("mean", "p50", "p90", "p95",
+                                                                      "p99")})
+        st.plotly_chart(charts.bench_percentiles(summary.modes), key="bench_percentile_bars",
+                        config={"displaylogo": False})
+        st.plotly_chart(charts.bench_over_time(bench.traces), key="bench_over_time",
+                        config={"displaylogo": False})
     cols = st.columns([1, 1, 4])
     cols[0].download_button("⬇️ Results CSV", to_csv(results_frame(bench.traces)),
                             f"benchmark-{bench.bench_id[:8]}.csv", "text/csv", key="bench_csv")
@@ -118,7 +123,7 @@ st.title("📈 Benchmark")
 st.caption("Many requests, under load: blocking against streaming, with percentiles, throughput "
            "and goodput. Every request is logged (source benchmark).")
 with st.form("bench_form"):
-    cols = st.columns(4)
+    cols = st.columns([2, 2, 3, 2])
     form = {
         "prompts": cols[0].selectbox("Prompts", [*PROMPT_SETS, UPLOAD], key="bench_prompts"),
         "requests": cols[1].number_input("Requests", 1, 100_000, 20, key="bench_requests",

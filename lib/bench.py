@@ -199,13 +199,6 @@ class BenchSettings:
             raise InvalidInput("The SLO limits must be above 0 ms.")
         return self
 
-    def load_line(self) -> str:
-        """The load in words: 'concurrency 16', '20 req/s (Poisson), at most 64 in flight'."""
-        if self.rate is None:
-            return f"concurrency {self.concurrency}"
-        line = f"{self.rate:g} req/s ({'Poisson' if self.poisson else 'constant'})"
-        return line + (f", at most {self.concurrency} in flight" if self.concurrency else "")
-
     def as_dict(self) -> dict:
         """For the run log and the summary JSON: the prompt set by name, not its text."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -569,16 +562,19 @@ class BenchSummary:
         } for m in self.modes.values()])
 
     def percentiles_frame(self) -> pd.DataFrame:
-        """One row per mode and metric: n, mean and percentiles in ms (tokens/s for output_tps)."""
+        """One row per mode and metric that has values: n, mean and percentiles in ms (tokens/s
+        for output_tps). A blocking call has no TPOT and no ICL: those rows are left out."""
         rows = []
         for name in metrics.SUMMARY_METRICS:
             for m in self.modes.values():
                 d = m.metrics[name]
+                if not d.n:
+                    continue
                 scale, unit = (1.0, "tok/s") if name == "output_tps" else (1000.0, "ms")
                 rows.append({"metric": name, "mode": m.mode, "unit": unit, "n": d.n, **{
-                    k: None if getattr(d, k) is None else getattr(d, k) * scale
-                    for k in ("mean", "p50", "p90", "p95", "p99")}})
-        return pd.DataFrame(rows)
+                    k: getattr(d, k) * scale for k in ("mean", "p50", "p90", "p95", "p99")}})
+        return pd.DataFrame(rows, columns=["metric", "mode", "unit", "n", "mean", "p50", "p90",
+                                           "p95", "p99"])
 
 
 def logged_summary(store: Store, bench_id: str, slo: Slo | None = None) -> BenchSummary:

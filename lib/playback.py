@@ -213,6 +213,9 @@ def _sleep_until(deadline: float) -> None:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a benchmark opening 64 connections at once would
+    # overflow it, and each dropped SYN costs the client a 1 s retransmission.
+    request_queue_size = 1024
     playback: "PlaybackServer"
 
     def handle_error(self, request, client_address):

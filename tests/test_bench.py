@@ -573,3 +573,26 @@ def test_cli_refuses_a_bad_prompt_file_and_touches_nothing(keyed_server, tmp_pat
     assert "Traceback" not in result.stderr
     assert len(keyed_server.received) == before
     assert not (tmp_path / "runs.db").exists() and not (tmp_path / "r.csv").exists()
+
+
+# -- the embedded model ---------------------------------------------------------------------
+
+
+@pytest.mark.embedded
+def test_a_small_benchmark_on_the_embedded_model(tmp_path):
+    """Each mode goes to its own llama.cpp lane; the summary says the server queues."""
+    from lib.config import Settings
+    from lib.endpoints import resolve
+    from lib.race import default_params
+
+    local = resolve(Settings(endpoint_kind="local"))
+    store = Store(f"sqlite:///{tmp_path / 'runs.db'}")
+    run = Benchmark(local, settings(requests=2, concurrency=1, max_tokens=8),
+                    default_params(local), store).start()
+    assert run.join(240)
+    assert [t.status for t in run.traces] == ["ok", "ok"], [t.error for t in run.traces]
+    assert {t.mode: t.request.base_url for t in run.traces} == dict(local.urls)
+    summary = run.summary()
+    assert "one request at a time" in summary.note
+    assert all(m.ok == 1 and m.metrics["ttft_s"].n == 1 for m in summary.modes.values())
+    assert store.count() == 2
