@@ -39,7 +39,7 @@ from lib import endpoints, metrics
 from lib.calls import MAX_TOKENS_LIMIT, Call, check_request, warm_up
 from lib.config import ENDPOINT_KINDS, load_settings
 from lib.endpoints import Endpoint
-from lib.errors import InvalidInput, StreamRaceError
+from lib.errors import CallFailed, InvalidInput, StreamRaceError, redact
 from lib.metrics import ModeSummary, Slo
 from lib.race import default_params
 from lib.store import RUN_COLUMNS, Store, to_csv, trace_to_row
@@ -340,7 +340,11 @@ class Benchmark:
         """Log the benchmark as running, then start sending (a broken run log raises here)."""
         warm_up()
         if self.store is not None:
-            self.store.save_benchmark(self.record())
+            try:
+                self.store.save_benchmark(self.record())
+            except Exception as exc:  # noqa: BLE001 - nothing sent yet: refuse with a message
+                raise CallFailed(f"The run log cannot be written, so nothing was sent "
+                                 f"({type(exc).__name__}: {redact(str(exc))}).") from exc
         self._t_bench = time.perf_counter()
         if self.settings.deadline_s is not None:
             self._deadline = self._t_bench + self.settings.deadline_s
@@ -371,16 +375,19 @@ class Benchmark:
         return [t for t in (self._supervisor, *self._workers) if t.is_alive()]
 
     def progress(self) -> Progress:
-        with self._cond:
-            live = {mode: {name: metrics.percentile(values, 50) for name, values in per.items()}
-                    for mode, per in self._live.items()}
-            return Progress(
-                phase="done" if self.done else self._phase,
-                done=self._counts["measured"], total=self.settings.requests,
-                warmup_done=self._counts["warmup"], warmup_total=self.settings.warmup,
-                in_flight=len(self._running), errors=self._counts["errors"],
-                elapsed_s=time.perf_counter() - self._t_bench, p50=live,
-            )
+        with self._cond:  # copied under the lock, sorted outside it: workers never wait on it
+            values = {mode: {name: list(v) for name, v in per.items()}
+                      for mode, per in self._live.items()}
+            counts, in_flight = dict(self._counts), len(self._running)
+        return Progress(
+            phase="done" if self.done else self._phase,
+            done=counts["measured"], total=self.settings.requests,
+            warmup_done=counts["warmup"], warmup_total=self.settings.warmup,
+            in_flight=in_flight, errors=counts["errors"],
+            elapsed_s=time.perf_counter() - self._t_bench,
+            p50={mode: {name: metrics.percentile(v, 50) for name, v in per.items()}
+                 for mode, per in values.items()},
+        )
 
     # -- the supervisor thread -----------------------------------------------------------
 
@@ -427,8 +434,9 @@ class Benchmark:
         origin = time.perf_counter()
         cap = self.settings.concurrency or float("inf")
         for index, (prompt, mode) in enumerate(items):
-            call = Call(self.endpoint, prompt.prompt, self._params[token_limit(self.settings, prompt)], mode,
-                        source="benchmark")  # built before it is due: set-up is not timed
+            # Built before it is due: setting a call up is not part of its time.
+            params = self._params[token_limit(self.settings, prompt)]
+            call = Call(self.endpoint, prompt.prompt, params, mode, source="benchmark")
             trace = call.trace
             trace.bench_id, trace.bench_phase, trace.t_bench = self.bench_id, phase, self._t_bench
             due = None if due_at is None else origin + due_at[index]
@@ -502,7 +510,8 @@ class Benchmark:
             self.store.log(list(self.traces))
             self.store.save_benchmark(self.record())
         except Exception as exc:  # noqa: BLE001 - reported to the user; the traces stay in memory
-            self.log_error = f"The run log could not be written ({type(exc).__name__}: {exc})."
+            self.log_error = (f"The run log could not be written ({type(exc).__name__}: "
+                              f"{redact(str(exc))}); export the results as CSV.")
 
     def summary(self, slo: Slo | None = None) -> "BenchSummary":
         return BenchSummary.of(self.record(), self.traces, slo or self.settings.slo, self.note)
@@ -738,6 +747,8 @@ def main(argv: list[str] | None = None) -> int:
         # Checked before a server or a database is touched.
         settings = settings_from_args(args)
         suite_params(settings, Params(temperature=args.temperature, timeout_s=args.timeout))
+        if config.endpoint_kind == "local":
+            print("starting the embedded model…", file=sys.stderr, flush=True)
         endpoint = endpoints.resolve(config)
         params = default_params(endpoint, temperature=args.temperature, timeout_s=args.timeout)
         store = Store(config.database_url)
