@@ -11,7 +11,7 @@ from lib.calls import check_request
 from lib.race import PRESETS, Race, default_params, summary_line
 from lib.store import to_csv
 from lib.trace import Params
-from app_pages.shared import current_settings, run_log
+from app_pages.shared import current_settings, run_log, settle_previous
 
 RECENT_COLUMNS = ["created_at", "mode", "status", "model", "perceived_s", "ttft_s", "e2e_s",
                   "output_tokens", "token_source", "output_tps", "error", "prompt"]
@@ -26,15 +26,6 @@ def apply_preset() -> None:
 
 def new_block() -> None:
     """Handed to st.write_stream: it closes its Markdown element; the next text opens another."""
-
-
-def settle_previous(results: dict) -> None:
-    """Streamlit starts the next run while the interrupted one unwinds on its own thread:
-    cancel the race that was running and wait until its runs are logged."""
-    running = results.get("running")
-    if running is not None:
-        running.cancel()
-        results["settled"].wait(15)
 
 
 def run_race(race: Race, store, results: dict, left, right) -> None:

@@ -44,6 +44,15 @@ def _prestart_embedded(model_path: str | None) -> threading.Thread:
     return thread
 
 
+def settle_previous(results: dict) -> None:
+    """Streamlit starts the next run while the interrupted one unwinds on its own thread:
+    cancel what that run had going (a race, a benchmark) and wait until it is logged."""
+    running = results.get("running")
+    if running is not None:
+        running.cancel()
+        results["settled"].wait(30)
+
+
 def current_settings() -> Settings:
     """The settings chosen in the sidebar, or the configured ones (pages run alone in tests)."""
     return st.session_state.get("settings") or load_settings()

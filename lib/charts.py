@@ -76,3 +76,84 @@ def _end_s(trace: Trace) -> float | None:
     if trace.mode == "blocking":
         return metrics.perceived_s(trace)
     return trace.chunks[-1].t - trace.t_start
+
+
+# -- benchmarks --------------------------------------------------------------------------------
+
+BENCH_PANELS = {"ttft_s": "TTFT", "perceived_s": "Blank screen (perceived)", "e2e_s": "End to end",
+                "icl_s": "Inter-chunk latency (all gaps)"}
+PERCENTILES = ("p50", "p90", "p95", "p99")
+
+
+def bench_percentiles(modes: dict[str, metrics.ModeSummary]) -> go.Figure:
+    """Percentile bars per mode, one panel per metric (milliseconds)."""
+    names = list(BENCH_PANELS)
+    figure = make_subplots(rows=2, cols=2, subplot_titles=[BENCH_PANELS[n] for n in names],
+                           vertical_spacing=0.18, horizontal_spacing=0.08)
+    for index, name in enumerate(names):
+        row, col = divmod(index, 2)
+        for mode, summary in modes.items():
+            d = summary.metrics[name]
+            values = [getattr(d, q) for q in PERCENTILES]
+            if all(v is None for v in values):
+                continue
+            ms = [None if v is None else v * 1000 for v in values]
+            figure.add_trace(go.Bar(
+                x=list(PERCENTILES), y=ms, name=LABELS[mode], marker_color=COLORS[mode],
+                legendgroup=mode, showlegend=index == 0,
+                text=[_short_ms(v) for v in ms], textposition="outside", cliponaxis=False,
+                hovertemplate=f"{LABELS[mode]} %{{x}}: %{{y:.1f}} ms<extra></extra>",
+            ), row=row + 1, col=col + 1)
+        figure.update_yaxes(title_text="ms", rangemode="tozero", row=row + 1, col=col + 1)
+    figure.update_layout(barmode="group", height=560, margin=dict(l=10, r=10, t=40, b=10),
+                         legend=dict(orientation="h", y=-0.08))
+    return figure
+
+
+def bench_over_time(traces: list[Trace]) -> go.Figure:
+    """Blank screen and TTFT of each measured call against when it was due in the run: a
+    rising cloud is a queue building up under load."""
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
+                           subplot_titles=("Blank screen (perceived)", "TTFT"))
+    for row, metric in ((1, metrics.perceived_s), (2, metrics.ttft_s)):
+        for mode in (m for m in LABELS if any(t.mode == m for t in traces)):
+            points = [(metrics.bench_offset_s(t), metric(t)) for t in traces
+                      if t.mode == mode and t.bench_phase == "measured"]
+            points = [(x, y * 1000) for x, y in points if x is not None and y is not None]
+            figure.add_trace(go.Scatter(
+                x=[x for x, _ in points], y=[y for _, y in points], mode="markers",
+                marker=dict(color=COLORS[mode], size=6, opacity=0.7), name=LABELS[mode],
+                legendgroup=mode, showlegend=row == 1,
+                hovertemplate="due at %{x:.2f} s: %{y:.1f} ms<extra></extra>",
+            ), row=row, col=1)
+        figure.update_yaxes(title_text="ms", rangemode="tozero", row=row, col=1)
+    figure.update_xaxes(title_text="seconds into the benchmark (when the request was due)",
+                        row=2, col=1)
+    figure.update_layout(height=520, margin=dict(l=10, r=10, t=40, b=10),
+                         legend=dict(orientation="h", y=-0.14))
+    return figure
+
+
+def bench_comparison(summaries: list[tuple[str, dict[str, metrics.ModeSummary]]]) -> go.Figure:
+    """p50 and p99 of blank screen and TTFT, per benchmark and mode, side by side (ms)."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Blank screen (perceived)", "TTFT"))
+    for col, name in ((1, "perceived_s"), (2, "ttft_s")):
+        for label, modes in summaries:
+            for mode, summary in modes.items():
+                d = summary.metrics[name]
+                values = [None if v is None else v * 1000 for v in (d.p50, d.p99)]
+                figure.add_trace(go.Bar(
+                    x=["p50", "p99"], y=values, name=f"{label} · {mode}",
+                    legendgroup=f"{label}{mode}", showlegend=col == 1,
+                    hovertemplate=f"{label} {mode} %{{x}}: %{{y:.1f}} ms<extra></extra>",
+                ), row=1, col=col)
+        figure.update_yaxes(title_text="ms", rangemode="tozero", row=1, col=col)
+    figure.update_layout(barmode="group", height=380, margin=dict(l=10, r=10, t=40, b=10),
+                         legend=dict(orientation="h", y=-0.15))
+    return figure
+
+
+def _short_ms(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"

@@ -1,4 +1,5 @@
-"""Every metric of a call, derived from its `Trace`, defined once.
+"""Every metric of a call, derived from its `Trace`, defined once; and the summary statistics
+over many calls (a benchmark's percentiles, throughput and goodput), defined once too.
 
 Times are seconds. A metric that does not apply (no text arrived, one chunk only, a
 blocking call's per-token time) is None, never 0: "not measured" must not read "0 ms".
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 from lib.trace import Trace
 
@@ -37,6 +38,24 @@ def client_s(trace: Trace) -> float | None:
     if trace.t0 is None or trace.t_start is None:
         return None
     return trace.t0 - trace.t_start
+
+
+def queue_s(trace: Trace) -> float | None:
+    """Time the call waited inside our client before a worker thread began it (part of client_s).
+
+    Formula: t_run − t_start. In a benchmark t_start is when the runner decided to send (or,
+    at a request rate, when the request was due), so a runner that falls behind shows here.
+    """
+    if trace.t_run is None or trace.t_start is None:
+        return None
+    return trace.t_run - trace.t_start
+
+
+def bench_offset_s(trace: Trace) -> float | None:
+    """When the call was due in its benchmark. Formula: t_start − t_bench (None outside one)."""
+    if trace.t_bench is None or trace.t_start is None:
+        return None
+    return trace.t_start - trace.t_bench
 
 
 def e2e_s(trace: Trace) -> float | None:
@@ -80,6 +99,12 @@ def icl_p50_s(trace: Trace) -> float | None:
 def icl_p95_s(trace: Trace) -> float | None:
     """95th-percentile inter-chunk latency. Formula: percentile(gaps, 95)."""
     return percentile(inter_chunk_gaps(trace), 95)
+
+
+def icl_p99_s(trace: Trace) -> float | None:
+    """99th-percentile inter-chunk latency of one call, the value a per-request ICL objective
+    ("ICL p99 ≤ 50 ms") is checked against. Formula: percentile(gaps, 99)."""
+    return percentile(inter_chunk_gaps(trace), 99)
 
 
 def icl_max_s(trace: Trace) -> float | None:
@@ -156,6 +181,9 @@ class Metrics:
     token_source: str | None
     output_tps: float | None
     output_chars: int
+    icl_p99_s: float | None
+    queue_s: float | None
+    bench_offset_s: float | None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -180,6 +208,9 @@ def compute(trace: Trace) -> Metrics:
         token_source=source,
         output_tps=output_tps(trace),
         output_chars=len(trace.text),
+        icl_p99_s=icl_p99_s(trace),
+        queue_s=queue_s(trace),
+        bench_offset_s=bench_offset_s(trace),
     )
 
 
@@ -189,3 +220,122 @@ def speedup(blocking: Trace, streaming: Trace) -> float | None:
     if slow is None or fast is None or fast <= 0:
         return None
     return slow / fast
+
+
+# -- over many calls: the benchmark summary ----------------------------------------------------
+
+SUMMARY_PERCENTILES = (50, 90, 95, 99)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Mean and percentiles of one metric over many calls; all None when there were no values."""
+
+    n: int
+    mean: float | None
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+
+
+def distribution(values: Iterable[float | None]) -> Distribution:
+    """Formula: over the values that are not None, mean = Σ v / n and pQ = percentile(v, Q)."""
+    present = [v for v in values if v is not None]
+    mean = sum(present) / len(present) if present else None
+    p50, p90, p95, p99 = (percentile(present, q) for q in SUMMARY_PERCENTILES)
+    return Distribution(len(present), mean, p50, p90, p95, p99)
+
+
+@dataclass(frozen=True)
+class Slo:
+    """Service-level objectives a request must meet to count as good (goodput)."""
+
+    ttft_s: float = 0.2
+    icl_p99_s: float = 0.05
+
+
+def meets_slo(trace: Trace, slo: Slo) -> bool:
+    """A good request: status ok, ttft_s ≤ slo.ttft_s and icl_p99_s ≤ slo.icl_p99_s.
+
+    A call with fewer than two chunks (every blocking call) has no gaps: it meets the ICL
+    objective, and is judged on TTFT alone (which for a blocking call is the whole answer).
+    """
+    ttft = ttft_s(trace)
+    icl = icl_p99_s(trace)
+    return (trace.status == "ok" and ttft is not None and ttft <= slo.ttft_s
+            and (icl is None or icl <= slo.icl_p99_s))
+
+
+def _one(metric: Callable[[Trace], float | None]) -> Callable[[Trace], list[float | None]]:
+    return lambda trace: [metric(trace)]
+
+
+SUMMARY_METRICS: dict[str, Callable[[Trace], list[float | None]]] = {
+    "ttft_s": _one(ttft_s), "perceived_s": _one(perceived_s), "e2e_s": _one(e2e_s),
+    "tpot_s": _one(tpot_s), "icl_s": inter_chunk_gaps, "output_tps": _one(output_tps),
+    "client_s": _one(client_s), "queue_s": _one(queue_s),
+}
+"""What a summary describes, each as the samples one call contributes: one value per call,
+except `icl_s`, to which each call gives all its gaps."""
+
+
+@dataclass(frozen=True)
+class ModeSummary:
+    """One mode's calls in a benchmark: counts, rates, and a distribution per metric."""
+
+    mode: str
+    requests: int
+    """Calls sent (any status)."""
+    ok: int
+    errors: int
+    cancelled: int
+    good: int
+    """Calls that met the SLOs."""
+    error_rate: float | None
+    goodput_ratio: float | None
+    request_throughput_rps: float | None
+    goodput_rps: float | None
+    output_token_throughput_tps: float | None
+    metrics: dict[str, Distribution]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def summarize(traces: Sequence[Trace], mode: str, duration_s: float | None, slo: Slo) -> ModeSummary:
+    """The summary of one mode's calls over a run of `duration_s` seconds.
+
+    Formulas (n = calls of the mode sent, any status; distributions over the `ok` calls only):
+        error_rate                   = errors / n
+        goodput_ratio                = good / n          (good: `meets_slo`)
+        request_throughput_rps       = ok / duration_s
+        goodput_rps                  = good / duration_s
+        output_token_throughput_tps  = Σ output_tokens(ok calls) / duration_s
+        icl_s                        = every gap between consecutive chunks of every ok call,
+                                       pooled (vLLM's ITL, AIPerf's inter-chunk latency)
+    A rate is None without a duration, a ratio None without calls.
+    """
+    calls = [t for t in traces if t.mode == mode]
+    done = [t for t in calls if t.status == "ok"]
+    n = len(calls)
+    errors = sum(t.status == "error" for t in calls)
+    good = sum(meets_slo(t, slo) for t in calls)
+    timed = duration_s is not None and duration_s > 0
+
+    def per_second(count: float) -> float | None:
+        return count / duration_s if timed else None
+
+    tokens = sum(output_tokens(t)[0] or 0 for t in done)
+    distributions = {name: distribution(v for t in done for v in samples(t))
+                     for name, samples in SUMMARY_METRICS.items()}
+    return ModeSummary(
+        mode=mode, requests=n, ok=len(done), errors=errors,
+        cancelled=sum(t.status == "cancelled" for t in calls), good=good,
+        error_rate=errors / n if n else None,
+        goodput_ratio=good / n if n else None,
+        request_throughput_rps=per_second(len(done)),
+        goodput_rps=per_second(good),
+        output_token_throughput_tps=per_second(tokens),
+        metrics=distributions,
+    )

@@ -41,6 +41,9 @@ class Script:
     """Close the connection abruptly after this many content chunks."""
     blocking_at_s: float | None = None
     """When the blocking answer leaves; default: with the stream's last chunk."""
+    status_schedule: tuple[int, ...] = ()
+    """Statuses for this model's requests in their order of arrival, cycled: (200, 200, 500)
+    fails every third request. Replaces `status` when set."""
 
     @classmethod
     def regular(cls, ttft_s: float, gap_s: float, n: int, **kwargs) -> "Script":
@@ -62,6 +65,9 @@ class Received:
     body: dict
     authorization: str | None
     sent: list[float] = field(default_factory=list)
+    t_done: float | None = None
+    """Just before the answer's last bytes were written (a client cannot have finished sooner):
+    with t_received, how many requests the server had in hand at any moment."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -70,6 +76,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - silence per-request stderr lines
         pass
+
+    def handle(self):
+        playback = self.server.playback
+        with playback.lock:
+            playback.open_connections += 1
+        try:
+            super().handle()
+        finally:
+            with playback.lock:
+                playback.open_connections -= 1
 
     def _send_json(self, status: int, payload: dict, headers: dict | None = None) -> None:
         body = json.dumps(payload).encode()
@@ -108,9 +124,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, f"The model '{body.get('model')}' does not exist")
         if script.hang_s:
             time.sleep(script.hang_s)
-        if script.status != 200:
+        status = playback.next_status(body["model"], script)
+        if status != 200:
             headers = {"Retry-After": f"{script.retry_after_s:g}"} if script.retry_after_s else None
-            return self._error(script.status, f"Scripted failure {script.status}", headers)
+            record.t_done = time.perf_counter()
+            return self._error(status, f"Scripted failure {status}", headers)
         if body.get("stream"):
             self._stream(script, record)
         else:
@@ -129,6 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if script.usage:
             payload["usage"] = _usage(record.body, len(script.texts))
+        record.t_done = time.perf_counter()
         self._send_json(200, payload)
         record.sent.append(time.perf_counter())
 
@@ -153,12 +172,14 @@ class _Handler(BaseHTTPRequestHandler):
         event({"role": "assistant", "content": ""})
         for index, (offset, text) in enumerate(zip(script.offsets, script.texts)):
             if script.drop_after is not None and index >= script.drop_after:
+                record.t_done = time.perf_counter()
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
             _sleep_until(record.t_received + offset)
             event({"content": text})
             record.sent.append(time.perf_counter())
+        record.t_done = time.perf_counter()
         event({}, finish="stop")
         if script.usage and record.body.get("stream_options", {}).get("include_usage"):
             event(None, usage=_usage(record.body, len(script.texts)))
@@ -192,6 +213,9 @@ def _sleep_until(deadline: float) -> None:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a benchmark opening 64 connections at once would
+    # overflow it, and each dropped SYN costs the client a 1 s retransmission.
+    request_queue_size = 1024
     playback: "PlaybackServer"
 
     def handle_error(self, request, client_address):
@@ -207,9 +231,22 @@ class PlaybackServer:
         self.scripts = dict(scripts)
         self.api_key = api_key
         self.received: list[Received] = []
+        self.open_connections = 0
+        """Connections a handler thread is still serving (0 once every client has gone)."""
+        self.lock = threading.Lock()
+        self._served: dict[str, int] = {}
         self._httpd = _Server(("127.0.0.1", port), _Handler)
         self._httpd.playback = self
         self._thread: threading.Thread | None = None
+
+    def next_status(self, model: str, script: Script) -> int:
+        """The status of this model's next request: its script's schedule, else its status."""
+        if not script.status_schedule:
+            return script.status
+        with self.lock:
+            index = self._served.get(model, 0)
+            self._served[model] = index + 1
+        return script.status_schedule[index % len(script.status_schedule)]
 
     @property
     def port(self) -> int:

@@ -7,10 +7,12 @@ A failed or cancelled call is logged with whatever it measured: nothing is dropp
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import time
 from datetime import datetime
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import pandas as pd
 import sqlalchemy as sa
@@ -20,15 +22,23 @@ from sqlalchemy.exc import OperationalError
 from lib import metrics
 from lib.config import default_data_dir
 from lib.errors import InvalidInput, redact
-from lib.trace import Trace
+from lib.trace import Chunk, Params, Request, Trace
 
 RUN_COLUMNS = (
     "run_id", "race_id", "created_at", "source", "endpoint_kind", "base_url", "model", "mode",
     "status", "error", "prompt", "params", "client_s", "ttft_s", "perceived_s", "e2e_s",
     "tpot_s", "icl_p50_s", "icl_p95_s", "icl_max_s", "output_tokens", "input_tokens",
     "token_source", "output_tps", "output_chars", "output_text", "timeline",
+    "bench_id", "bench_phase", "bench_offset_s", "queue_s", "icl_p99_s",
 )
 """Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...]."""
+
+BENCH_COLUMNS = (
+    "bench_id", "created_at", "endpoint_kind", "base_url", "model", "settings", "status",
+    "duration_s",
+)
+"""Every column of `benchmarks`: one row per benchmark, its settings as JSON, how it ended
+(`running`, `completed`, `stopped`, `deadline`) and the measured phase's duration."""
 
 
 def _m001_runs(conn: sa.Connection) -> None:
@@ -57,8 +67,29 @@ def _m001_runs(conn: sa.Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_runs_race_id ON runs (race_id)"))
 
 
+def _m002_benchmark(conn: sa.Connection) -> None:
+    """Benchmark runs: which benchmark and phase a row belongs to, when it was due, how long it
+    waited in our client, its ICL p99 (goodput); and a table of the benchmarks themselves."""
+    for column, kind in (("bench_id", "VARCHAR(32)"), ("bench_phase", "VARCHAR(16)"),
+                         ("bench_offset_s", "FLOAT"), ("queue_s", "FLOAT"), ("icl_p99_s", "FLOAT")):
+        conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {column} {kind}"))
+    conn.execute(sa.text("CREATE INDEX ix_runs_bench_id ON runs (bench_id)"))
+    conn.execute(sa.text("""
+        CREATE TABLE benchmarks (
+            bench_id VARCHAR(32) PRIMARY KEY,
+            created_at VARCHAR(32) NOT NULL,
+            endpoint_kind VARCHAR(16) NOT NULL,
+            base_url TEXT NOT NULL,
+            model TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            status VARCHAR(16) NOT NULL,
+            duration_s FLOAT
+        )"""))
+
+
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m001_runs", _m001_runs),
+    ("m002_benchmark", _m002_benchmark),
 ]
 
 
@@ -113,15 +144,50 @@ class Store:
 
     def log(self, traces: Iterable[Trace]) -> None:
         """Write finished traces, each once (a second write of the same run_id replaces it)."""
-        rows = [trace_to_row(trace) for trace in traces]
+        self._replace("runs", "run_id", RUN_COLUMNS, [trace_to_row(trace) for trace in traces])
+
+    def save_benchmark(self, record: Mapping) -> None:
+        """Write (or rewrite) one benchmark's row: BENCH_COLUMNS, settings as a dict."""
+        row = {name: record.get(name) for name in BENCH_COLUMNS}
+        row["settings"] = json.dumps(record["settings"], sort_keys=True)
+        self._replace("benchmarks", "bench_id", BENCH_COLUMNS, [row])
+
+    def benchmarks(self, limit: int = 50) -> pd.DataFrame:
+        """The newest benchmarks first, with the number of runs each logged."""
+        query = sa.text(
+            f"SELECT {', '.join('b.' + c for c in BENCH_COLUMNS)}, "
+            "(SELECT COUNT(*) FROM runs r WHERE r.bench_id = b.bench_id) AS runs "
+            "FROM benchmarks b ORDER BY b.created_at DESC LIMIT :limit")
+        with self.engine.connect() as conn:
+            return pd.read_sql(query, conn, params={"limit": limit})
+
+    def benchmark(self, bench_id: str) -> dict | None:
+        """One benchmark's row (settings as a dict), or None if it is not in the log."""
+        query = sa.text(f"SELECT {', '.join(BENCH_COLUMNS)} FROM benchmarks WHERE bench_id = :id")
+        with self.engine.connect() as conn:
+            row = conn.execute(query, {"id": bench_id}).mappings().first()
+        if row is None:
+            return None
+        return {**row, "settings": json.loads(row["settings"])}
+
+    def bench_traces(self, bench_id: str) -> list[Trace]:
+        """Every logged call of one benchmark, as Traces, in the order they were due."""
+        query = sa.text(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE bench_id = :id "
+                        "ORDER BY bench_offset_s, mode")
+        with self.engine.connect() as conn:
+            rows = conn.execute(query, {"id": bench_id}).mappings().all()
+        return [trace_from_row(row) for row in rows]
+
+    def _replace(self, table: str, key: str, columns: tuple[str, ...], rows: list[dict]) -> None:
+        """Insert rows, replacing any with the same key, in one transaction."""
         if not rows:
             return
-        names = ", ".join(RUN_COLUMNS)
-        values = ", ".join(f":{c}" for c in RUN_COLUMNS)
-        ids = [row["run_id"] for row in rows]
-        delete = sa.text("DELETE FROM runs WHERE run_id IN :ids").bindparams(
+        names = ", ".join(columns)
+        values = ", ".join(f":{c}" for c in columns)
+        ids = [row[key] for row in rows]
+        delete = sa.text(f"DELETE FROM {table} WHERE {key} IN :ids").bindparams(
             sa.bindparam("ids", expanding=True))
-        insert = sa.text(f"INSERT INTO runs ({names}) VALUES ({values})")
+        insert = sa.text(f"INSERT INTO {table} ({names}) VALUES ({values})")
         for attempt in range(5):
             try:
                 with self.engine.begin() as conn:
@@ -160,7 +226,7 @@ def trace_to_row(trace: Trace) -> dict:
     t0 = trace.t0
     timeline = [[round(chunk.t - t0, 6) if t0 is not None else None, chunk.text]
                 for chunk in trace.chunks]
-    return {
+    row = {
         "run_id": trace.run_id,
         "race_id": trace.race_id,
         "created_at": trace.created_at.isoformat(timespec="milliseconds"),
@@ -176,7 +242,57 @@ def trace_to_row(trace: Trace) -> dict:
         **values,
         "output_text": trace.text,
         "timeline": json.dumps(timeline, ensure_ascii=False),
+        "bench_id": trace.bench_id,
+        "bench_phase": trace.bench_phase,
     }
+    return {name: row[name] for name in RUN_COLUMNS}
+
+
+def trace_from_row(row: Mapping) -> Trace:
+    """A logged run as a Trace again, so that every metric and summary of it is computed by the
+    same code as for a live call. Its moments are relative to t0 = 0 (to t_start = 0 when
+    nothing was sent); what the log does not keep (t_end, error_kind) is None.
+    """
+    value = {name: _present(row.get(name)) for name in RUN_COLUMNS}
+    timeline = json.loads(value["timeline"] or "[]")
+    sent = value["client_s"] is not None or any(offset is not None for offset, _ in timeline)
+    t0 = 0.0 if sent else None
+    if t0 is None:
+        t_start = 0.0
+    elif value["client_s"] is not None:
+        t_start = t0 - value["client_s"]
+    else:
+        t_start = None
+
+    def after_start(name: str) -> float | None:
+        return None if t_start is None or value[name] is None else t_start + value[name]
+
+    known = {f.name for f in dataclasses.fields(Params)}
+    params = {k: tuple(v) if k == "stop" else v
+              for k, v in json.loads(value["params"] or "{}").items() if k in known}
+    from_server = value["token_source"] == "server"
+    return Trace(
+        request=Request(value["prompt"], Params(**params), value["endpoint_kind"],
+                        value["base_url"], value["model"]),
+        mode=value["mode"], source=value["source"], run_id=value["run_id"],
+        race_id=value["race_id"], created_at=datetime.fromisoformat(value["created_at"]),
+        t_start=t_start, t_run=after_start("queue_s"), t0=t0,
+        chunks=[Chunk(offset, text) for offset, text in timeline if offset is not None],
+        t_shown=after_start("perceived_s"),
+        input_tokens=value["input_tokens"] if from_server else None,
+        output_tokens=value["output_tokens"] if from_server else None,
+        status=value["status"], error=value["error"],
+        bench_id=value["bench_id"], bench_phase=value["bench_phase"],
+        t_bench=None if t_start is None or value["bench_offset_s"] is None
+        else t_start - value["bench_offset_s"],
+    )
+
+
+def _present(value):
+    """None for SQL NULL as pandas or a driver hands it over (None or NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def to_csv(frame: pd.DataFrame) -> bytes:

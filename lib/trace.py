@@ -66,7 +66,9 @@ class Trace:
     created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     t_start: float | None = None
-    """The user (or runner) started the call."""
+    """The user (or runner) started the call: a benchmark's scheduled or decided moment."""
+    t_run: float | None = None
+    """A worker thread began the call; t_run − t_start is time it waited inside our client."""
     t0: float | None = None
     """The request's bytes started to go out (httpcore's send_request_headers.started);
     connecting comes before it, in client_s."""
@@ -80,6 +82,13 @@ class Trace:
     input_tokens: int | None = None
     output_tokens: int | None = None
     """From the server's usage, None when the server sent none."""
+
+    bench_id: str | None = None
+    """The benchmark this call belongs to; None outside a benchmark."""
+    bench_phase: str | None = None
+    """`warmup` (logged, not counted in the summary) or `measured`; None outside a benchmark."""
+    t_bench: float | None = None
+    """The benchmark began (the origin of its schedule); None outside a benchmark."""
 
     status: Status = "pending"
     error: str | None = None

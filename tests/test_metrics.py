@@ -304,7 +304,7 @@ def test_compute_yields_exactly_the_documented_metrics():
     assert names == [
         "client_s", "ttft_s", "perceived_s", "e2e_s", "tpot_s", "icl_p50_s", "icl_p95_s",
         "icl_max_s", "output_tokens", "input_tokens", "token_source", "output_tps",
-        "output_chars",
+        "output_chars", "icl_p99_s", "queue_s", "bench_offset_s",
     ]
     as_dict = metrics.compute(make_trace("streaming", SIX_OFFSETS)).as_dict()
     assert list(as_dict) == names

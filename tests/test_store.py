@@ -26,7 +26,9 @@ DESIGN_COLUMNS = [
     "token_source", "output_tps", "output_chars",
 ]
 # ... plus "the chunk timeline (offsets and texts)" and the text itself.
-ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline"]
+ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline",
+               # m002_benchmark
+               "bench_id", "bench_phase", "bench_offset_s", "queue_s", "icl_p99_s"]
 
 
 def all_rows(store: Store) -> list[dict]:
