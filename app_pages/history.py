@@ -4,14 +4,16 @@ Sections with their own widgets are fragments: changing a threshold, ticking a r
 a comparison group redraws that section only, from the runs already loaded.
 """
 
+import hashlib
 from dataclasses import replace
 from datetime import datetime, timezone
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from lib import charts, history, report
 from lib.display import plain_markdown, seconds
-from lib.errors import StreamRaceError
+from lib.errors import StreamRaceError, redact
 from lib.store import to_csv, to_parquet
 from app_pages.shared import current_settings, run_log
 from app_pages.history_parts import (
@@ -22,10 +24,14 @@ from app_pages.history_parts import (
 MAX_SELECTED = 12
 
 
+def table_key(filters: history.Filters, version: tuple) -> str:
+    return hashlib.sha1(repr((filters, version)).encode()).hexdigest()[:10]
+
+
 # Each query is cached until the run log changes: `version` is (runs, newest created_at).
-@st.cache_data(show_spinner=False, max_entries=4)
-def load_facets(url: str | None, version: tuple):
-    return history.facets(run_log(url).engine)
+@st.cache_data(show_spinner=False, max_entries=16)
+def load_facets(url: str | None, filters: history.Filters | None, version: tuple):
+    return history.facets(run_log(url).engine, filters)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -54,6 +60,24 @@ def patience_section(frame, report_settings: dict) -> None:
     st.caption(charts.patience_caption(patience))
 
 
+def summary_cards(frame) -> None:
+    summary = history.summary(frame).set_index("mode")
+    cards = st.columns(4)
+    cards[0].metric("Runs", f"{len(frame):,}", border=True,
+                    help=f"{int(summary['failed'].sum()):,} of them failed or were cancelled")
+    for card, mode in zip(cards[1:3], ("blocking", "streaming")):
+        if mode in summary.index:
+            row = summary.loc[mode]
+            card.metric(f"{charts.LABELS[mode]}: blank screen p50", seconds(row["perceived_s p50"]),
+                        border=True, help=f"p90 {seconds(row['perceived_s p90'])} over "
+                                          f"{row['ok']:,} ok runs")
+    if {"blocking", "streaming"} <= set(summary.index):
+        slow, fast = (summary.loc[mode, "perceived_s p50"] for mode in ("blocking", "streaming"))
+        if slow > 0 and fast > 0:  # (False for a missing value, NaN)
+            cards[3].metric("First words, streaming", f"{slow / fast:.1f}× sooner", border=True,
+                            help="p50 blank screen, blocking ÷ streaming")
+
+
 def charts_section(frame, report_settings: dict) -> None:
     ok = charts.ok_runs(frame)
     failed = len(frame) - len(ok)
@@ -62,6 +86,7 @@ def charts_section(frame, report_settings: dict) -> None:
                 "cancelled), so there is no blank-screen time to chart. The table below lists "
                 "them.", icon="🫥")
         return
+    summary_cards(frame)
     st.subheader("Simulated users' patience")
     patience_section(frame, report_settings)
     if failed:
@@ -88,7 +113,10 @@ def runs_section(url, filters, version, total) -> None:
     shown = f"the newest {len(table):,} of {total:,}" if total > len(table) else f"all {total:,}"
     st.caption(f"Showing {shown} filtered runs (tick rows to see their detail); the charts and "
                "the exports cover every filtered run. Times are UTC.")
-    selection = st.dataframe(display_table(table), hide_index=True, key="history_table",
+    # The key names the rows shown: new filters or new runs start a new selection, rather than
+    # keeping row positions that now point at other runs.
+    selection = st.dataframe(display_table(table), hide_index=True,
+                             key=f"history_table_{table_key(filters, version)}",
                              on_select="rerun", selection_mode="multi-row",
                              column_order=TABLE_ORDER, column_config=TABLE_CONFIG)
     engine = run_log(url).engine
@@ -134,9 +162,9 @@ def detail(run_ids: list[str], engine) -> None:
 
 
 @st.fragment
-def compare_section(url, filters, version, facets, frame) -> None:
+def compare_section(url, filters, version, frame) -> None:
     st.subheader("Compare two groups")
-    groups = comparison_groups(filters, facets)
+    groups = comparison_groups(filters, load_facets(url, filters, version))
     if groups is None:
         return
 
@@ -179,24 +207,28 @@ st.title("📊 StreamRace history")
 st.caption("Every logged run, filtered in the database: how long users stare at a blank "
            "screen, blocking against streaming. Replayed and simulated runs only count when "
            "their source is selected.")
-url = current_settings().database_url
-try:
+def history_page(url: str | None) -> None:
     version = history.version(run_log(url).engine)
+    filters = filters_from_widgets(load_facets(url, None, version), datetime.now(timezone.utc))
+    total = history.count(run_log(url).engine, filters) if version[0] else 0
+    if not version[0]:
+        st.info("No runs logged yet: run a race on the 🏁 Race page, then come back.", icon="📭")
+    elif not total:
+        st.warning(f"No runs match these filters ({filters.describe()}); the log holds "
+                   f"{version[0]:,} runs in all.", icon="🔎")
+    else:
+        frame = load_runs(url, filters, version)
+        report_settings = st.session_state.setdefault("history_report_settings", {})
+        charts_section(frame, report_settings)
+        runs_section(url, filters, version, total)
+        compare_section(url, filters, version, frame)
+        report_section(url, filters, report_settings)
+
+
+try:
+    history_page(current_settings().database_url)
 except StreamRaceError as error:
     st.error(error.message, icon="🚨")
-    st.stop()
-facets = load_facets(url, version)
-filters = filters_from_widgets(facets, datetime.now(timezone.utc))
-total = history.count(run_log(url).engine, filters) if version[0] else 0
-if not version[0]:
-    st.info("No runs logged yet: run a race on the 🏁 Race page, then come back.", icon="📭")
-elif not total:
-    st.warning(f"No runs match these filters ({filters.describe()}); the log holds "
-               f"{version[0]:,} runs in all.", icon="🔎")
-else:
-    frame = load_runs(url, filters, version)
-    report_settings = st.session_state.setdefault("history_report_settings", {})
-    charts_section(frame, report_settings)
-    runs_section(url, filters, version, total)
-    compare_section(url, filters, version, facets, frame)
-    report_section(url, filters, report_settings)
+except SQLAlchemyError as error:
+    st.error(f"The run log could not be read: {redact(str(getattr(error, 'orig', error)))}",
+             icon="🚨")

@@ -37,7 +37,7 @@ TABLE_CONFIG = {
 }
 GROUP_LABELS = {"mode": "Mode", "model": "Model", "endpoint_kind": "Endpoint",
                 "source": "Source", "created_at": "Date range"}
-"""What two groups can differ by (not status: only ok runs are compared)."""
+"""Labels of lib.history.GROUP_COLUMNS, what two groups can differ by."""
 
 
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -128,26 +128,29 @@ def parse_thresholds(text: str) -> tuple[float, ...] | None:
 
 
 def comparison_groups(filters: history.Filters, facets: pd.DataFrame):
-    """Two groups of the filtered runs, ((label, filters), (label, filters)), or None."""
+    """Two groups of the filtered runs, ((label, filters), (label, filters)), or None.
+
+    `facets`: lib.history.facets of the filtered runs (the values a group can take).
+    """
     column = st.selectbox("Compare by", list(GROUP_LABELS), format_func=GROUP_LABELS.get,
                           key="compare_by")
     cols = st.columns(2)
     if column == "created_at":
         today = datetime.now(timezone.utc).date()
-        picked = [cols[i].date_input(f"Group {side}: dates (UTC)", default, key=f"compare_{side}_dates")
-                  for i, (side, default) in enumerate(
-                      (("A", (today - timedelta(days=13), today - timedelta(days=7))),
-                       ("B", (today - timedelta(days=6), today))))]
+        defaults = {"A": (today - timedelta(days=13), today - timedelta(days=7)),
+                    "B": (today - timedelta(days=6), today)}
         groups = []
-        for days in picked:
-            since, until = _day_range(days)
+        for col, (side, default) in zip(cols, defaults.items()):
+            picked = col.date_input(f"Group {side}: dates (UTC)", default,
+                                    key=f"compare_{side}_dates")
+            since, until = _day_range(picked)
             if since is None:
                 st.info("Pick a date range for each group.", icon="📅")
                 return None
             label = f"{since.date()} – {(until - timedelta(days=1)).date()}"
             groups.append((label, history.narrowed(filters, column, since=since, until=until)))
         return tuple(groups)
-    options = _options(_matching(facets, filters), column)
+    options = _options(facets, column)
     if len(options) < 2:
         st.info(f"The filtered runs have {len(options)} {GROUP_LABELS[column].lower()} value"
                 f"{'' if len(options) == 1 else 's'}: nothing to compare by it.", icon="⚖️")
@@ -161,15 +164,4 @@ def comparison_groups(filters: history.Filters, facets: pd.DataFrame):
             return None
         groups.append((" + ".join(values), history.narrowed(filters, column, tuple(values))))
     return tuple(groups)
-
-
-def _matching(facets: pd.DataFrame, filters: history.Filters) -> pd.DataFrame:
-    """The facet rows (a few dozen value combinations) the filters keep."""
-    keep = pd.Series(True, index=facets.index)
-    for column, values in (("source", filters.sources), ("endpoint_kind", filters.endpoint_kinds),
-                           ("model", filters.models), ("mode", filters.modes),
-                           ("status", filters.statuses)):
-        if values:
-            keep &= facets[column].isin(values)
-    return facets[keep]
 

@@ -90,7 +90,8 @@ def fill(store: Store, runs: int, seed: int = 7) -> None:
     templates = [[trace_to_row(t) for t in synthetic_race(rng)] for _ in range(TEMPLATE_RACES)]
     end = datetime.now(timezone.utc)
     names = ", ".join(RUN_COLUMNS)
-    insert = sa.text(f"INSERT INTO runs ({names}) VALUES ({', '.join(':' + c for c in RUN_COLUMNS)})")
+    values = ", ".join(f":{c}" for c in RUN_COLUMNS)
+    insert = sa.text(f"INSERT INTO runs ({names}) VALUES ({values})")
     batch: list[dict] = []
     with store.engine.begin() as conn:
         for race in range(runs // 2):
@@ -120,18 +121,21 @@ def data_path(engine: sa.Engine, filters: history.Filters) -> float:
     total = 0.0
     for label, action in (
         ("facets (filter values)", lambda: history.facets(engine)),
+        ("facets of the filtered runs (groups)", lambda: history.facets(engine, filters)),
         ("count", lambda: history.count(engine, filters)),
         (f"table (newest {history.TABLE_LIMIT})", lambda: history.table(engine, filters)),
     ):
         total += timed(label, action)[1]
-    frame, elapsed = timed("chart frame (every filtered run)", lambda: history.chart_frame(engine, filters))
+    frame, elapsed = timed("chart frame (every filtered run)",
+                           lambda: history.chart_frame(engine, filters))
     total += elapsed
     print(f"  -> {len(frame):,} filtered runs")
     models = sorted(set(history.facets(engine)["model"]))[:2]
     groups = [history.narrowed(filters, "model", (model,)) for model in models]
     for name, build in (
         ("summary per mode", lambda: history.summary(frame)),
-        ("blank screen per mode", lambda: charts.blank_screen_figure(charts.blank_screen_data(frame))),
+        ("blank screen per mode",
+         lambda: charts.blank_screen_figure(charts.blank_screen_data(frame))),
         ("blank screen vs length", lambda: charts.length_figure(charts.length_data(frame))),
         ("patience", lambda: charts.patience_figure(charts.patience_data(frame))),
         (f"compare {models[0]} with {models[1]}", lambda: charts.group_comparison_figure(

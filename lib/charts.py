@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lib import history, metrics
+from lib.display import seconds
 from lib.trace import MODES, Trace
 
 COLORS = {"blocking": "#d62728", "streaming": "#2ca02c", "blank": "#c7c7c7"}
@@ -161,12 +162,6 @@ def _marker_size(n: int) -> int:
     return 8 if n <= 50 else 6 if n <= 300 else 4
 
 
-def _fmt_s(value: float | None) -> str:
-    if value is None or not np.isfinite(value):
-        return "–"
-    return f"{value * 1000:.0f} ms" if abs(value) < 1 else f"{value:.2f} s"
-
-
 # -- blank-screen time per mode: distribution and ECDF ---------------------------------------
 
 
@@ -245,7 +240,7 @@ def blank_screen_figure(data: dict[str, Distribution]) -> go.Figure:
 
 
 def blank_screen_caption(data: dict[str, Distribution]) -> str:
-    medians = ", ".join(f"{_label(m)} median {_fmt_s(d.median)} (n = {d.n:,})"
+    medians = ", ".join(f"{_label(m)} median {seconds(d.median)} (n = {d.n:,})"
                         for m, d in data.items())
     return f"Blank-screen time (from the click to the first words on screen), per mode: {medians}."
 
@@ -340,13 +335,15 @@ class Patience:
 
 def patience_data(frame: pd.DataFrame, thresholds_s=DEFAULT_THRESHOLDS_S,
                   headline_s: float | None = None, points: int = PATIENCE_POINTS) -> Patience:
-    """The patience model over the ok runs; headline_s defaults to the first threshold."""
-    thresholds = tuple(sorted({float(t) for t in thresholds_s if t > 0}))
+    """The patience model over the ok runs; headline_s defaults to the first threshold (and
+    is one of the thresholds marked)."""
+    chosen = {float(t) for t in thresholds_s if t > 0}
+    if headline_s is None and chosen:
+        headline_s = min(chosen)
+    thresholds = tuple(sorted(chosen | ({headline_s} if headline_s else set())))
     values = {mode: _values(frame, mode, "perceived_s") for mode in _modes(frame)}
     values = {mode: v for mode, v in values.items() if len(v)}
-    if headline_s is None and thresholds:
-        headline_s = thresholds[0]
-    tails = [float(np.percentile(v, 99)) for v in values.values()]
+    tails = [metrics.percentile(v, 99) for v in values.values()]  # the x axis ends after them
     end = max(tails + list(thresholds) + [0.1]) * 1.15
     moments = np.unique(np.concatenate([np.linspace(0.0, end, points), thresholds]))
     waiting = {mode: 1.0 - np.array(metrics.kept_shares(v, moments)) for mode, v in values.items()}
@@ -394,7 +391,7 @@ def patience_headline(data: Patience) -> str | None:
     p = data.headline_s
     kept_s, kept_b = data.kept["streaming"][p], data.kept["blocking"][p]
     more = data.kept_more_pp
-    winner, loser = ("Streaming", "blocking") if more >= 0 else ("Blocking", "streaming")
+    winner = "Streaming" if more >= 0 else "Blocking"
     return (f"{winner} would have kept {abs(more):.0f}% more users: with {p:g} s of patience, "
             f"{kept_s:.0%} of users see words with streaming and {kept_b:.0%} with blocking "
             f"(the difference in percentage points of all users).")
@@ -509,11 +506,10 @@ def group_comparison(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     Columns: metric, percentile, A, B, ratio (None when a side has no value or A is 0).
     """
     rows = []
+    a, b = ok_runs(a), ok_runs(b)
     for column in COMPARED:
-        a_values = ok_runs(a)[column].dropna().to_numpy(dtype=float)
-        b_values = ok_runs(b)[column].dropna().to_numpy(dtype=float)
-        a_ps = metrics.percentiles(a_values, QUANTILES)
-        b_ps = metrics.percentiles(b_values, QUANTILES)
+        a_ps = metrics.percentiles(a[column].dropna().to_numpy(dtype=float), QUANTILES)
+        b_ps = metrics.percentiles(b[column].dropna().to_numpy(dtype=float), QUANTILES)
         for q, a_value, b_value in zip(QUANTILES, a_ps, b_ps):
             ratio = (b_value / a_value if a_value is not None and b_value is not None
                      and a_value != 0 else None)

@@ -33,9 +33,11 @@ CHART_COLUMNS = ("mode", "status", "perceived_s", "ttft_s", "e2e_s", "tpot_s", "
                  "output_tokens")
 """What the charts and comparisons need of every filtered run: no text, no ids. The index
 of m005_history_indexes holds them, so these queries never read the wide rows."""
-GROUP_COLUMNS = {"model": "models", "endpoint_kind": "endpoint_kinds", "source": "sources",
-                 "mode": "modes", "status": "statuses", "created_at": None}
-"""Columns two groups can be chosen by, and the filter each narrows (created_at: a date range)."""
+GROUP_COLUMNS = {"mode": "modes", "model": "models", "endpoint_kind": "endpoint_kinds",
+                 "source": "sources", "created_at": None}
+"""Columns two groups can differ by, and the filter each narrows (created_at: a date range).
+Not status: comparisons are of runs that ended ok."""
+SUMMARY_METRICS = ("perceived_s", "ttft_s", "e2e_s", "output_tps")
 FACET_COLUMNS = ("source", "endpoint_kind", "model", "mode", "status")
 TABLE_LIMIT = 1000
 """Rows shown in the page's grid (the newest); charts and exports use every filtered run."""
@@ -62,7 +64,8 @@ class Filters:
         """One line for captions and the report."""
         parts = []
         if self.since or self.until:
-            parts.append(f"{_shown_time(self.since) or 'the start'} – {_shown_time(self.until) or 'now'}")
+            parts.append(f"{_shown_time(self.since) or 'the start'} – "
+                         f"{_shown_time(self.until) or 'now'}")
         for label, values in (("source", self.sources), ("endpoint", self.endpoint_kinds),
                               ("model", self.models), ("mode", self.modes),
                               ("status", self.statuses)):
@@ -109,6 +112,16 @@ def _read(engine: sa.Engine, query: sa.Select) -> pd.DataFrame:
         # The driver's plain tuples: wrapping 100,000 of them in Row objects doubles the time,
         # and these untyped columns have no result processing to lose.
         return pd.DataFrame(result.cursor.fetchall(), columns=list(result.keys()))
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Metric columns as floats (missing = NaN), also when a column is all NULL."""
+    for name in frame.columns:
+        if name.endswith("_s") or name == "output_tps":
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        elif name in ("output_tokens", "input_tokens", "output_chars"):
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("Int64")
+    return frame
 
 
 def _newest_first(query: sa.Select) -> sa.Select:
@@ -164,16 +177,6 @@ def narrowed(filters: Filters, column: str, values: tuple[str, ...] = (),
     return replace(filters, **{GROUP_COLUMNS[column]: tuple(values)})
 
 
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Metric columns as floats (missing = NaN), also when a column is all NULL."""
-    for name in frame.columns:
-        if name.endswith("_s") or name in ("output_tps",):
-            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-        elif name in ("output_tokens", "input_tokens", "output_chars"):
-            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("Int64")
-    return frame
-
-
 def runs_by_id(engine: sa.Engine, run_ids: list[str]) -> pd.DataFrame:
     """A few runs with every column, in the order of `run_ids` (for their detail and timeline)."""
     if not run_ids:
@@ -184,11 +187,12 @@ def runs_by_id(engine: sa.Engine, run_ids: list[str]) -> pd.DataFrame:
     return frame.sort_values("run_id", key=lambda ids: ids.map(order)).reset_index(drop=True)
 
 
-def facets(engine: sa.Engine) -> pd.DataFrame:
-    """Runs per (source, endpoint, model, mode, status): the values each filter offers."""
+def facets(engine: sa.Engine, filters: Filters | None = None) -> pd.DataFrame:
+    """Runs per (source, endpoint, model, mode, status) among the filtered runs (default: all
+    runs): the values a filter or a comparison group can take."""
     columns = [RUNS.c[name] for name in FACET_COLUMNS]
     query = sa.select(*columns, sa.func.count().label("runs")).group_by(*columns)
-    return _read(engine, query)
+    return _read(engine, query if filters is None else query.where(*where(filters)))
 
 
 def version(engine: sa.Engine) -> tuple[int, str | None]:
@@ -211,8 +215,6 @@ def timeline(row: pd.Series | dict) -> list[tuple[float, str]]:
             if isinstance(pair, list) and len(pair) == 2
             and isinstance(pair[0], (int, float)) and pair[1] is not None]
 
-
-SUMMARY_METRICS = ("perceived_s", "ttft_s", "e2e_s", "output_tps")
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:

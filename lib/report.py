@@ -159,7 +159,8 @@ def _moment(text: str, end_of_day: bool = False) -> datetime:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m lib.report",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="the HTML file to write")
     parser.add_argument("--since", type=_moment, help="ISO date or date-time, inclusive (UTC)")
     parser.add_argument("--until", type=lambda t: _moment(t, end_of_day=True),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
+import pandas as pd
 import pytest
 from conftest import endpoint_for
 from history_runs import known_runs
@@ -20,7 +21,7 @@ from browser_harness import (
     ARTIFACTS, LOCAL_HOSTS, LOCAL_SCHEMES, PAGE_TIMEOUT_MS, VIEWPORT, save_screenshot, start_app,
     stop_app,
 )
-from lib import report
+from lib import history, report
 from lib.history import Filters
 from lib.race import run_headless
 from lib.store import Store
@@ -126,3 +127,34 @@ def test_report_renders_offline(browser, store, tmp_path):
     finally:
         context.close()
     assert blocked == [], f"the report tried to load: {blocked}"
+
+
+def test_exports_and_report_download_what_the_filter_shows(browser, filled_app, tmp_path):
+    """The CSV, Parquet and report buttons, clicked in the browser, with the default filter."""
+    store = Store(f"sqlite:///{filled_app.log_path.parent / 'runs.db'}")
+    expected = history.table(store.engine, Filters(), limit=None)
+    store.engine.dispose()
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto(filled_app.url + "/history")
+        visible(page.get_by_text("Streaming would have kept").first)
+        files = {}
+        for name in ("⬇️ CSV", "⬇️ Parquet", "⬇️ Report (HTML, opens offline)"):
+            with page.expect_download(timeout=PAGE_TIMEOUT_MS) as download:
+                page.get_by_role("button", name=name, exact=True).click()
+            files[name] = tmp_path / download.value.suggested_filename
+            download.value.save_as(files[name])
+    finally:
+        context.close()
+    assert len(expected) == 13 and set(expected["source"]) == {"live"}
+    parquet = pd.read_parquet(files["⬇️ Parquet"])
+    pd.testing.assert_frame_equal(parquet, expected)
+    csv = pd.read_csv(files["⬇️ CSV"])
+    assert list(csv.columns) == list(expected.columns)
+    assert list(csv["run_id"]) == list(expected["run_id"])
+    assert csv["perceived_s"].to_numpy() == pytest.approx(
+        expected["perceived_s"].to_numpy(dtype=float), nan_ok=True)
+    html = files["⬇️ Report (HTML, opens offline)"].read_text(encoding="utf-8")
+    assert "Streaming would have kept" in html and "13 runs" in html

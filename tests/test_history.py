@@ -170,6 +170,9 @@ def test_facets_and_version(store, mixed):
     assert facets["runs"].sum() == len(mixed)
     assert set(facets["source"]) == {"live", "replay", "simulated", "benchmark"}
     assert set(facets["model"]) == {"model-a", "org/model-b"}
+    filtered = history.facets(store.engine, Filters(modes=("blocking",)))
+    assert filtered.drop(columns="runs").values.tolist() == [
+        ["live", "compatible", "model-a", "blocking", "ok"]]
     total, newest = history.version(store.engine)
     assert total == len(mixed) and newest.startswith((DAY + timedelta(days=3)).date().isoformat())
 

@@ -159,6 +159,11 @@ def test_patience_at_other_thresholds(known):
     assert metrics.kept_more_pp(BLOCKING_BLANKS, STREAMING_BLANKS, 10.0) == 0.0
 
 
+def test_a_headline_threshold_is_always_marked(known):
+    data = charts.patience_data(known, (3.0,), headline_s=1.0)
+    assert data.thresholds_s == (1.0, 3.0) and data.kept_more_pp == pytest.approx(25.0)
+
+
 def test_patience_when_blocking_keeps_more():
     frame = pd.DataFrame({"mode": ["blocking", "streaming"], "status": ["ok", "ok"],
                           "perceived_s": [0.5, 2.0]})

@@ -3,10 +3,11 @@ on a run log filled with hand-made runs whose answers are known (tests/history_r
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from history_runs import insert_rows, known_runs, make_run, without_tokens
+from history_runs import DAY, insert_rows, known_runs, make_run, without_tokens
 from streamlit.testing.v1 import AppTest
 
 from lib.store import Store
@@ -48,8 +49,13 @@ def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
 
 
+def runs_table(at: AppTest):
+    [grid] = [d for d in at.dataframe if (d.key or "").startswith("history_table_")]
+    return grid
+
+
 def table(at: AppTest):
-    return next(d for d in at.dataframe if d.key == "history_table").value
+    return runs_table(at).value
 
 
 def frame_with(at: AppTest, column: str):
@@ -72,6 +78,10 @@ def test_known_runs_give_the_known_headline_and_every_chart(log):
     assert "with 1 s of patience, 75% of users see words with streaming and 50% with blocking" \
         in texts(at.success)
     assert len(at.get("plotly_chart")) == 4  # patience, distribution, length, comparison
+    cards = {m.label: m.value for m in at.metric}
+    assert cards == {"Runs": "9", "⏳ Blocking: blank screen p50": "1.75 s",
+                     "⚡ Streaming: blank screen p50": "350 ms",
+                     "First words, streaming": "5.0× sooner"}
     captions = texts(at.caption)
     assert "Blocking median 1.75 s (n = 4)" in captions
     assert "Charts use the 8 runs that ended ok; the 1 failed" in captions
@@ -153,8 +163,8 @@ def test_selected_runs_show_prompt_answer_and_timeline(log):
     log.log([run, make_run("blocking", 1.0, tokens=3)])
     at = open_history()
     row = list(table(at)["run_id"]).index(run.run_id)
-    at.session_state["history_table"] = {"selection": {"rows": [row], "columns": [],
-                                                       "cells": []}}
+    at.session_state[runs_table(at).key] = {"selection": {"rows": [row], "columns": [],
+                                                          "cells": []}}
     rerun(at)
     assert "chart_timelines" in {c.key for c in at.get("plotly_chart")}
     assert "1 stall longer than 0.5 s" in texts(at.caption)
@@ -187,3 +197,70 @@ def test_compare_by_mode_is_the_default(log):
     compared = frame_with(at, "ratio")
     row = compared[(compared["metric"] == "perceived_s") & (compared["percentile"] == "p50")]
     assert (row["A"].iloc[0], row["B"].iloc[0]) == pytest.approx((1.75, 0.35))
+
+
+def test_time_ranges(log):
+    log.log(known_runs())  # all on 2025-03-10
+    at = open_history()
+    at.selectbox(key="history_range").select("Last 24 hours")
+    rerun(at)
+    assert "No runs match these filters" in texts(at.warning)
+    at.selectbox(key="history_range").select("Custom dates")
+    rerun(at)
+    at.date_input(key="history_dates").set_value((date(2025, 3, 10), date(2025, 3, 10)))
+    rerun(at)
+    assert len(table(at)) == 9 and not at.warning
+    at.date_input(key="history_dates").set_value((date(2025, 3, 11), date(2025, 3, 12)))
+    rerun(at)
+    assert "No runs match these filters (2025-03-11 00:00 UTC – 2025-03-13 00:00 UTC" \
+        in texts(at.warning)
+
+
+def test_compare_two_date_ranges(log):
+    log.log(known_runs())  # 2025-03-10
+    later = DAY + timedelta(days=2)
+    log.log([make_run("blocking", 4.0, created=later), make_run("streaming", 0.5, created=later)])
+    at = open_history()
+    at.selectbox(key="compare_by").select("created_at")
+    rerun(at)
+    at.date_input(key="compare_A_dates").set_value((date(2025, 3, 10), date(2025, 3, 10)))
+    at.date_input(key="compare_B_dates").set_value((date(2025, 3, 12), date(2025, 3, 12)))
+    rerun(at)
+    compared = frame_with(at, "ratio")
+    blank = compared[(compared["metric"] == "perceived_s") & (compared["percentile"] == "p50")]
+    assert blank["A"].iloc[0] == pytest.approx(0.75)  # the 8 ok known runs
+    assert blank["B"].iloc[0] == pytest.approx(2.25)  # 0.5 and 4.0
+    assert "2025-03-10 – 2025-03-10 (A) against 2025-03-12 – 2025-03-12 (B)" in texts(at.caption)
+
+
+def test_new_runs_show_on_the_next_rerun(log):
+    log.log(known_runs())
+    at = open_history()
+    assert len(table(at)) == 9
+    log.log([make_run("streaming", 0.2)])
+    rerun(at)
+    assert len(table(at)) == 10  # the cached queries follow the run log
+
+
+def test_a_mode_whose_runs_all_failed(log):
+    log.log([make_run("blocking", None, status="error"), make_run("streaming", 0.3, tokens=4)])
+    at = open_history()
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["⏳ Blocking: blank screen p50"] == "–"
+    assert "First words, streaming" not in cards
+    assert "Only streaming runs match" in texts(at.info)
+
+
+def test_an_unusable_database_url_is_a_message(log, monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'missing' / 'dir' / 'runs.db'}")
+    at = open_history()
+    assert "Cannot open the run log" in texts(at.error)
+    assert not at.dataframe
+
+
+def test_a_file_that_is_not_a_run_log_is_a_message(log, monkeypatch, tmp_path):
+    garbage = tmp_path / "notes.db"
+    garbage.write_text("these are my notes, not a database " * 100)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{garbage}")
+    at = open_history()
+    assert "could not be read" in texts(at.error) or "Cannot open" in texts(at.error)
