@@ -9,6 +9,7 @@ st.set_page_config(page_title="StreamRace", page_icon="🏁", layout="wide")
 page = st.navigation([
     st.Page("app_pages/race.py", title="Race", icon="🏁", url_path="race", default=True),
     st.Page("app_pages/benchmark.py", title="Benchmark", icon="📈", url_path="benchmark"),
+    st.Page("app_pages/history.py", title="History", icon="📊", url_path="history"),
 ])
 endpoint_sidebar()
 page.run()

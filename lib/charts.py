@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from lib import metrics
-from lib.trace import Trace
+from lib import history, metrics
+from lib.display import seconds
+from lib.trace import MODES, Trace
 
 COLORS = {"blocking": "#d62728", "streaming": "#2ca02c", "blank": "#c7c7c7"}
 LABELS = {"blocking": "⏳ Blocking", "streaming": "⚡ Streaming"}
@@ -157,3 +162,460 @@ def _short_ms(value: float | None) -> str:
     if value is None:
         return ""
     return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+# -- history: charts of many runs, each a pure data function and a figure ---------------------
+#
+# Each chart of the History page and the report is drawn from the filtered runs (a DataFrame
+# with lib.history.CHART_COLUMNS): `<chart>_data(frame)` computes every number the chart
+# shows (tests check them against the frame), `<chart>_figure(data)` draws them, and
+# `<chart>_caption(data)` says in one line what the chart shows. Only runs that ended ok are
+# charted: a failed run's timings describe the failure, not the experience.
+
+MAX_POINTS = 1500
+"""Points drawn per mode in a scatter or strip; statistics always use every run."""
+ECDF_POINTS = 400
+PATIENCE_POINTS = 400
+DEFAULT_THRESHOLDS_S = (1.0, 3.0)
+NIELSEN_S = (0.1, 1.0, 10.0)
+"""Nielsen's response-time limits: feels instant, keeps the flow of thought, keeps attention."""
+DEFAULT_STALL_S = 0.5
+COMPARED = ("ttft_s", "perceived_s", "e2e_s", "tpot_s", "output_tps")
+COMPARED_LABELS = {"ttft_s": "time to first token (s)", "perceived_s": "blank screen (s)",
+                   "e2e_s": "end to end (s)", "tpot_s": "time per output token (s)",
+                   "output_tps": "output tokens/s"}
+QUANTILES = (50, 90, 99)
+_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.18))
+
+
+def ok_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["status"] == "ok"]
+
+
+def _values(frame: pd.DataFrame, mode: str, column: str) -> np.ndarray:
+    """A metric of a mode's ok runs, missing values left out."""
+    runs = frame[(frame["status"] == "ok") & (frame["mode"] == mode)]
+    return runs[column].dropna().to_numpy(dtype=float)
+
+
+def _sample(n: int, max_points: int) -> np.ndarray:
+    """Positions of at most max_points rows, the same ones every time (a seeded draw)."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, size=max_points, replace=False))
+
+
+def _modes(frame: pd.DataFrame) -> list[str]:
+    present = set(ok_runs(frame)["mode"].unique())
+    return [mode for mode in MODES if mode in present]
+
+
+def _label(mode: str) -> str:
+    return LABELS.get(mode, mode)
+
+
+def _figure(traces: list[dict], height: int, **layout) -> go.Figure:
+    """One figure from plain trace and layout dicts, validated once: building it step by step
+    (make_subplots, add_trace, update_*) costs ten times more, per redraw of the page."""
+    return go.Figure(data=traces, layout={**_LAYOUT, "height": height, **layout})
+
+
+def _panels(titles: tuple[str, ...], widths: tuple[float, ...] | None = None,
+            gap: float = 0.08) -> dict:
+    """Layout entries for side-by-side panels: axes x/y, x2/y2, ... and their titles."""
+    widths = widths or tuple(1.0 / len(titles) for _ in titles)
+    scale = (1.0 - gap * (len(titles) - 1)) / sum(widths)
+    layout, start = {"annotations": []}, 0.0
+    for index, (title, width) in enumerate(zip(titles, widths), start=1):
+        suffix = "" if index == 1 else str(index)
+        end = start + width * scale
+        layout[f"xaxis{suffix}"] = dict(domain=[start, min(end, 1.0)], anchor=f"y{suffix}")
+        layout[f"yaxis{suffix}"] = dict(anchor=f"x{suffix}")
+        layout["annotations"].append(dict(
+            text=title, x=(start + end) / 2, y=1.0, xref="paper", yref="paper",
+            xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=14)))
+        start = end + gap
+    return layout
+
+
+def _marker_size(n: int) -> int:
+    """Bigger points when there are few of them, small ones for a cloud."""
+    return 8 if n <= 50 else 6 if n <= 300 else 4
+
+
+# -- blank-screen time per mode: distribution and ECDF ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One mode's blank-screen times (ok runs): box statistics, drawn points, ECDF steps."""
+
+    n: int
+    q1: float
+    median: float
+    q3: float
+    lower_fence: float
+    """The smallest value within 1.5 IQR below q1 (Tukey's whisker)."""
+    upper_fence: float
+    mean: float
+    points: np.ndarray
+    """At most MAX_POINTS of the values, drawn beside the box."""
+    ecdf_x: np.ndarray
+    ecdf_y: np.ndarray
+    """Share of runs with perceived_s ≤ ecdf_x (exact at each x)."""
+
+
+def blank_screen_data(frame: pd.DataFrame, max_points: int = MAX_POINTS,
+                      ecdf_points: int = ECDF_POINTS) -> dict[str, Distribution]:
+    """Per mode, the distribution of perceived_s over the ok runs that measured it."""
+    result = {}
+    for mode in _modes(frame):
+        values = _values(frame, mode, "perceived_s")
+        if not len(values):
+            continue
+        q1, median, q3 = metrics.percentiles(values, (25, 50, 75))
+        iqr = q3 - q1
+        lower = values[values >= q1 - 1.5 * iqr].min()
+        upper = values[values <= q3 + 1.5 * iqr].max()
+        ordered = np.sort(values)
+        ranks = np.unique(np.linspace(0, len(ordered) - 1, ecdf_points).round().astype(int))
+        ecdf_x = ordered[ranks]
+        result[mode] = Distribution(
+            n=len(values), q1=q1, median=median, q3=q3, lower_fence=float(lower),
+            upper_fence=float(upper), mean=float(values.mean()),
+            points=values[_sample(len(values), max_points)],
+            ecdf_x=ecdf_x, ecdf_y=np.array(metrics.kept_shares(ordered, ecdf_x)),
+        )
+    return result
+
+
+def blank_screen_figure(data: dict[str, Distribution]) -> go.Figure:
+    traces = []
+    for position, (mode, dist) in enumerate(data.items()):
+        color, label = COLORS.get(mode), _label(mode)
+        traces.append(dict(
+            type="box", x=[position - 0.18], q1=[dist.q1], median=[dist.median], q3=[dist.q3],
+            lowerfence=[dist.lower_fence], upperfence=[dist.upper_fence], mean=[dist.mean],
+            name=label, legendgroup=mode, marker_color=color, width=0.3, boxpoints=False,
+            hoverinfo="y"))
+        jitter = np.random.default_rng(position).uniform(-0.1, 0.1, len(dist.points))
+        traces.append(dict(
+            type="scatter", x=position + 0.2 + jitter, y=dist.points, mode="markers", name=label,
+            legendgroup=mode, showlegend=False,
+            marker=dict(color=color, size=_marker_size(len(dist.points)), opacity=0.5),
+            hovertemplate=f"{label}: %{{y:.3f}} s<extra></extra>"))
+        traces.append(dict(  # from (0, 0): no run shows text before the click
+            type="scatter", x=np.concatenate([[0.0], dist.ecdf_x]),
+            y=np.concatenate([[0.0], dist.ecdf_y]), mode="lines", line_shape="hv",
+            name=label, legendgroup=mode, showlegend=False, line_color=color, xaxis="x2",
+            yaxis="y2", hovertemplate=f"{label}: %{{y:.0%}} of runs showed text within "
+                                      "%{x:.3f} s<extra></extra>"))
+    layout = _panels(("Distribution (box, and the runs beside it)",
+                      "Share of runs with text on screen by then (ECDF)"), (0.45, 0.55))
+    layout["xaxis"].update(tickvals=list(range(len(data))), ticktext=[_label(m) for m in data],
+                           range=[-0.6, len(data) - 0.4])
+    layout["yaxis"].update(title_text="blank screen (s)", rangemode="tozero")
+    layout["xaxis2"].update(title_text="blank screen (s)", rangemode="tozero")
+    layout["yaxis2"].update(tickformat=".0%", range=[0, 1.02])
+    return _figure(traces, 380, **layout)
+
+
+def blank_screen_caption(data: dict[str, Distribution]) -> str:
+    medians = ", ".join(f"{_label(m)} median {seconds(d.median)} (n = {d.n:,})"
+                        for m, d in data.items())
+    return f"Blank-screen time (from the click to the first words on screen), per mode: {medians}."
+
+
+# -- blank-screen time against answer length ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LengthFit:
+    """One mode's perceived_s against output_tokens (ok runs with both)."""
+
+    n: int
+    tokens: np.ndarray
+    """The drawn points (at most MAX_POINTS of the runs)."""
+    blank_s: np.ndarray
+    slope_s_per_token: float | None
+    """Least squares (numpy.polyfit, degree 1) over every run; None with < 2 distinct lengths."""
+    intercept_s: float | None
+    shortest: float
+    longest: float
+    """The range of output_tokens over every run (where the fitted line is drawn)."""
+
+
+def length_data(frame: pd.DataFrame, max_points: int = MAX_POINTS) -> dict[str, LengthFit]:
+    result = {}
+    ok = ok_runs(frame)
+    for mode in _modes(frame):
+        runs = ok[ok["mode"] == mode][["output_tokens", "perceived_s"]].dropna()
+        if runs.empty:
+            continue
+        tokens = runs["output_tokens"].to_numpy(dtype=float)
+        blank = runs["perceived_s"].to_numpy(dtype=float)
+        slope = intercept = None
+        if len(np.unique(tokens)) >= 2:
+            slope, intercept = (float(v) for v in np.polyfit(tokens, blank, 1))
+        shown = _sample(len(runs), max_points)
+        result[mode] = LengthFit(len(runs), tokens[shown], blank[shown], slope, intercept,
+                                 float(tokens.min()), float(tokens.max()))
+    return result
+
+
+def length_figure(data: dict[str, LengthFit]) -> go.Figure:
+    traces = []
+    for mode, fit in data.items():
+        color, label = COLORS.get(mode), _label(mode)
+        traces.append(dict(
+            type="scatter", x=fit.tokens, y=fit.blank_s, mode="markers", name=label,
+            legendgroup=mode, marker=dict(color=color, size=_marker_size(len(fit.tokens)),
+                                          opacity=0.45),
+            hovertemplate=f"{label}: %{{x:.0f}} tokens, %{{y:.3f}} s blank<extra></extra>"))
+        if fit.slope_s_per_token is not None:
+            xs = np.array([fit.shortest, fit.longest], dtype=float)
+            traces.append(dict(
+                type="scatter", x=xs, y=fit.intercept_s + fit.slope_s_per_token * xs,
+                mode="lines", legendgroup=mode, line=dict(color=color, width=3),
+                name=f"{label} fit: {fit.slope_s_per_token * 1000:.1f} ms per token"))
+    return _figure(traces, 380,
+                   xaxis=dict(title_text="answer length (output tokens)", rangemode="tozero"),
+                   yaxis=dict(title_text="blank screen (s)", rangemode="tozero"))
+
+
+def length_caption(data: dict[str, LengthFit]) -> str:
+    slopes = ", ".join(
+        f"{_label(m)} {fit.slope_s_per_token * 1000:+.1f} ms per token"
+        for m, fit in data.items() if fit.slope_s_per_token is not None)
+    return ("Blank-screen time against answer length, with a least-squares line per mode: "
+            "blocking waits for the whole answer, so it grows with length; streaming stays flat"
+            + (f" ({slopes})." if slopes else "."))
+
+
+# -- the patience chart --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Patience:
+    """Simulated users per mode (the model: lib.metrics.kept_shares; docs/metrics.md).
+
+    Each ok run is one user; a user with patience p leaves if perceived_s > p.
+    """
+
+    moments_s: np.ndarray
+    waiting: dict[str, np.ndarray]
+    """Per mode, the share of users still facing a blank screen at each moment (0–1)."""
+    n: dict[str, int]
+    thresholds_s: tuple[float, ...]
+    kept: dict[str, dict[float, float]]
+    """Per mode and threshold p: the share of users kept, |perceived_s ≤ p| / n."""
+    headline_s: float | None
+    kept_more_pp: float | None
+    """Streaming's kept share minus blocking's at headline_s, in percentage points."""
+
+
+def patience_data(frame: pd.DataFrame, thresholds_s=DEFAULT_THRESHOLDS_S,
+                  headline_s: float | None = None, points: int = PATIENCE_POINTS) -> Patience:
+    """The patience model over the ok runs; headline_s defaults to the first threshold (and
+    is one of the thresholds marked)."""
+    chosen = {float(t) for t in thresholds_s if t > 0}
+    if headline_s is None and chosen:
+        headline_s = min(chosen)
+    thresholds = tuple(sorted(chosen | ({headline_s} if headline_s else set())))
+    values = {mode: _values(frame, mode, "perceived_s") for mode in _modes(frame)}
+    values = {mode: v for mode, v in values.items() if len(v)}
+    tails = [metrics.percentile(v, 99) for v in values.values()]  # the x axis ends after them
+    end = max(tails + list(thresholds) + [0.1]) * 1.15
+    moments = np.unique(np.concatenate([np.linspace(0.0, end, points), thresholds]))
+    waiting = {mode: 1.0 - np.array(metrics.kept_shares(v, moments)) for mode, v in values.items()}
+    kept = {mode: dict(zip(thresholds, metrics.kept_shares(v, thresholds) or []))
+            for mode, v in values.items()}
+    more = None
+    if headline_s is not None and {"blocking", "streaming"} <= values.keys():
+        more = metrics.kept_more_pp(values["blocking"], values["streaming"], headline_s)
+    return Patience(moments, waiting, {m: len(v) for m, v in values.items()}, thresholds,
+                    kept, headline_s, more)
+
+
+def patience_figure(data: Patience) -> go.Figure:
+    traces = [dict(
+        type="scatter", x=data.moments_s, y=waiting, mode="lines", line_shape="hv",
+        name=_label(mode), line=dict(color=COLORS.get(mode), width=3),
+        hovertemplate=(f"{_label(mode)}: %{{y:.0%}} still facing a blank screen at %{{x:.2f}} s "
+                       "(= would have left, with that patience)<extra></extra>"),
+    ) for mode, waiting in data.waiting.items()]
+    shapes, notes = [], []
+    for index, threshold in enumerate(data.thresholds_s):
+        lost = ", ".join(f"{mode} lost {1 - kept[threshold]:.0%}"
+                         for mode, kept in data.kept.items())
+        shapes.append(dict(type="line", x0=threshold, x1=threshold, y0=0, y1=1, xref="x",
+                           yref="paper", line=dict(dash="dash", color="#555", width=1.5)))
+        notes.append(dict(x=threshold, y=0.98 - 0.09 * index, xref="x", yref="paper",
+                          showarrow=False, text=f"<b>{threshold:g} s</b>: {lost}",
+                          xanchor="left", yanchor="top", xshift=4, font=dict(size=12),
+                          bgcolor="rgba(255,255,255,0.85)"))
+    for mode, kept in data.kept.items():  # where each curve crosses each threshold
+        traces.append(dict(
+            type="scatter", x=list(kept), y=[1 - share for share in kept.values()],
+            mode="markers", showlegend=False, hoverinfo="skip",
+            marker=dict(color=COLORS.get(mode), size=9, line=dict(color="white", width=1.5))))
+    return _figure(traces, 400, shapes=shapes, annotations=notes,
+                   xaxis=dict(title_text="seconds after the click", rangemode="tozero"),
+                   yaxis=dict(title_text="users still waiting (would have left)",
+                              tickformat=".0%", range=[0, 1.02]))
+
+
+def patience_headline(data: Patience) -> str | None:
+    """'Streaming would have kept N% more users' at the headline threshold, or None."""
+    if data.kept_more_pp is None or data.headline_s is None:
+        return None
+    p = data.headline_s
+    kept_s, kept_b = data.kept["streaming"][p], data.kept["blocking"][p]
+    more = data.kept_more_pp
+    winner = "Streaming" if more >= 0 else "Blocking"
+    return (f"{winner} would have kept {abs(more):.0f}% more users: with {p:g} s of patience, "
+            f"{kept_s:.0%} of users see words with streaming and {kept_b:.0%} with blocking "
+            f"(the difference in percentage points of all users).")
+
+
+def one_mode_note(data: Patience) -> str:
+    """What stands in for the headline when the runs are of one mode only."""
+    present = " and ".join(data.n) or "no"
+    return (f"Only {present} runs match: comparing the two modes needs both "
+            "(check the Mode filter).")
+
+
+def patience_caption(data: Patience) -> str:
+    return ("Each run is a simulated user who leaves if the screen stays blank longer than "
+            "their patience: the curve is the share still facing a blank screen at each moment "
+            "(also the share that a patience of that many seconds loses); dashed lines mark "
+            f"the thresholds ({', '.join(f'{t:g} s' for t in data.thresholds_s)}).")
+
+
+# -- per-run chunk timelines -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timelines:
+    """Chunks and the gaps between them, for a few runs, in seconds after each run's t0."""
+
+    runs: list[str]
+    """One label per run, top to bottom."""
+    marks: pd.DataFrame
+    """run, offset_s, chars, text: one row per chunk."""
+    gaps: pd.DataFrame
+    """run, start_s, end_s, gap_s, kind ('wait' before the first chunk, else 'gap'), stall."""
+    stall_s: float
+
+
+def run_label(row) -> str:
+    created = str(row["created_at"])[:19].replace("T", " ")
+    return f"{created} · {row['mode']} · {row['model']} · {str(row['run_id'])[:6]}"
+
+
+def timelines_data(runs: pd.DataFrame, stall_s: float = DEFAULT_STALL_S) -> Timelines:
+    """From run-log rows with their `timeline` JSON ([[seconds after t0, text], ...])."""
+    labels, marks, gaps = [], [], []
+    for _, row in runs.iterrows():
+        label = run_label(row)
+        labels.append(label)
+        chunks = history.timeline(row)
+        previous = 0.0
+        for index, (offset, text) in enumerate(chunks):
+            marks.append({"run": label, "offset_s": offset, "chars": len(text), "text": text})
+            gap = offset - previous
+            gaps.append({"run": label, "start_s": previous, "end_s": offset, "gap_s": gap,
+                         "kind": "wait" if index == 0 else "gap",
+                         "stall": index > 0 and gap > stall_s})
+            previous = offset
+    return Timelines(labels, pd.DataFrame(marks, columns=["run", "offset_s", "chars", "text"]),
+                     pd.DataFrame(gaps, columns=["run", "start_s", "end_s", "gap_s", "kind",
+                                                 "stall"]), stall_s)
+
+
+def timelines_figure(data: Timelines) -> go.Figure:
+    waits = data.gaps[data.gaps["kind"] == "wait"]
+    between = data.gaps[data.gaps["kind"] == "gap"]
+    traces = [dict(
+        type="bar", y=waits["run"], x=waits["gap_s"], base=waits["start_s"], orientation="h",
+        marker_color=COLORS["blank"], name="waiting for the first chunk", width=0.5,
+        hovertemplate="first chunk after %{x:.3f} s<extra></extra>")]
+    if not between.empty:
+        top = max(float(between["gap_s"].max()), data.stall_s)
+        traces.append(dict(
+            type="bar", y=between["run"], x=between["gap_s"], base=between["start_s"],
+            orientation="h", width=0.5, name="gap between chunks (colour: length)",
+            marker=dict(color=between["gap_s"], colorscale="YlOrRd", cmin=0, cmax=top,
+                        colorbar=dict(title=dict(text="gap (s)"), thickness=12, len=0.8)),
+            customdata=between["gap_s"] * 1000,
+            hovertemplate="gap of %{customdata:.0f} ms<extra></extra>"))
+    traces.append(dict(
+        type="scatter", y=data.marks["run"], x=data.marks["offset_s"], mode="markers",
+        name="chunk", marker=dict(symbol="line-ns-open", size=14, color="#1f3b73"),
+        customdata=data.marks["chars"],
+        hovertemplate="chunk at %{x:.3f} s (%{customdata} characters)<extra></extra>"))
+    stalls = between[between["stall"]]
+    if not stalls.empty:
+        traces.append(dict(
+            type="scatter", y=stalls["run"], x=(stalls["start_s"] + stalls["end_s"]) / 2,
+            mode="markers+text", name=f"stall (gap > {data.stall_s:g} s)",
+            text=[f"⚠ {g:.2f} s" for g in stalls["gap_s"]], textposition="top center",
+            marker=dict(symbol="x", size=11, color="#b00020"),
+            hovertemplate="stall of %{text}<extra></extra>"))
+    return _figure(traces, 160 + 60 * len(data.runs), barmode="overlay",
+                   legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
+                   yaxis=dict(categoryorder="array", categoryarray=list(reversed(data.runs)),
+                              automargin=True),
+                   xaxis=dict(title_text="seconds after the request left (t0)",
+                              rangemode="tozero"))
+
+
+def timelines_caption(data: Timelines) -> str:
+    stalls = int(data.gaps["stall"].sum()) if not data.gaps.empty else 0
+    flagged = (f"{stalls} stall{'s' if stalls != 1 else ''} longer than {data.stall_s:g} s "
+               "flagged ⚠" if stalls else f"no gap longer than {data.stall_s:g} s")
+    return ("Each chunk as a tick after the request left, the wait for the first one in grey, "
+            f"the gaps between chunks coloured by length; {flagged}.")
+
+
+# -- comparison of two groups -----------------------------------------------------------------
+
+
+def group_comparison(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """p50/p90/p99 of COMPARED over each group's ok runs, side by side, with B ÷ A.
+
+    Columns: metric, percentile, A, B, ratio (None when a side has no value or A is 0).
+    """
+    rows = []
+    a, b = ok_runs(a), ok_runs(b)
+    for column in COMPARED:
+        a_ps = metrics.percentiles(a[column].dropna().to_numpy(dtype=float), QUANTILES)
+        b_ps = metrics.percentiles(b[column].dropna().to_numpy(dtype=float), QUANTILES)
+        for q, a_value, b_value in zip(QUANTILES, a_ps, b_ps):
+            ratio = (b_value / a_value if a_value is not None and b_value is not None
+                     and a_value != 0 else None)
+            rows.append({"metric": column, "percentile": f"p{q}", "A": a_value, "B": b_value,
+                         "ratio": ratio})
+    return pd.DataFrame(rows, columns=["metric", "percentile", "A", "B", "ratio"])
+
+
+def group_comparison_figure(table: pd.DataFrame, a_label: str, b_label: str) -> go.Figure:
+    traces = []
+    for index, column in enumerate(COMPARED, start=1):
+        rows = table[table["metric"] == column]
+        suffix = "" if index == 1 else str(index)
+        for side, label, color in (("A", a_label, "#1f77b4"), ("B", b_label, "#ff7f0e")):
+            traces.append(dict(
+                type="bar", x=rows["percentile"], y=rows[side], name=f"{side}: {label}",
+                marker_color=color, legendgroup=side, showlegend=index == 1,
+                xaxis=f"x{suffix}", yaxis=f"y{suffix}",
+                hovertemplate=f"{label} %{{x}}: %{{y:.3f}}<extra></extra>"))
+    layout = _panels(tuple(COMPARED_LABELS[c] for c in COMPARED), gap=0.05)
+    for note in layout["annotations"]:
+        note["font"] = dict(size=12)
+    return _figure(traces, 330, barmode="group", **layout)
+
+
+def group_comparison_caption(table: pd.DataFrame, a_label: str, b_label: str) -> str:
+    return (f"p50, p90 and p99 of each metric, {a_label} (A) against {b_label} (B), over their "
+            "ok runs; the ratio is B ÷ A (below 1: B is quicker, except tokens/s, where above 1 "
+            "is faster).")

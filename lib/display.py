@@ -56,8 +56,8 @@ class MarkdownBlocks:
 
 
 def seconds(value: float | None, digits: int = 2) -> str:
-    """'1.23 s', '45 ms' below a second, '–' when not measured."""
-    if value is None:
+    """'1.23 s', '45 ms' below a second, '–' when not measured (None, or NaN from pandas)."""
+    if value is None or value != value:
         return "–"
     if abs(value) < 1:
         return f"{value * 1000:.0f} ms"
@@ -65,7 +65,7 @@ def seconds(value: float | None, digits: int = 2) -> str:
 
 
 def rate(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f} tok/s"
+    return "–" if value is None or value != value else f"{value:.1f} tok/s"
 
 
 def status_line(trace: Trace) -> str:

@@ -12,6 +12,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
+
 from lib.trace import Trace
 
 CHARS_PER_TOKEN = 4.0
@@ -24,13 +26,50 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     Formula: rank = q/100 × (n − 1); value = v[floor] + (v[ceil] − v[floor]) × frac(rank).
     None for no values.
     """
-    if not values:
+    return percentiles(values, (q,))[0]
+
+
+def percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float | None]:
+    """Several percentiles of the same values, sorted once; each as `percentile()` defines it."""
+    ordered = np.sort(np.asarray(values, dtype=float))
+    if not len(ordered):
+        return [None for _ in qs]
+    result = []
+    for q in qs:
+        rank = (len(ordered) - 1) * q / 100.0
+        low, high = math.floor(rank), math.ceil(rank)
+        result.append(float(ordered[low] + (ordered[high] - ordered[low]) * (rank - low)))
+    return result
+
+
+def kept_shares(blank_s: Sequence[float], patience_s: Sequence[float]) -> list[float] | None:
+    """The patience model: the share of simulated users kept, for each patience.
+
+    Each run is one user who opens the answer and looks at a blank screen for its
+    `perceived_s`. A user whose patience is p leaves if perceived_s > p, and stays (sees
+    words) if perceived_s ≤ p. Formula: kept(p) = |{runs with perceived_s ≤ p}| / n;
+    the share still waiting (facing a blank screen) at moment t, which is also the share a
+    patience of t loses, is 1 − kept(t). None for no runs.
+    """
+    ordered = np.sort(np.asarray(blank_s, dtype=float))
+    if not len(ordered):
         return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low = math.floor(rank)
-    high = math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    kept = np.searchsorted(ordered, np.asarray(patience_s, dtype=float), side="right")
+    return (kept / len(ordered)).tolist()
+
+
+def kept_more_pp(blocking_blank_s: Sequence[float], streaming_blank_s: Sequence[float],
+                 patience_s: float) -> float | None:
+    """How many more users streaming keeps at one patience, in percentage points of all users.
+
+    Formula: 100 × (kept_streaming(p) − kept_blocking(p)) with kept() of `kept_shares`;
+    negative when blocking keeps more. None when either mode has no runs.
+    """
+    blocking = kept_shares(blocking_blank_s, (patience_s,))
+    streaming = kept_shares(streaming_blank_s, (patience_s,))
+    if blocking is None or streaming is None:
+        return None
+    return 100.0 * (streaming[0] - blocking[0])
 
 
 def client_s(trace: Trace) -> float | None:

@@ -8,6 +8,7 @@ A failed or cancelled call is logged with whatever it measured: nothing is dropp
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import time
@@ -87,9 +88,27 @@ def _m002_benchmark(conn: sa.Connection) -> None:
         )"""))
 
 
+def _m005_history_indexes(conn: sa.Connection) -> None:
+    """Indexes for the History page's filters, which read every filtered run.
+
+    ix_runs_history leads with the default filter (source, then time) and also holds every
+    column the charts read (lib.history.CHART_COLUMNS), the other filters compare, and the
+    run_id: the charts' query and the choice of the table's newest rows are answered from the
+    index, never from the wide rows (answers, timelines). ix_runs_facets answers the listing
+    of filter values the same way.
+    """
+    conn.execute(sa.text(
+        "CREATE INDEX IF NOT EXISTS ix_runs_history ON runs (source, created_at, mode, status, "
+        "endpoint_kind, model, perceived_s, ttft_s, e2e_s, tpot_s, output_tps, output_tokens, "
+        "run_id)"))
+    conn.execute(sa.text(
+        "CREATE INDEX IF NOT EXISTS ix_runs_facets ON runs (source, endpoint_kind, model, mode, status)"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m001_runs", _m001_runs),
     ("m002_benchmark", _m002_benchmark),
+    ("m005_history_indexes", _m005_history_indexes),
 ]
 
 
@@ -297,3 +316,9 @@ def _present(value):
 
 def to_csv(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False).encode("utf-8")
+
+
+def to_parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()

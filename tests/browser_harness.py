@@ -32,9 +32,10 @@ PAGES = [
     # (direct URL, text the page shows once its script has run to the end)
     ("/", "Recent runs"),  # the race page is the app's home (a default page lives at "/")
     ("/benchmark", "Compare with an earlier benchmark"),
+    ("/history", "No runs logged yet"),  # a fresh app's run log is empty
 ]
 """Every page of the app: a new page is one more line here."""
-NAV_TITLES = {"Race", "Benchmark"}
+NAV_TITLES = {"Race", "Benchmark", "History"}
 """The titles st.navigation gives the pages; the sidebar must list no other."""
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}

@@ -203,7 +203,7 @@ def test_page_opens_by_direct_url(opened):
     ).to_be_visible(timeout=30_000)
     # Each link reads "<icon>\n\n<title>"; with a single page Streamlit shows no navigation.
     nav = set(page.locator('[data-testid="stSidebarNav"] a').all_inner_texts())
-    titles = {t.strip().splitlines()[-1] for t in nav}
+    titles = {t.strip().splitlines()[-1].strip() for t in nav}
     assert titles == (NAV_TITLES if len(NAV_TITLES) > 1 else set()), (
         f"{opened.path}: sidebar navigation {nav}")
 

@@ -1,0 +1,214 @@
+"""History at scale: does the History page load and redraw in under 2 s with 100,000 runs?
+
+Fills a temporary SQLite run log with realistic rows (races of three models over 30 days,
+every source, a few errors and cancellations, answers of 10 to 400 tokens with their chunk
+timelines), then times the page's data path: the filtered queries, every chart's data and
+figure, and finally the page itself through Streamlit's AppTest (a first load, then a
+redraw after a widget change). Prints the figure last.
+
+    python bench/history_scale.py [--runs 100000] [--keep runs.db]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from lib import charts, history  # noqa: E402
+from lib.playback import WORDS  # noqa: E402
+from lib.race import PRESETS  # noqa: E402
+from lib.store import RUN_COLUMNS, Store, trace_to_row  # noqa: E402
+from lib.trace import Chunk, Params, Request, Trace  # noqa: E402
+
+LIMIT_S = 2.0
+TEMPLATE_RACES = 600
+"""Distinct synthetic races; the 100k rows are copies of them with their own ids and dates."""
+MODELS = (  # (endpoint, base URL, model, first-token s, seconds per token)
+    ("local", "http://127.0.0.1:8081/v1", "gemma-3-270m", 0.12, 0.025),
+    ("openai", "https://api.openai.com/v1", "gpt-4o-mini", 0.45, 0.012),
+    ("compatible", "http://127.0.0.1:11434/v1", "llama3.2", 0.30, 0.035),
+)
+PROMPTS = [p.prompt for p in PRESETS] + [
+    "Explain TCP slow start to a product manager.",
+    "List five ways to make a dashboard feel faster.",
+    "Summarise the benefits of server-sent events in 100% plain words.",
+]
+SOURCES = ["live"] * 16 + ["benchmark"] * 2 + ["replay", "simulated"]
+
+
+def synthetic_race(rng: random.Random) -> list[Trace]:
+    """A blocking and a streamed call of one prompt, timed like a real endpoint would be."""
+    kind, url, model, first_s, per_token_s = rng.choice(MODELS)
+    prompt = rng.choice(PROMPTS)
+    tokens = rng.randint(10, 400)
+    request = Request(prompt, Params(max_tokens=400), kind, url, model)
+    race_id = uuid.uuid4().hex
+    traces = []
+    for mode in ("blocking", "streaming"):
+        t_start = 1000.0
+        t0 = t_start + rng.uniform(0.001, 0.004)
+        at = t0 + first_s * rng.lognormvariate(0, 0.35)
+        chunks = []
+        for i in range(tokens):
+            chunks.append(Chunk(at, WORDS[i % len(WORDS)] + " "))
+            stall = rng.random() < 0.004
+            at += per_token_s * rng.lognormvariate(0, 0.3) + (rng.uniform(0.3, 1.5) if stall else 0)
+        status, error = "ok", None
+        fate = rng.random()
+        if fate < 0.02:
+            status, error = "error", "The endpoint answered with a server error (500)."
+            chunks = chunks[: rng.randint(0, len(chunks) // 2)] if mode == "streaming" else []
+        elif fate < 0.03:
+            status, chunks = "cancelled", chunks[: len(chunks) // 3] if mode == "streaming" else []
+        if mode == "blocking" and chunks:
+            chunks = [Chunk(chunks[-1].t, "".join(c.text for c in chunks))]
+        usage = rng.random() < 0.8 and status == "ok"
+        traces.append(Trace(
+            request=request, mode=mode, race_id=race_id, t_start=t_start, t0=t0, chunks=chunks,
+            t_shown=chunks[0].t + 0.01 if chunks else None, t_end=at, status=status,
+            error=error, output_tokens=tokens if usage else None,
+            input_tokens=len(prompt) // 4 if usage else None,
+        ))
+    return traces
+
+
+def fill(store: Store, runs: int, seed: int = 7) -> None:
+    """`runs` rows: copies of the template races, each with its own ids, date and source."""
+    rng = random.Random(seed)
+    templates = [[trace_to_row(t) for t in synthetic_race(rng)] for _ in range(TEMPLATE_RACES)]
+    end = datetime.now(timezone.utc)
+    names = ", ".join(RUN_COLUMNS)
+    values = ", ".join(f":{c}" for c in RUN_COLUMNS)
+    insert = sa.text(f"INSERT INTO runs ({names}) VALUES ({values})")
+    batch: list[dict] = []
+    with store.engine.begin() as conn:
+        for race in range(runs // 2):
+            created = end - timedelta(seconds=rng.uniform(0, 30 * 86400))
+            race_id, source = uuid.uuid4().hex, rng.choice(SOURCES)
+            for row in rng.choice(templates):
+                batch.append({**row, "run_id": uuid.uuid4().hex, "race_id": race_id,
+                              "source": source,
+                              "created_at": created.isoformat(timespec="milliseconds")})
+            if len(batch) >= 10_000:
+                conn.execute(insert, batch)
+                batch.clear()
+        if batch:
+            conn.execute(insert, batch)
+
+
+def timed(label: str, action):
+    start = time.perf_counter()
+    result = action()
+    elapsed = time.perf_counter() - start
+    print(f"  {label:<44} {elapsed * 1000:8.0f} ms", flush=True)
+    return result, elapsed
+
+
+def data_path(engine: sa.Engine, filters: history.Filters) -> float:
+    """The page's work for one set of filters, without Streamlit: queries, chart data, figures."""
+    total = 0.0
+    for label, action in (
+        ("facets (filter values)", lambda: history.facets(engine)),
+        ("facets of the filtered runs (groups)", lambda: history.facets(engine, filters)),
+        ("count", lambda: history.count(engine, filters)),
+        (f"table (newest {history.TABLE_LIMIT})", lambda: history.table(engine, filters)),
+    ):
+        total += timed(label, action)[1]
+    frame, elapsed = timed("chart frame (every filtered run)",
+                           lambda: history.chart_frame(engine, filters))
+    total += elapsed
+    print(f"  -> {len(frame):,} filtered runs")
+    models = sorted(set(history.facets(engine)["model"]))[:2]
+    groups = [history.narrowed(filters, "model", (model,)) for model in models]
+    for name, build in (
+        ("summary per mode", lambda: history.summary(frame)),
+        ("blank screen per mode",
+         lambda: charts.blank_screen_figure(charts.blank_screen_data(frame))),
+        ("blank screen vs length", lambda: charts.length_figure(charts.length_data(frame))),
+        ("patience", lambda: charts.patience_figure(charts.patience_data(frame))),
+        (f"compare {models[0]} with {models[1]}", lambda: charts.group_comparison_figure(
+            charts.group_comparison(*(history.chart_frame(engine, g) for g in groups)), *models)),
+    ):
+        total += timed(name, build)[1]
+    return total
+
+
+def page_times(url: str) -> dict[str, float]:
+    """The History page in AppTest, in a process that has imported the app (as a running
+    server has): the first load (every cache cold), a redraw after changing a patience
+    threshold (AppTest reruns the whole script; the browser reruns only that fragment),
+    and a new filter (its queries cold)."""
+    from streamlit.testing.v1 import AppTest
+
+    import app_pages.history_parts  # noqa: F401  (imported by a running server already)
+    import lib.report  # noqa: F401
+
+    os.environ.update(DATABASE_URL=url, STREAMRACE_ENDPOINT="compatible",
+                      STREAMRACE_BASE_URL="http://127.0.0.1:9/v1")
+    os.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/history.py")
+    steps = {
+        "first load": lambda: at.run(),
+        "redraw (patience thresholds)": lambda: at.text_input(key="patience_thresholds")
+        .input("0.5, 2").run(),
+        "new filter (+ replayed runs)": lambda: at.multiselect(key="history_sources")
+        .select("replay").run(),
+    }
+    times = {}
+    for label, step in steps.items():
+        _, times[label] = timed(f"page: {label}", step)
+        if at.exception:
+            raise SystemExit(f"the page failed: {[e.value for e in at.exception]}")
+    if not at.get("plotly_chart"):
+        raise SystemExit("the page drew no chart")
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--keep", type=Path, help="write the run log here instead of a temp file")
+    parser.add_argument("--no-page", action="store_true", help="skip the AppTest part")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        path = args.keep or Path(folder) / "runs.db"
+        url = f"sqlite:///{path}"
+        store = Store(url)
+        if store.count() < args.runs:
+            timed(f"fill {args.runs:,} rows", lambda: fill(store, args.runs))
+        print(f"run log: {path.stat().st_size / 1e6:.0f} MB, {store.count():,} runs")
+        print("data path, default filters (source = live, all time):")
+        default_s = data_path(store.engine, history.Filters())
+        print(f"  = {default_s:.2f} s")
+        print("data path, every source:")
+        every_s = data_path(store.engine, history.Filters(sources=()))
+        print(f"  = {every_s:.2f} s")
+        page = {} if args.no_page else page_times(url)
+        store.engine.dispose()
+    worst = max([default_s, every_s, *page.values()])
+    verdict = "OK" if worst < LIMIT_S else "TOO SLOW"
+    load = os.getloadavg()[0]
+    pages = ", ".join(f"{label} {s:.2f} s" for label, s in page.items())
+    print(f"(load average {load:.1f} on {os.cpu_count()} cores while measuring)")
+    print(f"history page with {args.runs:,} runs: data path {default_s:.2f} s (live) / "
+          f"{every_s:.2f} s (all sources){', ' + pages if pages else ''} -> worst {worst:.2f} s, "
+          f"limit {LIMIT_S:.1f} s: {verdict}")
+    return 0 if worst < LIMIT_S else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
