@@ -8,6 +8,7 @@ st.set_page_config(page_title="StreamRace", page_icon="🏁", layout="wide")
 
 page = st.navigation([
     st.Page("app_pages/race.py", title="Race", icon="🏁", url_path="race", default=True),
+    st.Page("app_pages/replay.py", title="Replay", icon="🎞️", url_path="replay"),
 ])
 endpoint_sidebar()
 page.run()

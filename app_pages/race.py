@@ -4,15 +4,17 @@ import threading
 
 import streamlit as st
 
-from lib import charts, endpoints, metrics
+from lib import charts, endpoints, metrics, replay
 from lib.display import plain_markdown, rate, seconds, status_line
 from lib.errors import StreamRaceError
 from lib.race import PRESETS, Race, default_params, summary_line
 from lib.store import to_csv
 from app_pages.shared import current_settings, run_log
 
-RECENT_COLUMNS = ["created_at", "mode", "status", "model", "perceived_s", "ttft_s", "e2e_s",
-                  "output_tokens", "token_source", "output_tps", "error", "prompt"]
+RECENT_COLUMNS = ["created_at", "source", "mode", "status", "model", "perceived_s", "ttft_s",
+                  "e2e_s", "output_tokens", "token_source", "output_tps", "error", "prompt"]
+STARTING = {"local": "Starting the embedded model (once per app process)…",
+            "replay": "Starting the replay server (once per app process)…"}
 
 
 def apply_preset() -> None:
@@ -104,6 +106,9 @@ def show_outcome(blocking, streaming, left, right, live: bool) -> None:
     b, s = metrics.compute(blocking), metrics.compute(streaming)
     factor = metrics.speedup(blocking, streaming)
     st.subheader("What the user experienced")
+    not_live = replay.describe_run(streaming.source, streaming.request.transform)
+    if not_live:
+        st.info(not_live, icon="🎞️")
     cards = st.columns(4)
     cards[0].metric("⏳ Blank screen, blocking", seconds(b.perceived_s), border=True)
     cards[1].metric("⚡ Blank screen, streaming", seconds(s.perceived_s),
@@ -163,9 +168,10 @@ results = st.session_state.setdefault("race_results", {})
 settle_previous(results)
 if run:
     try:
-        with st.spinner("Starting the embedded model (once per app process)…",
+        settings = current_settings()
+        with st.spinner(STARTING.get(settings.endpoint_kind, "Checking the endpoint…"),
                         show_time=True):
-            endpoint = endpoints.resolve(current_settings())
+            endpoint = endpoints.resolve(settings)
         if endpoint.note:
             st.info(endpoint.note, icon="🔄")
         params = default_params(endpoint, temperature=temperature, max_tokens=int(max_tokens),

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Collection, Iterable
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
@@ -22,13 +21,22 @@ from lib.config import default_data_dir
 from lib.errors import InvalidInput, redact
 from lib.trace import Trace
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 RUN_COLUMNS = (
     "run_id", "race_id", "created_at", "source", "endpoint_kind", "base_url", "model", "mode",
     "status", "error", "prompt", "params", "client_s", "ttft_s", "perceived_s", "e2e_s",
     "tpot_s", "icl_p50_s", "icl_p95_s", "icl_max_s", "output_tokens", "input_tokens",
-    "token_source", "output_tps", "output_chars", "output_text", "timeline",
+    "token_source", "output_tps", "output_chars", "output_text", "timeline", "transform",
 )
-"""Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...]."""
+"""Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...];
+`transform` is JSON of what a replay endpoint played (lib.replay), empty for other runs."""
+
+SOURCES = ("live", "benchmark", "guardrails", "replay", "simulated")
+STATISTICS_SOURCES = ("live",)
+"""What statistics include unless the user asks for more: replayed and simulated timings
+are not measurements of an endpoint, and must never be mixed into live figures silently."""
 
 
 def _m001_runs(conn: sa.Connection) -> None:
@@ -57,8 +65,21 @@ def _m001_runs(conn: sa.Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_runs_race_id ON runs (race_id)"))
 
 
+def _m004_replay(conn: sa.Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN transform TEXT"))
+    conn.execute(sa.text("CREATE INDEX ix_runs_source ON runs (source)"))
+    # Named recordings (lib.replay): the body is the recording's export JSON, one format.
+    conn.execute(sa.text("""
+        CREATE TABLE recordings (
+            name VARCHAR(64) PRIMARY KEY,
+            created_at VARCHAR(32) NOT NULL,
+            body TEXT NOT NULL
+        )"""))
+
+
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m001_runs", _m001_runs),
+    ("m004_replay", _m004_replay),
 ]
 
 
@@ -134,12 +155,31 @@ class Store:
                     raise
                 time.sleep(0.05 * (attempt + 1))
 
-    def recent(self, limit: int = 50) -> pd.DataFrame:
-        """The newest runs first, every column."""
-        query = sa.text(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs "
-                        "ORDER BY created_at DESC, mode LIMIT :limit")
+    def recent(self, limit: int = 50, sources: Collection[str] | None = None) -> pd.DataFrame:
+        """The newest runs first, every column; only those of `sources` when given.
+
+        Statistics pass `sources=STATISTICS_SOURCES` unless the user asked for more.
+        """
+        return self._select(limit=limit, column="source", values=sources)
+
+    def runs(self, run_ids: Collection[str]) -> pd.DataFrame:
+        """The runs with these ids, newest first."""
+        return self._select(limit=None, column="run_id", values=run_ids)
+
+    def _select(self, limit: int | None, column: str, values: Collection[str] | None) -> pd.DataFrame:
+        where = f"WHERE {column} IN :values " if values is not None else ""
+        query = sa.text(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs {where}"
+                        "ORDER BY created_at DESC, mode" + (" LIMIT :limit" if limit else ""))
+        params: dict = {}
+        if values is not None:
+            query = query.bindparams(sa.bindparam("values", expanding=True))
+            params["values"] = list(values)
+        if limit:
+            params["limit"] = limit
+        import pandas as pd  # imported here: the replay server reads no frame, and starts faster
+
         with self.engine.connect() as conn:
-            return pd.read_sql(query, conn, params={"limit": limit})
+            return pd.read_sql(query, conn, params=params)
 
     def count(self) -> int:
         with self.engine.connect() as conn:
@@ -176,6 +216,7 @@ def trace_to_row(trace: Trace) -> dict:
         **values,
         "output_text": trace.text,
         "timeline": json.dumps(timeline, ensure_ascii=False),
+        "transform": request.transform,
     }
 
 

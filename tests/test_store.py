@@ -25,8 +25,9 @@ DESIGN_COLUMNS = [
     "tpot_s", "icl_p50_s", "icl_p95_s", "icl_max_s", "output_tokens", "input_tokens",
     "token_source", "output_tps", "output_chars",
 ]
-# ... plus "the chunk timeline (offsets and texts)" and the text itself.
-ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline"]
+# ... plus "the chunk timeline (offsets and texts)" and the text itself, and (m004_replay) what
+# a replay endpoint did to its recording.
+ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline", "transform"]
 
 
 def all_rows(store: Store) -> list[dict]:
