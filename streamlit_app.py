@@ -10,6 +10,7 @@ page = st.navigation([
     st.Page("app_pages/race.py", title="Race", icon="🏁", url_path="race", default=True),
     st.Page("app_pages/benchmark.py", title="Benchmark", icon="📈", url_path="benchmark"),
     st.Page("app_pages/history.py", title="History", icon="📊", url_path="history"),
+    st.Page("app_pages/replay.py", title="Replay", icon="🎞️", url_path="replay"),
 ])
 endpoint_sidebar()
 page.run()

@@ -4,7 +4,7 @@ import threading
 
 import streamlit as st
 
-from lib import charts, endpoints, metrics
+from lib import charts, endpoints, metrics, replay
 from lib.display import MarkdownBlocks, plain_markdown, rate, seconds, status_line
 from lib.errors import StreamRaceError
 from lib.calls import check_request
@@ -13,8 +13,10 @@ from lib.store import to_csv
 from lib.trace import Params
 from app_pages.shared import current_settings, run_log, settle_previous
 
-RECENT_COLUMNS = ["created_at", "mode", "status", "model", "perceived_s", "ttft_s", "e2e_s",
-                  "output_tokens", "token_source", "output_tps", "error", "prompt"]
+RECENT_COLUMNS = ["created_at", "source", "mode", "status", "model", "perceived_s", "ttft_s",
+                  "e2e_s", "output_tokens", "token_source", "output_tps", "error", "prompt"]
+STARTING = {"local": "Starting the embedded model (once per app process)…",
+            "replay": "Starting the replay server (once per app process)…"}
 
 
 def apply_preset() -> None:
@@ -107,6 +109,9 @@ def show_outcome(blocking, streaming, left, right, live: bool) -> None:
     b, s = metrics.compute(blocking), metrics.compute(streaming)
     factor = metrics.speedup(blocking, streaming)
     st.subheader("What the user experienced")
+    not_live = replay.describe_run(streaming.source, streaming.request.transform)
+    if not_live:
+        st.info(not_live, icon="🎞️")
     cards = st.columns(4)
     cards[0].metric("⏳ Blank screen, blocking", seconds(b.perceived_s), border=True)
     cards[1].metric("⚡ Blank screen, streaming", seconds(s.perceived_s),
@@ -171,8 +176,7 @@ if run:
     try:
         check_request(prompt, params)  # before anything starts: nothing is sent for bad input
         store = run_log(settings.database_url)
-        with st.spinner("Starting the embedded model (once per app process)…"
-                        if settings.endpoint_kind == "local" else "Checking the endpoint…",
+        with st.spinner(STARTING.get(settings.endpoint_kind, "Checking the endpoint…"),
                         show_time=True):
             endpoint = endpoints.resolve(settings)
         if endpoint.note:

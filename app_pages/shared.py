@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from lib import embedded
+from lib import embedded, replay
 from lib.config import ENDPOINT_KINDS, OPENAI_BASE_URL, Settings, key_for, load_settings
 from lib.errors import StreamRaceError
 from lib.store import Store
@@ -22,7 +22,10 @@ KIND_LABELS = {
     "local": "🖥️ Embedded model (llama.cpp)",
     "openai": "☁️ OpenAI",
     "compatible": "🔌 OpenAI-compatible URL",
+    "replay": "🎞️ Replay a recording",
 }
+REPLAY_CHOICES = "replay_choices"
+"""Session key: the replay models this session chose with "Use in race" (newest first)."""
 
 
 @st.cache_resource(show_spinner=False)
@@ -61,14 +64,17 @@ def current_settings() -> Settings:
 def endpoint_sidebar() -> Settings:
     """The endpoint picker; starts from the configuration and keeps keys masked."""
     base = load_settings()
+    # Set as state, not as the widget's index: other pages select an endpoint too ("Use in race").
+    st.session_state.setdefault("endpoint_kind", base.endpoint_kind)
     with st.sidebar:
         st.header("Endpoint")
-        kind = st.selectbox(
-            "Endpoint", ENDPOINT_KINDS, index=ENDPOINT_KINDS.index(base.endpoint_kind),
-            format_func=KIND_LABELS.get, key="endpoint_kind",
-        )
+        kind = st.selectbox("Endpoint", ENDPOINT_KINDS, format_func=KIND_LABELS.get,
+                            key="endpoint_kind")
         settings = base.with_overrides(endpoint_kind=kind)
-        if kind == "local":
+        if kind == "replay":
+            settings = replace(settings, base_url="", model=replay_picker(base), api_key=None,
+                               key_origin=None)
+        elif kind == "local":
             _prestart_embedded(base.model_path)
             st.caption("Gemma 3 270M on 127.0.0.1, one llama.cpp server per lane. "
                        "Set STREAMRACE_MODEL_PATH for another GGUF file.")
@@ -100,3 +106,30 @@ def endpoint_sidebar() -> Settings:
                                key_origin=origin)
     st.session_state["settings"] = settings
     return settings
+
+
+def replay_picker(base: Settings) -> str:
+    """What the replay endpoint plays: a saved recording, or a what-if chosen on the Replay page."""
+    try:
+        names = list(replay.Recordings(run_log(base.database_url)))
+    except StreamRaceError as error:
+        st.caption(error.message)
+        names = []
+    configured = [base.model] if base.endpoint_kind == "replay" and base.model else []
+    options = list(dict.fromkeys([*st.session_state.get(REPLAY_CHOICES, []), *configured, *names]))
+    if not options:
+        st.caption("No recordings yet: save one on the 🎞️ Replay page.")
+        return ""
+    if st.session_state.get("replay_model") not in options:
+        st.session_state.pop("replay_model", None)  # deleted since: fall back to the first
+    model = st.selectbox("Recording", options, key="replay_model", format_func=replay_label)
+    st.caption("Played on 127.0.0.1 at its recorded offsets. Runs are logged as `replay` or "
+               "`simulated`, never as live measurements.")
+    return model
+
+
+def replay_label(model: str) -> str:
+    try:
+        return replay.label(replay.parse_model(model))
+    except StreamRaceError:
+        return model

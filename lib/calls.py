@@ -166,7 +166,10 @@ class Call:
         self.endpoint = endpoint
         self.params = params
         base_url = endpoint.url_for(mode)
-        request = Request(prompt, params, endpoint.kind, base_url, endpoint.model)
+        request = Request(prompt, params, endpoint.kind, base_url, endpoint.model,
+                          endpoint.transform)
+        # A replayed or simulated timing is never logged as anything else (nor as live).
+        source = endpoint.source or source
         self.trace = Trace(request=request, mode=mode, source=source, race_id=race_id)
         self.progress = threading.Condition()
         self._cancelled = threading.Event()

@@ -619,3 +619,27 @@ def group_comparison_caption(table: pd.DataFrame, a_label: str, b_label: str) ->
     return (f"p50, p90 and p99 of each metric, {a_label} (A) against {b_label} (B), over their "
             "ok runs; the ratio is B ÷ A (below 1: B is quicker, except tokens/s, where above 1 "
             "is faster).")
+
+
+def replay_preview(recorded: tuple[Trace, Trace] | None, what_if: tuple[Trace, Trace]) -> go.Figure:
+    """Characters on screen over time, as recorded (dashed) and under the what-if (solid).
+
+    Each argument is a (blocking, streaming) pair of preview traces (lib.replay.preview):
+    the streaming ramp and the blocking step, so the gap a transform opens or closes shows.
+    """
+    figure = go.Figure()
+    for pair, dash, suffix in ((recorded, "dot", "as recorded"), (what_if, "solid", "what-if")):
+        for trace in pair or ():
+            xs, ys = chars_on_screen(trace)
+            figure.add_trace(go.Scatter(
+                x=xs, y=ys, mode="lines", line_shape="hv", name=f"{LABELS[trace.mode]}, {suffix}",
+                line=dict(color=COLORS[trace.mode], dash=dash, width=2 if dash == "solid" else 1.5),
+                hovertemplate="%{y} characters at %{x:.3f} s<extra></extra>",
+            ))
+    figure.update_layout(
+        height=340, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25),
+        title=dict(text="Characters on screen", font=dict(size=14)),
+    )
+    figure.update_xaxes(title_text="seconds after the request")
+    figure.update_yaxes(title_text="characters")
+    return figure

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
-ENDPOINT_KINDS = ("local", "openai", "compatible")
-DEFAULT_MODELS = {"local": "gemma-3-270m", "openai": "gpt-4o-mini", "compatible": ""}
+ENDPOINT_KINDS = ("local", "openai", "compatible", "replay")
+DEFAULT_MODELS = {"local": "gemma-3-270m", "openai": "gpt-4o-mini", "compatible": "", "replay": ""}
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 SECRETS_PATH = Path(".streamlit/secrets.toml")
 
@@ -59,7 +59,8 @@ def load_settings(
     if kind not in ENDPOINT_KINDS:
         kind = "local"
     base_url = OPENAI_BASE_URL if kind == "openai" else get("STREAMRACE_BASE_URL")[0] or ""
-    api_key, origin = key_for(kind, environ, secrets_path) if kind != "local" else (None, None)
+    keyless = kind in ("local", "replay")
+    api_key, origin = (None, None) if keyless else key_for(kind, environ, secrets_path)
     return Settings(
         endpoint_kind=kind,
         base_url=base_url,

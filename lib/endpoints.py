@@ -2,7 +2,7 @@
 
 `local` is the embedded llama.cpp model (one server per lane, see lib.embedded); `openai`
 is api.openai.com; `compatible` is any OpenAI-compatible base URL (Ollama, vLLM, llama.cpp,
-LM Studio, a gateway).
+LM Studio, a gateway); `replay` plays a saved recording, possibly transformed (lib.replay).
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ class Endpoint:
     api_key: str | None = field(default=None, repr=False)
     note: str | None = None
     """Something the user should know, e.g. that the embedded server was restarted."""
+    source: str | None = None
+    """The run-log source every call to this endpoint gets (`replay`, `simulated`): its
+    timing is not a live measurement, whoever makes the call. None for real endpoints."""
+    transform: str | None = None
+    """JSON of what the endpoint does to its recording, for the run log's `transform`."""
 
     def url_for(self, mode: Mode) -> str:
         return self.urls[mode]
@@ -57,6 +62,10 @@ def check_base_url(url: str) -> str:
 def resolve(settings: Settings) -> Endpoint:
     """Check the settings and turn them into an Endpoint; starts the embedded model if needed."""
     kind = settings.endpoint_kind
+    if kind == "replay":
+        from lib import replay  # it builds Endpoints itself; imported here to avoid a cycle
+
+        return replay.endpoint(settings.model, settings.database_url)
     if kind == "local":
         lanes = embedded.ensure_lanes(settings.model_path)
         note = "The embedded model server had stopped and was restarted." if lanes.restarted else None
@@ -74,5 +83,6 @@ def resolve(settings: Settings) -> Endpoint:
     elif kind == "compatible":
         url = check_base_url(settings.base_url)
     else:
-        raise InvalidInput(f"Unknown endpoint kind '{kind}': use local, openai or compatible.")
+        raise InvalidInput(
+            f"Unknown endpoint kind '{kind}': use local, openai, compatible or replay.")
     return Endpoint(kind, model, {mode: url for mode in MODES}, settings.api_key or None)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 
 import httpx
-from mirascope import llm
 
 
 class StreamRaceError(Exception):
@@ -149,6 +148,10 @@ def from_exception(
     """
     if isinstance(exc, StreamRaceError):
         return exc
+    # Imported here: Mirascope takes seconds to import, and a command that makes no call (a
+    # replay server, `python -m lib.replay list`) should not wait for it.
+    from mirascope import llm
+
     detail = redact(_server_detail(exc), secrets)
     timeout_like = isinstance(exc, (llm.TimeoutError, httpx.TimeoutException)) or (
         isinstance(exc.__cause__, httpx.TimeoutException)

@@ -44,6 +44,9 @@ class Script:
     status_schedule: tuple[int, ...] = ()
     """Statuses for this model's requests in their order of arrival, cycled: (200, 200, 500)
     fails every third request. Replaces `status` when set."""
+    output_tokens: int | None = None
+    input_tokens: int | None = None
+    """The usage to report; default: one token per text piece, and the prompt's length / 4."""
 
     @classmethod
     def regular(cls, ttft_s: float, gap_s: float, n: int, **kwargs) -> "Script":
@@ -103,7 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802
         if self.path.rstrip("/").endswith("/models"):
             models = [{"id": name, "object": "model", "owned_by": "playback"}
-                      for name in self.server.playback.scripts]
+                      for name in self.server.playback.model_names()]
             self._send_json(200, {"object": "list", "data": models})
         else:
             self._error(404, f"No route {self.path}")
@@ -119,9 +122,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, f"No route {self.path}")
         if playback.api_key and record.authorization != f"Bearer {playback.api_key}":
             return self._error(401, "Incorrect API key provided.")
-        script = playback.scripts.get(body.get("model", ""))
-        if script is None:
-            return self._error(404, f"The model '{body.get('model')}' does not exist")
+        try:
+            script = playback.script_for(str(body.get("model", "")))
+        except LookupError as exc:
+            return self._error(404, str(exc.args[0]) if exc.args else "Unknown model")
         if script.hang_s:
             time.sleep(script.hang_s)
         status = playback.next_status(body["model"], script)
@@ -146,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
             "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
         }
         if script.usage:
-            payload["usage"] = _usage(record.body, len(script.texts))
+            payload["usage"] = _usage(record.body, script)
         record.t_done = time.perf_counter()
         self._send_json(200, payload)
         record.sent.append(time.perf_counter())
@@ -182,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
         record.t_done = time.perf_counter()
         event({}, finish="stop")
         if script.usage and record.body.get("stream_options", {}).get("include_usage"):
-            event(None, usage=_usage(record.body, len(script.texts)))
+            event(None, usage=_usage(record.body, script))
         self._write(b"data: [DONE]\n\n")
         self._write(b"", last=True)
 
@@ -194,9 +198,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-def _usage(body: dict, output_tokens: int) -> dict:
-    prompt = "".join(str(m.get("content", "")) for m in body.get("messages", []))
-    prompt_tokens = max(1, len(prompt) // 4)
+def _usage(body: dict, script: Script) -> dict:
+    output_tokens = script.output_tokens if script.output_tokens is not None else len(script.texts)
+    prompt_tokens = script.input_tokens
+    if prompt_tokens is None:
+        prompt = "".join(str(m.get("content", "")) for m in body.get("messages", []))
+        prompt_tokens = max(1, len(prompt) // 4)
     return {"prompt_tokens": prompt_tokens, "completion_tokens": output_tokens,
             "total_tokens": prompt_tokens + output_tokens}
 
@@ -225,10 +232,15 @@ class _Server(ThreadingHTTPServer):
 
 
 class PlaybackServer:
-    """A playback server on 127.0.0.1 and a free port, in a background thread."""
+    """A playback server on 127.0.0.1 and a free port, in a background thread.
 
-    def __init__(self, scripts: dict[str, Script], api_key: str | None = None, port: int = 0):
-        self.scripts = dict(scripts)
+    Requests find their script through `script_for` and `/v1/models` lists `model_names`:
+    a subclass can resolve names on demand (lib.replay does).
+    """
+
+    def __init__(self, scripts: dict[str, Script] | None = None, api_key: str | None = None,
+                 port: int = 0):
+        self.scripts = dict(scripts or {})
         self.api_key = api_key
         self.received: list[Received] = []
         self.open_connections = 0
@@ -247,6 +259,16 @@ class PlaybackServer:
             index = self._served.get(model, 0)
             self._served[model] = index + 1
         return script.status_schedule[index % len(script.status_schedule)]
+
+    def script_for(self, model: str) -> Script:
+        """The script to play for a request's model name; LookupError(message) if none."""
+        try:
+            return self.scripts[model]
+        except KeyError:
+            raise LookupError(f"The model '{model}' does not exist") from None
+
+    def model_names(self) -> list[str]:
+        return list(self.scripts)
 
     @property
     def port(self) -> int:

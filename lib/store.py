@@ -13,9 +13,8 @@ import json
 import math
 import time
 from datetime import datetime
-from typing import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Callable, Collection, Iterable, Mapping
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
@@ -25,14 +24,23 @@ from lib.config import default_data_dir
 from lib.errors import InvalidInput, redact
 from lib.trace import Chunk, Params, Request, Trace
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 RUN_COLUMNS = (
     "run_id", "race_id", "created_at", "source", "endpoint_kind", "base_url", "model", "mode",
     "status", "error", "prompt", "params", "client_s", "ttft_s", "perceived_s", "e2e_s",
     "tpot_s", "icl_p50_s", "icl_p95_s", "icl_max_s", "output_tokens", "input_tokens",
     "token_source", "output_tps", "output_chars", "output_text", "timeline",
-    "bench_id", "bench_phase", "bench_offset_s", "queue_s", "icl_p99_s",
+    "bench_id", "bench_phase", "bench_offset_s", "queue_s", "icl_p99_s", "transform",
 )
-"""Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...]."""
+"""Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...];
+`transform` is JSON of what a replay endpoint played (lib.replay), empty for other runs."""
+
+SOURCES = ("live", "benchmark", "guardrails", "replay", "simulated")
+STATISTICS_SOURCES = ("live",)
+"""What statistics include unless the user asks for more: replayed and simulated timings
+are not measurements of an endpoint, and must never be mixed into live figures silently."""
 
 BENCH_COLUMNS = (
     "bench_id", "created_at", "endpoint_kind", "base_url", "model", "settings", "status",
@@ -105,9 +113,22 @@ def _m005_history_indexes(conn: sa.Connection) -> None:
         "CREATE INDEX IF NOT EXISTS ix_runs_facets ON runs (source, endpoint_kind, model, mode, status)"))
 
 
+def _m004_replay(conn: sa.Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN transform TEXT"))
+    conn.execute(sa.text("CREATE INDEX ix_runs_source ON runs (source)"))
+    # Named recordings (lib.replay): the body is the recording's export JSON, one format.
+    conn.execute(sa.text("""
+        CREATE TABLE recordings (
+            name VARCHAR(64) PRIMARY KEY,
+            created_at VARCHAR(32) NOT NULL,
+            body TEXT NOT NULL
+        )"""))
+
+
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m001_runs", _m001_runs),
     ("m002_benchmark", _m002_benchmark),
+    ("m004_replay", _m004_replay),
     ("m005_history_indexes", _m005_history_indexes),
 ]
 
@@ -177,8 +198,7 @@ class Store:
             f"SELECT {', '.join('b.' + c for c in BENCH_COLUMNS)}, "
             "(SELECT COUNT(*) FROM runs r WHERE r.bench_id = b.bench_id) AS runs "
             "FROM benchmarks b ORDER BY b.created_at DESC LIMIT :limit")
-        with self.engine.connect() as conn:
-            return pd.read_sql(query, conn, params={"limit": limit})
+        return self._frame(query, {"limit": limit})
 
     def benchmark(self, bench_id: str) -> dict | None:
         """One benchmark's row (settings as a dict), or None if it is not in the log."""
@@ -219,12 +239,34 @@ class Store:
                     raise
                 time.sleep(0.05 * (attempt + 1))
 
-    def recent(self, limit: int = 50) -> pd.DataFrame:
-        """The newest runs first, every column."""
-        query = sa.text(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs "
-                        "ORDER BY created_at DESC, mode LIMIT :limit")
+    def recent(self, limit: int = 50, sources: Collection[str] | None = None) -> pd.DataFrame:
+        """The newest runs first, every column; only those of `sources` when given.
+
+        Statistics pass `sources=STATISTICS_SOURCES` unless the user asked for more.
+        """
+        return self._select(limit=limit, column="source", values=sources)
+
+    def runs(self, run_ids: Collection[str]) -> pd.DataFrame:
+        """The runs with these ids, newest first."""
+        return self._select(limit=None, column="run_id", values=run_ids)
+
+    def _select(self, limit: int | None, column: str, values: Collection[str] | None) -> pd.DataFrame:
+        where = f"WHERE {column} IN :values " if values is not None else ""
+        query = sa.text(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs {where}"
+                        "ORDER BY created_at DESC, mode" + (" LIMIT :limit" if limit else ""))
+        params: dict = {}
+        if values is not None:
+            query = query.bindparams(sa.bindparam("values", expanding=True))
+            params["values"] = list(values)
+        if limit:
+            params["limit"] = limit
+        return self._frame(query, params)
+
+    def _frame(self, query, params: dict) -> pd.DataFrame:
+        import pandas as pd  # imported here: the replay server reads no frame, and starts faster
+
         with self.engine.connect() as conn:
-            return pd.read_sql(query, conn, params={"limit": limit})
+            return pd.read_sql(query, conn, params=params)
 
     def count(self) -> int:
         with self.engine.connect() as conn:
@@ -263,6 +305,7 @@ def trace_to_row(trace: Trace) -> dict:
         "timeline": json.dumps(timeline, ensure_ascii=False),
         "bench_id": trace.bench_id,
         "bench_phase": trace.bench_phase,
+        "transform": request.transform,
     }
     return {name: row[name] for name in RUN_COLUMNS}
 
@@ -292,7 +335,7 @@ def trace_from_row(row: Mapping) -> Trace:
     from_server = value["token_source"] == "server"
     return Trace(
         request=Request(value["prompt"], Params(**params), value["endpoint_kind"],
-                        value["base_url"], value["model"]),
+                        value["base_url"], value["model"], value.get("transform")),
         mode=value["mode"], source=value["source"], run_id=value["run_id"],
         race_id=value["race_id"], created_at=datetime.fromisoformat(value["created_at"]),
         t_start=t_start, t_run=after_start("queue_s"), t0=t0,

@@ -44,6 +44,8 @@ class Request:
     endpoint_kind: str
     base_url: str
     model: str
+    transform: str | None = None
+    """JSON of what a replay endpoint did to its recording (lib.replay); None for live calls."""
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,10 @@ PAGES = [
     ("/", "Recent runs"),  # the race page is the app's home (a default page lives at "/")
     ("/benchmark", "Compare with an earlier benchmark"),
     ("/history", "No runs logged yet"),  # a fresh app's run log is empty
+    ("/replay", "Use in race"),
 ]
 """Every page of the app: a new page is one more line here."""
-NAV_TITLES = {"Race", "Benchmark", "History"}
+NAV_TITLES = {"Race", "Benchmark", "History", "Replay"}
 """The titles st.navigation gives the pages; the sidebar must list no other."""
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}

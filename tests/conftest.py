@@ -9,6 +9,13 @@ the openai SDK and httpx to a real local server that plays a known timeline.
         [request] = received_for(playback, unique_prompt)   # what the server saw
 
 Other test files (AppTest of pages, browser tests) reuse `playback` and `playback.base_url`.
+
+Anything that needs a known timeline can also use `replay_endpoint`: a real `replay` endpoint
+playing a Recording (hand-made, or saved from a logged run), transformed if asked:
+
+    def test_something(replay_endpoint):
+        endpoint = replay_endpoint(Recording("tick", (0.1, 0.2), ("a", "b")), Transform(time_scale=2))
+        blocking, streaming = run_headless(endpoint, "prompt", Params(), store=None)
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import pytest
 from lib.calls import warm_up
 from lib.endpoints import Endpoint
 from lib.playback import PlaybackServer, Received, Script
+from lib import replay
+from lib.replay import Profile, Recording, ReplayServer, Spec, Transform
 from lib.store import Store
 
 SCRIPTS: dict[str, Script] = {
@@ -70,6 +79,31 @@ def keyed_playback(warmed) -> PlaybackServer:
     server = PlaybackServer(SCRIPTS, api_key=SERVER_KEY).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def replay_server(warmed) -> ReplayServer:
+    """A replay server in this process, playing the recordings `replay_endpoint` gives it."""
+    server = ReplayServer({}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def replay_endpoint(replay_server) -> Callable[..., Endpoint]:
+    """`replay_endpoint(recording, transform=Transform())`, or `replay_endpoint(profile=...)`:
+    a `replay` endpoint whose calls get exactly that timeline (logged as source `replay`, or
+    `simulated` for a profile, with the transform)."""
+
+    def make(recording: Recording | None = None, transform: Transform = Transform(), *,
+             profile: Profile | None = None) -> Endpoint:
+        if recording is not None:
+            replay_server.recordings[recording.name] = recording
+        spec = Spec(recording=recording.name, transform=transform) if profile is None else Spec(
+            profile=profile)
+        return replay.endpoint_for(replay_server.base_url, spec.model)
+
+    return make
 
 
 def endpoint_for(base_url: str, model: str, api_key: str | None = None) -> Endpoint:

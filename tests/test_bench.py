@@ -340,8 +340,8 @@ def test_the_logged_benchmark_summarises_as_the_live_one(counted):
 
 def close(value, name: str):
     """The log keeps chunk offsets to the microsecond: times agree within 2 µs, rates within
-    what 2 µs make of a span of a few ms."""
-    return pytest.approx(value, rel=1e-3) if name.endswith("tps") else pytest.approx(value, abs=2e-6)
+    what 2 µs make of a span of a few ms (a loaded machine can squeeze a span to ~0.5 ms)."""
+    return pytest.approx(value, rel=1e-2) if name.endswith("tps") else pytest.approx(value, abs=2e-6)
 
 
 def test_a_row_reads_back_as_the_same_trace(counted):

@@ -28,7 +28,9 @@ DESIGN_COLUMNS = [
 # ... plus "the chunk timeline (offsets and texts)" and the text itself.
 ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline",
                # m002_benchmark
-               "bench_id", "bench_phase", "bench_offset_s", "queue_s", "icl_p99_s"]
+               "bench_id", "bench_phase", "bench_offset_s", "queue_s", "icl_p99_s",
+               # m004_replay: what a replay endpoint did to its recording
+               "transform"]
 
 
 def all_rows(store: Store) -> list[dict]:

@@ -1,0 +1,174 @@
+"""Replay: save logged runs as recordings, carry them to another machine, and ask "what if"."""
+
+import pandas as pd
+import streamlit as st
+
+from lib import charts, metrics, replay
+from lib.display import rate, seconds
+from lib.errors import StreamRaceError
+from lib.replay import Profile, Spec, Transform
+from app_pages.shared import REPLAY_CHOICES, current_settings, run_log
+
+RUN_COLUMNS = ["created_at", "source", "mode", "model", "ttft_s", "e2e_s", "output_tokens", "prompt"]
+SCALES = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0]
+SECONDS = {name: st.column_config.NumberColumn(name, format="%.3f s") for name in ("ttft_s", "e2e_s")}
+BUILT_IN = "(the built-in text)"
+TRANSFORMED, SYNTHETIC = "The recording, transformed", "A synthetic profile"
+
+
+def select(recording) -> None:
+    """Show the what-if of a recording just saved or imported (before those widgets are drawn)."""
+    st.session_state["recording"] = recording.name
+    st.session_state["what_if_kind"] = TRANSFORMED
+
+
+def record(store, recordings) -> None:
+    st.subheader("⏺️ Record a run")
+    runs = store.recent(200)
+    runs = runs[runs["status"] == "ok"].reset_index(drop=True)
+    if runs.empty:
+        st.caption("No complete run logged yet: run a race first.")
+        return
+    st.caption("Pick a streaming run, and its race's blocking run to replay both sides.")
+    table = st.dataframe(runs[RUN_COLUMNS], key="runs_table", on_select="rerun", hide_index=True,
+                         selection_mode="multi-row", column_config=SECONDS, height=250)
+    picked = runs.iloc[table.selection.rows]
+    cols = st.columns([3, 1], vertical_alignment="bottom")
+    name = cols[0].text_input("Recording name", key="new_name", placeholder="e.g. demo-report")
+    if cols[1].button("💾 Save recording", key="save", disabled=picked.empty):
+        try:
+            recording = replay.from_rows(name, picked.to_dict("records"))
+            recordings.save(recording)
+            select(recording)
+        except StreamRaceError as error:
+            st.error(error.message, icon="✋")
+        else:
+            st.success(f"Saved '{recording.name}': {len(recording.offsets)} chunks.", icon="💾")
+
+
+def import_file(recordings) -> None:
+    cols = st.columns([3, 1], vertical_alignment="center")
+    uploaded = cols[0].file_uploader("Import a recording (.json)", type=["json"], key="import_file")
+    replace = cols[1].checkbox("Replace a recording with the same name", key="import_replace")
+    if uploaded is None:
+        return
+    # The file stays in the uploader across reruns: import it once, keep saying how it went.
+    attempt = (uploaded.file_id, replace)
+    outcomes = st.session_state.setdefault("imports", {})
+    if attempt not in outcomes:
+        try:
+            recording = replay.loads(uploaded.getvalue())
+            recordings.save(recording, replace=replace)
+            select(recording)
+            outcomes[attempt] = ("success", f"Imported '{recording.name}' from {uploaded.name}.")
+        except StreamRaceError as error:
+            outcomes[attempt] = ("error", f"{uploaded.name}: {error.message}")
+    kind, message = outcomes[attempt]
+    (st.success if kind == "success" else st.error)(message)
+
+
+def library(recordings) -> list:
+    st.subheader("🎞️ Recordings")
+    import_file(recordings)  # first: an imported recording is selected below
+    saved = recordings.all()
+    if saved:
+        st.dataframe(pd.DataFrame(replay.summary_rows(saved)), key="recordings_table",
+                     hide_index=True, column_config=SECONDS)
+        chosen = next(r for r in saved if r.name == st.selectbox(
+            "Recording", [r.name for r in saved], key="recording"))
+        cols = st.columns([1, 1, 4])
+        cols[0].download_button("⬇️ Export JSON", replay.dumps(chosen), f"{chosen.name}.json",
+                                "application/json", key="export")
+        with cols[1].popover("🗑️ Delete"):
+            if st.button(f"Delete '{chosen.name}' for good", key="delete"):
+                recordings.delete(chosen.name)
+                st.rerun()
+    else:
+        st.caption("No recordings yet: record a run above, or import a file.")
+    return saved
+
+
+def what_if_spec(saved) -> Spec:
+    names = [r.name for r in saved]
+    st.session_state.setdefault("what_if_kind", TRANSFORMED if saved else SYNTHETIC)
+    kind = st.radio("Play", [TRANSFORMED, SYNTHETIC], key="what_if_kind", horizontal=True)
+    cols = st.columns(4)
+    if kind == SYNTHETIC:
+        text = cols[3].selectbox("Text from", [BUILT_IN, *names], key="profile_text")
+        return Spec(profile=Profile(
+            ttft_s=cols[0].slider("Time to first token (ms)", 0, 5000, 500, 50, key="profile_ttft") / 1000,
+            tokens_per_s=float(cols[1].slider("Tokens per second", 1, 300, 30, key="profile_tps")),
+            tokens=int(cols[2].number_input("Answer length (tokens)", 1, 4000, 200, key="profile_tokens")),
+            jitter_s=st.slider("Jitter ± (ms)", 0, 200, 0, 5, key="profile_jitter") / 1000,
+            text=None if text == BUILT_IN else text,
+        ))
+    if not saved:
+        st.info("Save or import a recording to transform it.", icon="🎞️")
+        st.stop()
+    cap = cols[2].number_input("Cap tokens/s (0: none)", 0.0, 1000.0, 0.0, 5.0, key="cap")
+    stall = st.columns(4)
+    return Spec(recording=st.session_state.get("recording", names[0]), transform=Transform(
+        first_chunk_delay_s=cols[0].slider("Extra latency before the first chunk (ms)", 0, 3000,
+                                           0, 50, key="delay_ms") / 1000,
+        time_scale=cols[1].select_slider("Time per token", SCALES, 1.0, format_func=lambda v: f"×{v:g}",
+                                         key="scale"),
+        max_tokens_per_s=cap or None,
+        jitter_s=cols[3].slider("Jitter ± (ms)", 0, 200, 0, 5, key="jitter_ms") / 1000,
+        seed=int(stall[0].number_input("Jitter seed", 0, 2**31 - 1, 0, key="seed")),
+        stall_s=stall[1].slider("Stall (s)", 0.0, 10.0, 0.0, 0.1, key="stall_s"),
+        stall_at=stall[2].slider("Stall at (% of the answer)", 0, 100, 50, 5, key="stall_at") / 100,
+    ))
+
+
+def use_in_race(model: str) -> None:
+    """Select the replay endpoint with this model in the sidebar (a callback: before it is drawn)."""
+    st.session_state[REPLAY_CHOICES] = [model, *[m for m in st.session_state.get(REPLAY_CHOICES, [])
+                                                 if m != model]][:8]
+    st.session_state["endpoint_kind"] = "replay"
+    st.session_state["replay_model"] = model
+
+
+def what_if(saved) -> None:
+    st.subheader("🔮 What if…")
+    try:
+        spec = what_if_spec(saved)
+        recorded, transformed = replay.preview(spec, {r.name: r for r in saved})
+    except StreamRaceError as error:
+        st.error(error.message, icon="✋")
+        return
+    st.caption(replay.label(spec))
+    after = metrics.compute(transformed[1])
+    before = metrics.compute(recorded[1]) if recorded else None
+
+    def delta(name: str):
+        if before is None or getattr(before, name) is None or getattr(after, name) is None:
+            return None
+        return f"{(getattr(after, name) - getattr(before, name)) * 1000:+.0f} ms"
+
+    cards = st.columns(4)
+    cards[0].metric("⚡ First words", seconds(after.ttft_s), delta("ttft_s"), "inverse", border=True)
+    cards[1].metric("⚡ Last words", seconds(after.e2e_s), delta("e2e_s"), "inverse", border=True)
+    cards[2].metric("⏳ Blocking answer", seconds(metrics.e2e_s(transformed[0])), border=True,
+                    help="When a blocking call of the same request gets its whole answer.")
+    cards[3].metric("⚡ Tokens/s", rate(after.output_tps), border=True,
+                    help=f"Worst stall {seconds(after.icl_max_s)}; median gap {seconds(after.icl_p50_s)}")
+    st.plotly_chart(charts.replay_preview(recorded, transformed), key="replay_preview",
+                    config={"displaylogo": False})
+    if st.button("▶️ Use in race", type="primary", key="use_in_race", on_click=use_in_race,
+                 args=(spec.model,)):
+        st.switch_page("app_pages/race.py")
+
+
+st.title("🎞️ Replay")
+st.caption("Record a logged run, replay it at its recorded timing from a local server (no network, "
+           "no API), and ask what the user would see if the model were slower, or stalled. "
+           "Replayed and simulated runs are logged as such, never as live measurements.")
+try:
+    store = run_log(current_settings().database_url)
+    recordings = replay.Recordings(store)
+    record(store, recordings)
+    saved = library(recordings)
+except StreamRaceError as error:
+    st.error(error.message)
+    st.stop()
+what_if(saved)
