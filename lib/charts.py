@@ -76,3 +76,83 @@ def _end_s(trace: Trace) -> float | None:
     if trace.mode == "blocking":
         return metrics.perceived_s(trace)
     return trace.chunks[-1].t - trace.t_start
+
+
+# -- guardrails ---------------------------------------------------------------------------------
+
+GUARD_COLORS = {"none": "#d62728", "after": "#ff7f0e", "sentence": "#2ca02c", "window": "#1f77b4",
+                "blocking": "#7f7f7f"}
+
+
+def guard_tradeoff(traces: list[Trace]) -> go.Figure:
+    """Blank-screen time against exposure, one point per strategy of one guardrails run.
+
+    A strategy that never removed a violation is drawn as ▲: its exposure is a lower bound.
+    """
+    figure = go.Figure()
+    for trace in traces:
+        m = metrics.compute(trace)
+        if trace.guard is None or m.perceived_s is None or m.exposure_s is None:
+            continue
+        leaked = bool(m.leaked_chars)
+        note = (f"{m.leaked_chars} violating characters never removed" if leaked else
+                f"{m.exposure_chars} violating characters shown" if m.exposure_chars else
+                "no violating character shown")
+        figure.add_trace(go.Scatter(
+            x=[m.perceived_s], y=[m.exposure_s * 1000], mode="markers+text",
+            name=trace.guard.label, text=[trace.guard.label], textposition="top center",
+            marker=dict(size=16, symbol="triangle-up" if leaked else "circle",
+                        color=GUARD_COLORS.get(trace.guard.strategy, "#9467bd")),
+            hovertemplate=(f"{trace.guard.label}<br>blank screen %{{x:.3f}} s<br>"
+                           f"exposure %{{y:.1f}} ms{' or more' if leaked else ''}<br>{note}<extra></extra>"),
+        ))
+    figure.update_layout(
+        height=380, margin=dict(l=10, r=10, t=40, b=10), showlegend=False,
+        title=dict(text="Blank screen against exposure (▲ never removed)", x=0.0, font_size=15),
+    )
+    figure.update_xaxes(title_text="blank screen before the first text (s)", rangemode="tozero")
+    figure.update_yaxes(title_text="violating text on screen (ms)", rangemode="tozero")
+    return figure
+
+
+def visible_chars(trace: Trace) -> tuple[list[float], list[int]]:
+    """Step points (seconds after t_start, characters the user can read) behind a guardrail."""
+    if trace.guard is None or trace.t_start is None:
+        return [0.0], [0]
+    steps: list[tuple[float, int]] = []
+    for _, shown, removed in trace.guard.history(len(trace.text)):
+        if shown is not None:
+            steps.append((shown, 1))
+            if removed is not None:
+                steps.append((removed, -1))
+    xs, ys, total = [0.0], [0], 0
+    for t, change in sorted(steps):
+        total += change
+        x = t - trace.t_start
+        if xs[-1] == x:
+            ys[-1] = total
+        else:
+            xs.append(x)
+            ys.append(total)
+    return xs, ys
+
+
+def guard_timelines(traces: list[Trace]) -> go.Figure:
+    """Characters the user can read over time, one line per strategy: a drop is a retraction."""
+    figure = go.Figure()
+    for trace in traces:
+        if trace.guard is None:
+            continue
+        xs, ys = visible_chars(trace)
+        figure.add_trace(go.Scatter(
+            x=xs, y=ys, mode="lines", line_shape="hv", name=trace.guard.label,
+            line_color=GUARD_COLORS.get(trace.guard.strategy, "#9467bd"),
+            hovertemplate="%{y} characters readable at %{x:.3f} s<extra></extra>",
+        ))
+    figure.update_layout(
+        height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2),
+        title=dict(text="What each strategy let the user read", x=0.0, font_size=15),
+    )
+    figure.update_xaxes(title_text="seconds after Run", rangemode="tozero")
+    figure.update_yaxes(title_text="characters on screen", rangemode="tozero")
+    return figure

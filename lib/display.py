@@ -80,3 +80,82 @@ def status_line(trace: Trace) -> str:
         return f"✅ Whole answer after **{blank}** of blank screen"
     last = trace.chunks[-1].t - trace.t_start if trace.chunks and trace.t_start else None
     return f"✅ First words after **{blank}** · last words after {seconds(last)}"
+
+
+# -- behind a guardrail -------------------------------------------------------------------------
+
+REDACTED = "`[redacted]`"
+"""What a span caught before it was shown looks like (our text, not the model's)."""
+THIN_SPACE = "\u2009"
+"""Around struck-out text: Unicode whitespace, so `~~` always opens and closes (CommonMark's
+flanking rules fail next to escaped punctuation), and barely visible."""
+
+
+def struck(text: str) -> str:
+    """Text the user saw vanish: escaped like `plain_markdown`, each line's words in ~~ ~~."""
+    lines = []
+    for line in text.replace("\r", "").split("\n"):
+        core = line.strip()
+        if not core:
+            lines.append(line)
+            continue
+        lead, trail = line[: len(line) - len(line.lstrip())], line[len(line.rstrip()):]
+        lines.append(f"{lead}{THIN_SPACE}~~{plain_markdown(core)}~~{THIN_SPACE}{trail}")
+    return "  \n".join(lines)
+
+
+def guard_runs(trace: Trace, until: float | None = None) -> list[tuple[str, str]]:
+    """The answer as a strategy's screen has it: (state, text) runs of characters in one state."""
+    if trace.guard is None:
+        return [("shown", trace.text)] if trace.text else []
+    text = trace.text
+    runs: list[tuple[str, str]] = []
+    for index, state in enumerate(trace.guard.states(len(text), until)):
+        if runs and runs[-1][0] == state:
+            runs[-1] = (state, runs[-1][1] + text[index])
+        else:
+            runs.append((state, text[index]))
+    return [(state, piece) for state, piece in runs if state]
+
+
+def guard_markdown(runs: list[tuple[str, str]]) -> str:
+    """The visible part: released text, struck-out retracted text, [redacted] masks."""
+    parts = []
+    for state, piece in runs:
+        if state == "shown":
+            parts.append(plain_markdown(piece))
+        elif state == "removed":
+            parts.append(struck(piece))
+        elif state == "masked":
+            parts.append(REDACTED)
+    return "".join(parts)
+
+
+def guard_held(runs: list[tuple[str, str]], tail: int = 160) -> str | None:
+    """A caption for the text held back (not visible to the user), its end only."""
+    held = "".join(piece for state, piece in runs if state == "held")
+    if not held:
+        return None
+    shown = held if len(held) <= tail else "…" + held[-tail:]
+    return f"⏳ Held back, {len(held):,} characters: {plain_markdown(shown)}"
+
+
+def guard_status(trace: Trace, elapsed: float | None = None) -> str:
+    """The line above a strategy's panel (Markdown), live (with `elapsed`) or at the end."""
+    blank = metrics.perceived_s(trace)
+    if trace.status == "cancelled":
+        return "⏹️ Cancelled"
+    if trace.status == "error":
+        return "🚨 Failed"
+    done = trace.guard is not None and trace.guard.first("done") is not None
+    if not done:
+        if blank is None:
+            return f"⬜ **Blank screen** · {elapsed or 0:.1f} s"
+        return f"⚡ First text after **{seconds(blank)}** · validating…"
+    m = metrics.compute(trace)
+    line = f"✅ First text after **{seconds(blank)}** · validated after {seconds(m.guard_e2e_s)}"
+    if m.exposure_chars:
+        line += f" · ⚠️ {m.exposure_chars} violating characters shown for {seconds(m.exposure_s)}"
+        if m.leaked_chars:
+            line += ", never removed"
+    return line

@@ -27,8 +27,14 @@ RUN_COLUMNS = (
     "status", "error", "prompt", "params", "client_s", "ttft_s", "perceived_s", "e2e_s",
     "tpot_s", "icl_p50_s", "icl_p95_s", "icl_max_s", "output_tokens", "input_tokens",
     "token_source", "output_tps", "output_chars", "output_text", "timeline",
+    # m003_guardrails: one row per strategy of a guardrails run (NULL on other rows)
+    "strategy", "validators", "planted", "guard_params", "delivered_ttft_s", "guard_e2e_s",
+    "exposure_chars", "exposure_s", "leaked_chars", "retractions", "validation_s",
+    "guard_timeline",
 )
-"""Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...]."""
+"""Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...].
+`guard_timeline` is JSON: {"events": [[seconds after t0, kind, start, end, note], ...],
+"checks_s": [...], "violations": [[start, end], ...]} (character offsets in output_text)."""
 
 
 def _m001_runs(conn: sa.Connection) -> None:
@@ -57,8 +63,22 @@ def _m001_runs(conn: sa.Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_runs_race_id ON runs (race_id)"))
 
 
+GUARD_COLUMNS = {
+    "strategy": "VARCHAR(32)", "validators": "TEXT", "planted": "TEXT", "guard_params": "TEXT",
+    "delivered_ttft_s": "FLOAT", "guard_e2e_s": "FLOAT", "exposure_chars": "INTEGER",
+    "exposure_s": "FLOAT", "leaked_chars": "INTEGER", "retractions": "INTEGER",
+    "validation_s": "FLOAT", "guard_timeline": "TEXT",
+}
+
+
+def _m003_guardrails(conn: sa.Connection) -> None:
+    for name, kind in GUARD_COLUMNS.items():  # one per statement: SQLite adds one at a time
+        conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {name} {kind}"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m001_runs", _m001_runs),
+    ("m003_guardrails", _m003_guardrails),
 ]
 
 
@@ -158,9 +178,12 @@ def trace_to_row(trace: Trace) -> dict:
     request = trace.request
     values = metrics.compute(trace).as_dict()
     t0 = trace.t0
-    timeline = [[round(chunk.t - t0, 6) if t0 is not None else None, chunk.text]
-                for chunk in trace.chunks]
-    return {
+
+    def offset(t: float) -> float | None:
+        return round(t - t0, 6) if t0 is not None else None
+
+    timeline = [[offset(chunk.t), chunk.text] for chunk in trace.chunks]
+    row = {
         "run_id": trace.run_id,
         "race_id": trace.race_id,
         "created_at": trace.created_at.isoformat(timespec="milliseconds"),
@@ -176,6 +199,27 @@ def trace_to_row(trace: Trace) -> dict:
         **values,
         "output_text": trace.text,
         "timeline": json.dumps(timeline, ensure_ascii=False),
+        **_guard_columns(trace.guard, offset),
+    }
+    return {column: row[column] for column in RUN_COLUMNS}
+
+
+def _guard_columns(guard, offset: Callable[[float], float | None]) -> dict:
+    """The descriptive guardrails columns (the figures come with the metrics)."""
+    if guard is None:
+        return {"strategy": None, "validators": None, "planted": None, "guard_params": None,
+                "guard_timeline": None}
+    timeline = {
+        "events": [[offset(e.t), e.kind, e.start, e.end, e.note] for e in guard.events],
+        "checks_s": [round(d, 9) for d in guard.checks_s],
+        "violations": [list(span) for span in guard.violations],
+    }
+    return {
+        "strategy": guard.strategy,
+        "validators": ",".join(guard.validators),
+        "planted": guard.planted,
+        "guard_params": json.dumps(guard.params, sort_keys=True),
+        "guard_timeline": json.dumps(timeline, ensure_ascii=False),
     }
 
 

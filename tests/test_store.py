@@ -26,7 +26,13 @@ DESIGN_COLUMNS = [
     "token_source", "output_tps", "output_chars",
 ]
 # ... plus "the chunk timeline (offsets and texts)" and the text itself.
-ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline"]
+# m003_guardrails: what one guardrail strategy did with a streamed answer (NULL elsewhere).
+GUARD_COLUMNS = [
+    "strategy", "validators", "planted", "guard_params", "delivered_ttft_s", "guard_e2e_s",
+    "exposure_chars", "exposure_s", "leaked_chars", "retractions", "validation_s",
+    "guard_timeline",
+]
+ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline", *GUARD_COLUMNS]
 
 
 def all_rows(store: Store) -> list[dict]:
@@ -72,6 +78,31 @@ def test_the_table_has_exactly_the_run_columns(store):
 
 def test_a_row_has_exactly_the_run_columns():
     assert list(trace_to_row(hand_trace())) == list(RUN_COLUMNS)
+
+
+def test_m003_adds_the_guardrail_columns_to_an_existing_log(tmp_path):
+    """A run log created before m003 keeps its rows and gains the columns, NULL on them."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    old = Store.__new__(Store)
+    old.url, old.engine = url, engine
+    first, *later = store_module.MIGRATIONS
+    store_module.MIGRATIONS[:] = [first]
+    try:
+        assert old.migrate() == ["m001_runs"]
+        row = {k: v for k, v in trace_to_row(hand_trace()).items() if k not in GUARD_COLUMNS}
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"INSERT INTO runs ({', '.join(row)}) VALUES "
+                                 f"({', '.join(':' + k for k in row)})"), row)
+    finally:
+        store_module.MIGRATIONS[:] = [first, *later]
+    engine.dispose()
+    upgraded = Store(url)
+    assert upgraded.columns() == list(RUN_COLUMNS)
+    [kept] = all_rows(upgraded)
+    assert kept["run_id"] == row["run_id"] and kept["output_text"] == "Streaming wins."
+    assert all(kept[column] is None for column in GUARD_COLUMNS)
+    upgraded.engine.dispose()
 
 
 def test_migrations_apply_once(store_url):
@@ -133,6 +164,8 @@ def test_a_finished_trace_reads_back(store):
     assert row["output_text"] == "Streaming wins."
     # Offsets are seconds after t0, not raw perf_counter values.
     assert json.loads(row["timeline"]) == [[0.25, "Stream"], [0.5, "ing "], [0.75, "wins."]]
+    # Not a guardrails row: every guardrails column is empty.
+    assert all(pd.isna(row[column]) for column in GUARD_COLUMNS)
 
 
 def test_a_live_call_reads_back(store, playback, unique_prompt):
