@@ -95,9 +95,15 @@ class Changes:
         return self._sent.get(id(slot)) != text
 
     def markdown(self, slot, text: str) -> None:
+        self._send(slot, text, slot.markdown)
+
+    def caption(self, slot, text: str) -> None:
+        self._send(slot, text, slot.caption)
+
+    def _send(self, slot, text: str, draw) -> None:
         if self.differs(slot, text):
             self._sent[id(slot)] = text
-            slot.markdown(text) if text else slot.empty()
+            draw(text) if text else slot.empty()
 
 
 def current_settings() -> Settings:

@@ -8,17 +8,23 @@ from lib import metrics
 from lib.trace import Trace
 
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=$&:])")
+WORD_JOINER = "\u2060"
+"""Invisible and unbreakable. GFM turns e-mail addresses and http:// URLs in plain text into
+links after escapes are resolved, so escaping cannot stop it; a word joiner after every "@"
+and ":" does (the address or URL no longer matches), one character at a time like the rest."""
 
 
 def plain_markdown(text: str) -> str:
     """Model output as Markdown that renders as the literal text, line breaks kept.
 
     Every Markdown and HTML special character is backslash-escaped, so no tag, link or
-    image in an answer is ever interpreted (nothing is fetched, nothing runs). The mapping
+    image in an answer is ever interpreted (nothing is fetched, nothing runs), and e-mail
+    addresses and scheme URLs are kept from becoming links (WORD_JOINER). The mapping
     is per character, so escaping chunks one by one equals escaping their concatenation:
     streamed frames can be escaped as they come.
     """
     escaped = _MARKDOWN_SPECIALS.sub(r"\\\1", text.replace("\r", ""))
+    escaped = escaped.replace("@", "@" + WORD_JOINER).replace(":", ":" + WORD_JOINER)
     return escaped.replace("\n", "  \n")
 
 
@@ -56,9 +62,13 @@ class MarkdownBlocks:
 
 
 def seconds(value: float | None, digits: int = 2) -> str:
-    """'1.23 s', '45 ms' below a second, '–' when not measured."""
+    """'1.23 s', '45 ms' below a second, '2.5 ms' below 10 ms, '–' when not measured."""
     if value is None:
         return "–"
+    if 0 < abs(value) < 0.001:
+        return "<1 ms"
+    if 0 < abs(value) < 0.01:
+        return f"{value * 1000:.1f} ms"
     if abs(value) < 1:
         return f"{value * 1000:.0f} ms"
     return f"{value:.{digits}f} s"
@@ -151,11 +161,12 @@ def guard_status(trace: Trace, elapsed: float | None = None) -> str:
     if not done:
         if blank is None:
             return f"⬜ **Blank screen** · {elapsed or 0:.1f} s"
-        return f"⚡ First text after **{seconds(blank)}** · validating…"
+        return f"⚡ First text after **{seconds(blank)}** · streaming…"
     m = metrics.compute(trace)
     line = f"✅ First text after **{seconds(blank)}** · validated after {seconds(m.guard_e2e_s)}"
-    if m.exposure_chars:
-        line += f" · ⚠️ {m.exposure_chars} violating characters shown for {seconds(m.exposure_s)}"
-        if m.leaked_chars:
-            line += ", never removed"
-    return line
+    if not m.exposure_chars:
+        return line + "  \n🔒 Nothing violating was shown"
+    line += f"  \n⚠️ {m.exposure_chars} violating characters shown for **{seconds(m.exposure_s)}**"
+    if m.leaked_chars:
+        return line + ", never removed"
+    return line + f" · {m.retractions} retraction{'s' if m.retractions != 1 else ''}"

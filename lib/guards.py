@@ -81,6 +81,23 @@ CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![ -]?\d)")
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
+SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s|\n")
+"""A sentence ends at its punctuation once whitespace follows (so 3.14 and a.b@c.com do
+not end one), or at a line break."""
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Where each sentence of a text is, surrounding whitespace left out."""
+    spans, start = [], 0
+    for end in [m.end() for m in SENTENCE_END.finditer(text)] + [len(text)]:
+        piece = text[start:end]
+        if piece.strip():
+            lead = len(piece) - len(piece.lstrip())
+            spans.append((start + lead, start + len(piece.rstrip())))
+        start = end
+    return spans
+
+
 def luhn_valid(digits: str) -> bool:
     """The Luhn checksum every payment card number passes: double every second digit from
     the right, subtract 9 from results above 9, and the sum is a multiple of 10."""
@@ -212,8 +229,11 @@ class JsonSchema:
 
 
 class Moderation:
-    """OpenAI's moderation endpoint (POST {base}/moderations): a flagged text is a violation
-    as a whole. Needs an OpenAI key; the key goes in the Authorization header only."""
+    """OpenAI's moderation endpoint (POST {base}/moderations), sentence by sentence in one
+    request (it takes a list of inputs): a flagged sentence is a violation. The endpoint does
+    not say where in a text the problem is; per sentence, a whole answer is judged at the
+    same grain as the `sentence` strategy judges it. Needs an OpenAI key, which goes in the
+    Authorization header only."""
 
     name = "moderation"
     whole_answer = False
@@ -228,12 +248,13 @@ class Moderation:
         self._client = httpx.Client(timeout=timeout_s)
 
     def check(self, text: str) -> list[Violation]:
-        if not text.strip():
+        spans = sentence_spans(text)
+        if not spans:
             return []
         url = f"{self.base_url}/moderations"
+        body = {"model": self.MODEL, "input": [text[a:b] for a, b in spans]}
         try:
-            response = self._client.post(url, json={"model": self.MODEL, "input": text},
-                                         headers={"Authorization": f"Bearer {self._key}"})
+            response = self._client.post(url, json=body, headers={"Authorization": f"Bearer {self._key}"})
         except httpx.HTTPError as exc:
             raise CallFailed(f"The moderation endpoint {url} did not answer "
                              f"({type(exc).__name__}: {self._scrub(str(exc))}).") from None
@@ -244,13 +265,15 @@ class Moderation:
             raise CallFailed(f"The moderation endpoint {url} answered HTTP {response.status_code}: "
                              f"{self._scrub(response.text[:300])}")
         try:
-            result = response.json()["results"][0]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise CallFailed(f"The moderation endpoint {url} sent an answer without results.") from None
-        if not result.get("flagged"):
-            return []
-        categories = [name for name, hit in (result.get("categories") or {}).items() if hit]
-        return [Violation(self.name, 0, len(text), "flagged: " + (", ".join(categories) or "yes"))]
+            results = response.json()["results"]
+            flags = [(bool(r.get("flagged")), r.get("categories") or {}) for r in results]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            flags = []
+        if len(flags) != len(spans):
+            raise CallFailed(f"The moderation endpoint {url} sent an answer without one result "
+                             "per input.")
+        return [Violation(self.name, a, b, "flagged: " + (", ".join(c for c, hit in cats.items() if hit) or "yes"))
+                for (a, b), (flagged, cats) in zip(spans, flags) if flagged]
 
     def _scrub(self, text: str) -> str:
         return redact(text, (self._key,))
@@ -502,11 +525,6 @@ class Blocking(Strategy):
         self._emit(verdict, "release", 0, len(self.text))
 
 
-SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s|\n")
-"""A sentence ends at its punctuation once whitespace follows (so 3.14 and a.b@c.com do
-not end one), or at a line break."""
-
-
 class Sentence(Strategy):
     name = "sentence"
     summary = "holds each sentence until it is validated (Guardrails AI's streaming)"
@@ -627,7 +645,7 @@ class Plant:
 
 class Planter:
     """The plant as a stream transform: chunks in, the same chunks out with the plant's own
-    inserted before the first chunk from `at_chunk` on that starts a word (so no word is cut),
+    inserted before the first chunk from `at_chunk` on at a word boundary (no word is cut),
     or at the end if the stream ends sooner. The plant's chunks, one word each, carry the time
     of the chunk they precede (or of the end). Pure."""
 
@@ -642,7 +660,7 @@ class Planter:
 
     def feed(self, chunk: Chunk) -> list[Chunk]:
         out = []
-        at_boundary = self._seen == 0 or chunk.text[:1].isspace()
+        at_boundary = self._seen == 0 or chunk.text[:1].isspace() or self._last[-1:].isspace()
         if self.offset is None and self._seen >= self.plant.at_chunk and at_boundary:
             out = self._pieces(chunk.t, following=chunk.text)
         out.append(chunk)

@@ -31,9 +31,10 @@ VIEWPORT = {"width": 1400, "height": 1800}
 PAGES = [
     # (direct URL, text the page shows once its script has run to the end)
     ("/", "Recent runs"),  # the race page is the app's home (a default page lives at "/")
+    ("/guardrails", "Plant a violation"),
 ]
 """Every page of the app: a new page is one more line here."""
-NAV_TITLES = {"Race"}
+NAV_TITLES = {"Race", "Guardrails"}
 """The titles st.navigation gives the pages; the sidebar must list no other."""
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}

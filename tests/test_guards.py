@@ -487,7 +487,8 @@ def test_struck_text_is_escaped_and_always_struck():
 
 def test_status_lines():
     assert guard_status(run("after")).startswith("✅ First text after **312 ms** · validated after 1.31 s")
-    assert "8 violating characters shown for 438 ms" in guard_status(run("after"))
+    assert guard_status(run("after")).endswith("\n⚠️ 8 violating characters shown for **438 ms** · 1 retraction")
+    assert guard_status(run("sentence")).endswith("\n🔒 Nothing violating was shown")
     assert guard_status(run("none")).endswith(", never removed")
     pending = run("blocking")
     pending.guard = type(pending.guard)(**{**pending.guard.__dict__, "events": ()})
@@ -518,6 +519,11 @@ def test_plant_never_cuts_a_word():
     out, planter = planted(Plant("x@y.io", at_chunk=1), chunks, 1.3)
     assert "".join(c.text for c in out) == "Streaming x@y.io is fast."
     assert planter.t == 1.2
+    # Tokens that carry their space at the end: the boundary is after one of them.
+    chunks = [Chunk(1.0, "Stream"), Chunk(1.1, "ing "), Chunk(1.2, "is "), Chunk(1.3, "fast.")]
+    out, planter = planted(Plant("x@y.io", at_chunk=1), chunks, 1.3)
+    assert [c.text for c in out] == ["Stream", "ing ", "x@y.io ", "is ", "fast."]
+    assert planter.offset == len("Streaming ")
 
 
 def test_plant_goes_at_the_end_of_a_short_stream_and_at_the_start():
