@@ -36,21 +36,27 @@ def panels(labels: list[str]) -> list[tuple]:
     return slots
 
 
-def draw(traces, slots, changes: Changes, elapsed: float | None = None) -> None:
-    for trace, (status, body, held) in zip(traces, slots):
-        runs = guard_runs(trace)
+def draw(traces, slots, changes: Changes, elapsed: float | None = None, drawn: dict | None = None) -> None:
+    """Each panel's status line, answer and held-back caption; an answer is rebuilt only when
+    its strategy has new events (`drawn` remembers how many each panel showed)."""
+    drawn = {} if drawn is None else drawn
+    for index, (trace, (status, body, held)) in enumerate(zip(traces, slots)):
         changes.markdown(status, guard_status(trace, elapsed))
-        changes.markdown(body, guard_markdown(runs))
-        changes.caption(held, guard_held(runs) or "")
+        version = (len(trace.guard.events), trace.status)  # every chunk is an event in each
+        if drawn.get(index) != version:
+            drawn[index] = version
+            runs = guard_runs(trace)
+            changes.markdown(body, guard_markdown(runs))
+            changes.caption(held, guard_held(runs) or "")
 
 
 def run_lab(run: guards.GuardRun, store, results: dict, slots) -> None:
     """Redraw the panels as the strategies release text, until the run ends (or is stopped)."""
-    changes = Changes()
+    changes, drawn = Changes(), {}
     with logged_run(run, store, results, "last_guard", run.traces):
         while True:
             finished = run.done  # read first: the frame drawn next then includes the end
-            draw(run.traces(), slots, changes, run.elapsed())
+            draw(run.traces(), slots, changes, run.elapsed(), drawn)
             if finished:
                 break
             run.join(0.04)

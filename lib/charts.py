@@ -153,10 +153,11 @@ def visible_chars(trace: Trace) -> tuple[list[float], list[int]]:
 def guard_timelines(traces: list[Trace]) -> go.Figure:
     """Characters the user can read over time, one line per strategy: a drop is a retraction."""
     figure = go.Figure()
-    for trace in traces:
-        if trace.guard is None:
-            continue
-        xs, ys = visible_chars(trace)
+    lines = [(trace, *visible_chars(trace)) for trace in traces if trace.guard is not None]
+    # Held to a little past the last event, so that a last-moment release or removal shows.
+    end = 1.06 * max([xs[-1] for _, xs, _ in lines] + [0.1])
+    for trace, xs, ys in lines:
+        xs, ys = [*xs, end], [*ys, ys[-1]]
         figure.add_trace(go.Scatter(
             x=xs, y=ys, mode="lines", line_shape="hv", name=trace.guard.label,
             line=dict(color=GUARD_COLORS.get(trace.guard.strategy, "#9467bd"),
@@ -167,6 +168,6 @@ def guard_timelines(traces: list[Trace]) -> go.Figure:
         height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.28),
         title=dict(text="What each strategy let the user read", x=0.0, font_size=15),
     )
-    figure.update_xaxes(title_text="seconds after Run", rangemode="tozero")
+    figure.update_xaxes(title_text="seconds after Run", range=[0, end])
     figure.update_yaxes(title_text="characters on screen", rangemode="tozero")
     return figure

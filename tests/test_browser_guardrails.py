@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 
 import pytest
 
@@ -33,6 +34,8 @@ WORDS = ("Streaming shows the first words at once. For help, write to help@examp
          "text, so a guard must hold it back or take it back.").split(" ")
 DEMO = Script(offsets=tuple(0.3 + 0.05 * i for i in range(len(WORDS))),
               texts=tuple((" " if i else "") + word for i, word in enumerate(WORDS)))
+SLOW = Script.regular(ttft_s=0.1, gap_s=0.5, n=40)
+"""20 s of stream: something to stop."""
 
 LAB_OBSERVER = """() => {
   // Timestamps (performance.now) of what each strategy panel shows, taken on DOM mutations.
@@ -86,7 +89,7 @@ LAB_OBSERVER = """() => {
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    with PlaybackServer({"demo": DEMO}) as server:
+    with PlaybackServer({"demo": DEMO, "slow": SLOW}) as server:
         app = start_app(tmp_path_factory.mktemp("app-guardrails"), STREAMRACE_ENDPOINT="compatible",
                         STREAMRACE_BASE_URL=server.base_url, STREAMRACE_MODEL="demo")
         yield app
@@ -146,5 +149,34 @@ def test_guardrails_lab_in_the_browser(browser, app):
         save_screenshot(page, screenshot)
         if not DOCS_GUARDRAILS.exists() or os.environ.get("STREAMRACE_UPDATE_SCREENSHOT") == "1":
             shutil.copyfile(screenshot, DOCS_GUARDRAILS)
+    finally:
+        context.close()
+
+
+def test_stop_cancels_the_run_and_logs_it(browser, app):
+    """Stop interrupts the script mid-run: the generation is cancelled, and what each strategy
+    had shown is logged as cancelled (the page's finally block, no Streamlit call in it)."""
+    expect = playwright_api.expect
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto(app.url + "/guardrails")
+        model = page.get_by_label("Model")
+        expect(model).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+        model.fill("slow")
+        model.press("Enter")
+        expect(model).to_have_value("slow", timeout=PAGE_TIMEOUT_MS)
+        page.evaluate(LAB_OBSERVER)
+        page.get_by_role("button", name="▶️ Run").click()
+        page.wait_for_function("() => window.__lab.noneAt !== null", timeout=PAGE_TIMEOUT_MS)
+        page.get_by_role("button", name="⏹️ Stop").click()
+        expect(page.get_by_text("Stopped: the generation was cancelled")).to_be_visible(
+            timeout=PAGE_TIMEOUT_MS)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        with sqlite3.connect(app.log_path.parent / "runs.db") as conn:
+            rows = conn.execute("SELECT status, strategy FROM runs WHERE model = 'slow'").fetchall()
+        assert sorted(rows) == sorted(("cancelled", s) for s in
+                                      ("none", "after", "sentence", "window", "blocking"))
     finally:
         context.close()

@@ -562,3 +562,31 @@ def test_a_planted_violation_is_caught_like_a_generated_one():
 def test_events_are_plain_records():
     event = GuardEvent(1.0, "release", 0, 3)
     assert (event.t, event.kind, event.start, event.end, event.note) == (1.0, "release", 0, 3, "")
+
+
+# -- the charts --------------------------------------------------------------------------------
+
+
+def test_visible_characters_over_time():
+    from lib.charts import visible_chars
+
+    xs, ys = visible_chars(run("after"))
+    assert max(ys) == len(TEXT)
+    assert (xs[-1], ys[-1]) == (11.3125 - T_START, len(TEXT) - 8)  # the number vanished
+    # blocking: nothing, then the answer at once, without the masked number
+    assert visible_chars(run("blocking")) == ([0.0, 11.3125 - T_START], [0, len(TEXT) - 8])
+
+
+def test_tradeoff_chart_has_one_point_per_strategy():
+    from lib.charts import guard_tradeoff, guard_timelines
+
+    traces = [run(name) for name in ("none", "after", "sentence", "blocking")]
+    figure = guard_tradeoff(traces)
+    points = {t.name: (t.x[0], t.y[0], t.marker.symbol) for t in figure.data}
+    assert points == {
+        "none": (0.3125, 375.0, "triangle-up"),  # never removed: a lower bound
+        "after": (0.3125, 437.5, "circle"),
+        "sentence": (0.625, 0.0, "circle"),
+        "blocking": (1.375, 0.0, "circle"),
+    }
+    assert [t.name for t in guard_timelines(traces).data] == ["none", "after", "sentence", "blocking"]
