@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 from lib import metrics
 from lib.config import default_data_dir
 from lib.errors import InvalidInput, redact
-from lib.trace import Trace
+from lib.trace import Guarded, Trace
 
 RUN_COLUMNS = (
     "run_id", "race_id", "created_at", "source", "endpoint_kind", "base_url", "model", "mode",
@@ -204,7 +204,7 @@ def trace_to_row(trace: Trace) -> dict:
     return {column: row[column] for column in RUN_COLUMNS}
 
 
-def _guard_columns(guard, offset: Callable[[float], float | None]) -> dict:
+def _guard_columns(guard: Guarded | None, offset: Callable[[float], float | None]) -> dict:
     """The descriptive guardrails columns (the figures come with the metrics)."""
     if guard is None:
         return {"strategy": None, "validators": None, "planted": None, "guard_params": None,

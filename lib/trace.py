@@ -134,6 +134,7 @@ class Guarded:
         return result
 
     def first(self, kind: GuardEventKind) -> GuardEvent | None:
+        """The first event of a kind that covers some text (for `done`: the event itself)."""
         return next((e for e in self.events if e.kind == kind and (kind == "done" or e.end > e.start)),
                     None)
 
