@@ -11,6 +11,7 @@ page = st.navigation([
     st.Page("app_pages/benchmark.py", title="Benchmark", icon="📈", url_path="benchmark"),
     st.Page("app_pages/history.py", title="History", icon="📊", url_path="history"),
     st.Page("app_pages/replay.py", title="Replay", icon="🎞️", url_path="replay"),
+    st.Page("app_pages/guardrails.py", title="Guardrails", icon="🛡️", url_path="guardrails"),
 ])
 endpoint_sidebar()
 page.run()

@@ -1,7 +1,5 @@
 """The race: one prompt, blocking on the left, streamed on the right, at the same instant."""
 
-import threading
-
 import streamlit as st
 
 from lib import charts, endpoints, metrics, replay
@@ -11,7 +9,7 @@ from lib.calls import check_request
 from lib.race import PRESETS, Race, default_params, summary_line
 from lib.store import to_csv
 from lib.trace import Params
-from app_pages.shared import current_settings, run_log, settle_previous
+from app_pages.shared import Changes, current_settings, logged_run, run_log, settle_previous
 
 RECENT_COLUMNS = ["created_at", "source", "mode", "status", "model", "perceived_s", "ttft_s",
                   "e2e_s", "output_tokens", "token_source", "output_tps", "error", "prompt"]
@@ -36,18 +34,10 @@ def run_race(race: Race, store, results: dict, left, right) -> None:
     The finished (or cancelled) traces go to the run log and into `results`, a plain dict
     kept in the session.
     """
-    settled = threading.Event()
-    results.update(running=race, settled=settled)
     blocking_status, blocking_body = left.empty(), left.empty()
     stream_status, stream_body = right.empty(), right.container()
-    completed = False
-    sent: dict[int, str] = {}
-
-    def show(slot, text: str) -> None:
-        """Send a line only when it changed: every element sent costs the browser a render."""
-        if sent.get(id(slot)) != text:
-            sent[id(slot)] = text
-            slot.markdown(text)
+    changes = Changes()
+    show = changes.markdown
 
     def draw_blocking() -> None:
         """The blocking answer, as soon as it has arrived: not after the stream has ended."""
@@ -68,7 +58,7 @@ def run_race(race: Race, store, results: dict, left, right) -> None:
                  else f"⏳ Waiting for the first words · {elapsed:.1f} s")
 
     def blocking_status_pending() -> bool:
-        return sent.get(id(blocking_status)) != status_line(race.blocking.trace)
+        return changes.differs(blocking_status, status_line(race.blocking.trace))
 
     def feed():
         blocks = MarkdownBlocks()
@@ -77,7 +67,7 @@ def run_race(race: Race, store, results: dict, left, right) -> None:
             for piece in blocks.split(plain_markdown(frame)) if frame else ():
                 yield piece if piece is not None else new_block
 
-    try:
+    with logged_run(race, store, results, "last_race", lambda: race.traces):
         with stream_body:
             st.write_stream(feed())
         show(stream_status, status_line(race.streaming.trace))
@@ -85,17 +75,6 @@ def run_race(race: Race, store, results: dict, left, right) -> None:
             tick()
         if blocking_status_pending():
             draw_blocking()
-        completed = True
-    finally:
-        # During a Stop or re-click the script is being interrupted: any Streamlit call here,
-        # even a session_state assignment, would raise again before the runs are logged.
-        if not completed:
-            race.cancel()
-        race.join(10)
-        store.log(race.traces)
-        results["last_race"] = race.traces
-        results.pop("running", None)
-        settled.set()
 
 
 def show_outcome(blocking, streaming, left, right, live: bool) -> None:

@@ -9,7 +9,9 @@ and streamlit_app.py until someone opens "/".
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import replace
+from typing import Callable, Iterator
 
 import streamlit as st
 
@@ -49,11 +51,62 @@ def _prestart_embedded(model_path: str | None) -> threading.Thread:
 
 def settle_previous(results: dict) -> None:
     """Streamlit starts the next run while the interrupted one unwinds on its own thread:
-    cancel what that run had going (a race, a benchmark) and wait until it is logged."""
+    cancel the run (a race, a benchmark, a guardrails run) that was going and wait until its rows are logged.
+
+    `results` is the page's plain dict in the session: `running` has a `cancel()`, `settled`
+    is the Event its finally block sets.
+    """
     running = results.get("running")
     if running is not None:
         running.cancel()
         results["settled"].wait(30)
+
+
+@contextmanager
+def logged_run(run, store: Store, results: dict, key: str, rows: Callable[[], list]) -> Iterator[None]:
+    """Around a page's live run (anything with `cancel()` and `join(timeout)`): however the
+    block ends (finished, Stop, re-click), cancel the run if unfinished, wait for it, log its
+    `rows()`, keep them in `results[key]`, and let the next script run go on (settle_previous).
+    """
+    settled = threading.Event()
+    results.update(running=run, settled=settled)
+    completed = False
+    try:
+        yield
+        completed = True
+    finally:
+        # During a Stop or re-click the script is being interrupted: any Streamlit call here,
+        # even a session_state assignment, would raise again before the runs are logged.
+        if not completed:
+            run.cancel()
+        run.join(10)
+        logged = rows()
+        store.log(logged)
+        results[key] = logged
+        results.pop("running", None)
+        settled.set()
+
+
+class Changes:
+    """Sends a placeholder's Markdown only when it changed: every element sent costs the
+    browser a render, and a fast stream would otherwise send the same line many times."""
+
+    def __init__(self) -> None:
+        self._sent: dict[int, str] = {}
+
+    def differs(self, slot, text: str) -> bool:
+        return self._sent.get(id(slot)) != text
+
+    def markdown(self, slot, text: str) -> None:
+        self._send(slot, text, slot.markdown)
+
+    def caption(self, slot, text: str) -> None:
+        self._send(slot, text, slot.caption)
+
+    def _send(self, slot, text: str, draw) -> None:
+        if self.differs(slot, text):
+            self._sent[id(slot)] = text
+            draw(text) if text else slot.empty()
 
 
 def current_settings() -> Settings:

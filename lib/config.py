@@ -90,6 +90,19 @@ def key_for(
     return _lookup(name, environ, _read_secrets(secrets_path or SECRETS_PATH))
 
 
+def moderation_config(
+    environ: Mapping[str, str] | None = None, secrets_path: Path | None = None
+) -> tuple[str, str | None]:
+    """Where the moderation validator sends text, and the key it sends (OPENAI_API_KEY).
+
+    `STREAMRACE_MODERATION_URL` points it elsewhere than api.openai.com (a gateway, a test server).
+    """
+    environ = os.environ if environ is None else environ
+    secrets = _read_secrets(secrets_path or SECRETS_PATH)
+    url = _lookup("STREAMRACE_MODERATION_URL", environ, secrets)[0] or OPENAI_BASE_URL
+    return url, key_for("openai", environ, secrets_path)[0]
+
+
 def default_data_dir() -> Path:
     """The user's data folder for StreamRace (XDG on Linux)."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")

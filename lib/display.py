@@ -8,17 +8,23 @@ from lib import metrics
 from lib.trace import Trace
 
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=$&:])")
+WORD_JOINER = "\u2060"
+"""Invisible and unbreakable. GFM turns e-mail addresses and http:// URLs in plain text into
+links after escapes are resolved, so escaping cannot stop it; a word joiner after every "@"
+and ":" does (the address or URL no longer matches), one character at a time like the rest."""
 
 
 def plain_markdown(text: str) -> str:
     """Model output as Markdown that renders as the literal text, line breaks kept.
 
     Every Markdown and HTML special character is backslash-escaped, so no tag, link or
-    image in an answer is ever interpreted (nothing is fetched, nothing runs). The mapping
+    image in an answer is ever interpreted (nothing is fetched, nothing runs), and e-mail
+    addresses and scheme URLs are kept from becoming links (WORD_JOINER). The mapping
     is per character, so escaping chunks one by one equals escaping their concatenation:
     streamed frames can be escaped as they come.
     """
     escaped = _MARKDOWN_SPECIALS.sub(r"\\\1", text.replace("\r", ""))
+    escaped = escaped.replace("@", "@" + WORD_JOINER).replace(":", ":" + WORD_JOINER)
     return escaped.replace("\n", "  \n")
 
 
@@ -56,9 +62,13 @@ class MarkdownBlocks:
 
 
 def seconds(value: float | None, digits: int = 2) -> str:
-    """'1.23 s', '45 ms' below a second, '–' when not measured (None, or NaN from pandas)."""
-    if value is None or value != value:
+    """'1.23 s', '45 ms' below a second, '2.5 ms' below 10 ms, '–' when not measured."""
+    if value is None or value != value:  # NaN: pandas' missing value
         return "–"
+    if 0 < abs(value) < 0.001:
+        return "<1 ms"
+    if 0 < abs(value) < 0.01:
+        return f"{value * 1000:.1f} ms"
     if abs(value) < 1:
         return f"{value * 1000:.0f} ms"
     return f"{value:.{digits}f} s"
@@ -80,3 +90,83 @@ def status_line(trace: Trace) -> str:
         return f"✅ Whole answer after **{blank}** of blank screen"
     last = trace.chunks[-1].t - trace.t_start if trace.chunks and trace.t_start else None
     return f"✅ First words after **{blank}** · last words after {seconds(last)}"
+
+
+# -- behind a guardrail -------------------------------------------------------------------------
+
+REDACTED = "`[redacted]`"
+"""What a span caught before it was shown looks like (our text, not the model's)."""
+THIN_SPACE = "\u2009"
+"""Around struck-out text: Unicode whitespace, so `~~` always opens and closes (CommonMark's
+flanking rules fail next to escaped punctuation), and barely visible."""
+
+
+def struck(text: str) -> str:
+    """Text the user saw vanish: escaped like `plain_markdown`, each line's words in ~~ ~~."""
+    lines = []
+    for line in text.replace("\r", "").split("\n"):
+        core = line.strip()
+        if not core:
+            lines.append(line)
+            continue
+        lead, trail = line[: len(line) - len(line.lstrip())], line[len(line.rstrip()):]
+        lines.append(f"{lead}{THIN_SPACE}~~{plain_markdown(core)}~~{THIN_SPACE}{trail}")
+    return "  \n".join(lines)
+
+
+def guard_runs(trace: Trace, until: float | None = None) -> list[tuple[str, str]]:
+    """The answer as a strategy's screen has it: (state, text) runs of characters in one state."""
+    if trace.guard is None:
+        return [("shown", trace.text)] if trace.text else []
+    text = trace.text
+    runs: list[tuple[str, str]] = []
+    for index, state in enumerate(trace.guard.states(len(text), until)):
+        if runs and runs[-1][0] == state:
+            runs[-1] = (state, runs[-1][1] + text[index])
+        else:
+            runs.append((state, text[index]))
+    return [(state, piece) for state, piece in runs if state]
+
+
+def guard_markdown(runs: list[tuple[str, str]]) -> str:
+    """The visible part: released text, struck-out retracted text, [redacted] masks."""
+    parts = []
+    for state, piece in runs:
+        if state == "shown":
+            parts.append(plain_markdown(piece))
+        elif state == "removed":
+            parts.append(struck(piece))
+        elif state == "masked":
+            parts.append(REDACTED)
+    return "".join(parts)
+
+
+def guard_held(runs: list[tuple[str, str]], tail: int = 160) -> str | None:
+    """A caption for the text held back (not visible to the user), its end only."""
+    held = "".join(piece for state, piece in runs if state == "held")
+    if not held:
+        return None
+    shown = held if len(held) <= tail else "…" + held[-tail:]
+    return f"⏳ Held back, {len(held):,} characters: {plain_markdown(shown)}"
+
+
+def guard_status(trace: Trace, elapsed: float | None = None) -> str:
+    """The line above a strategy's panel (Markdown), live (with `elapsed`) or at the end."""
+    blank = metrics.perceived_s(trace)
+    if trace.status == "cancelled":
+        return "⏹️ Cancelled"
+    if trace.status == "error":
+        return "🚨 Failed"
+    done = trace.guard is not None and trace.guard.first("done") is not None
+    if not done:
+        if blank is None:
+            return f"⬜ **Blank screen** · {elapsed or 0:.1f} s"
+        return f"⚡ First text after **{seconds(blank)}** · streaming…"
+    m = metrics.compute(trace)
+    line = f"✅ First text after **{seconds(blank)}** · validated after {seconds(m.guard_e2e_s)}"
+    if not m.exposure_chars:
+        return line + "  \n🔒 Nothing violating was shown"
+    line += f"  \n⚠️ {m.exposure_chars} violating characters shown for **{seconds(m.exposure_s)}**"
+    if m.leaked_chars:
+        return line + ", never removed"
+    return line + f" · {m.retractions} retraction{'s' if m.retractions != 1 else ''}"

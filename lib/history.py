@@ -26,7 +26,7 @@ from lib.store import RUN_COLUMNS
 SOURCES = ("live", "benchmark", "guardrails", "replay", "simulated")
 """Every source the run log knows; replayed and simulated runs are never live statistics."""
 DEFAULT_SOURCES = ("live",)
-HEAVY_COLUMNS = ("output_text", "timeline")
+HEAVY_COLUMNS = ("output_text", "timeline", "guard_timeline")
 TABLE_COLUMNS = tuple(c for c in RUN_COLUMNS if c not in HEAVY_COLUMNS)
 """The table the page shows and exports: every run-log column but the answer and its chunks."""
 CHART_COLUMNS = ("mode", "status", "perceived_s", "ttft_s", "e2e_s", "tpot_s", "output_tps",

@@ -3,7 +3,8 @@ over many calls (a benchmark's percentiles, throughput and goodput), defined onc
 
 Times are seconds. A metric that does not apply (no text arrived, one chunk only, a
 blocking call's per-token time) is None, never 0: "not measured" must not read "0 ms".
-docs/metrics.md maps each name to vLLM, AIPerf and OpenTelemetry.
+docs/metrics.md maps each name to vLLM, AIPerf and OpenTelemetry. The guardrail metrics
+(`delivered_ttft_s` ... `validation_s`) apply to guardrails rows only (a `Trace` with `guard`).
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def ttft_s(trace: Trace) -> float | None:
 def perceived_s(trace: Trace) -> float | None:
     """Blank-screen time. Formula: t(first text shown) − t_start (blocking: the full answer shown).
 
-    "Shown" is the moment text was handed to the renderer; headless, the moment it arrived.
+    "Shown" is the moment text was handed to the renderer; headless, the moment it arrived;
+    behind a guardrail, the strategy's first release (its display timeline, validation included).
     """
     shown = trace.shown_or_received()
     if shown is None or trace.t_start is None:
@@ -203,6 +205,89 @@ def output_tps(trace: Trace) -> float | None:
     return tokens / e2e if e2e > 0 else None
 
 
+# -- behind a guardrail: derived from the strategy's display timeline (trace.guard) ----------
+
+
+def delivered_ttft_s(trace: Trace) -> float | None:
+    """First character the user sees behind the guardrail. Formula: t(first release) − t0.
+
+    (The blank-screen time behind it is `perceived_s`: t(first release) − t_start.)
+    """
+    release = trace.guard.first("release") if trace.guard else None
+    if release is None or trace.t0 is None:
+        return None
+    return release.t - trace.t0
+
+
+def guard_e2e_s(trace: Trace) -> float | None:
+    """Until the answer is shown and validated in full. Formula: t(done) − t0, validation included."""
+    done = trace.guard.first("done") if trace.guard else None
+    if done is None or trace.t0 is None:
+        return None
+    return done.t - trace.t0
+
+
+@dataclass(frozen=True)
+class Exposure:
+    chars: int
+    """Violating characters that were ever on screen."""
+    seconds: float
+    """How long at least one violating character was on screen (the union of their times
+    on screen); characters never removed count until the strategy's end."""
+    leaked: int
+    """Violating characters still on screen at the end."""
+
+
+def exposure(trace: Trace) -> Exposure | None:
+    """The exposure window: violating characters on screen, and for how long, before removal.
+
+    Formula: over the characters c of the reference violations (the chosen validators on the
+    whole answer), chars = #{c shown}; seconds = |⋃ [t_shown(c), t_removed(c) or t_end]|,
+    t_end = t(done) or the last event; leaked = #{c shown, never removed}.
+    """
+    guard = trace.guard
+    if guard is None:
+        return None
+    length = len(trace.text)
+    history = guard.history(length)
+    end = guard.first("done")
+    t_end = end.t if end is not None else (guard.events[-1].t if guard.events else 0.0)
+    violating = sorted({i for start, stop in guard.violations for i in range(start, min(stop, length))})
+    intervals, chars, leaked = [], 0, 0
+    for i in violating:
+        _, shown, removed = history[i]
+        if shown is None:
+            continue
+        chars += 1
+        leaked += removed is None
+        intervals.append((shown, removed if removed is not None else max(t_end, shown)))
+    return Exposure(chars, _union_length(intervals), leaked)
+
+
+def _union_length(intervals: list[tuple[float, float]]) -> float:
+    total, reach = 0.0, float("-inf")
+    for start, stop in sorted(intervals):
+        if stop > reach:
+            total += stop - max(start, reach)
+            reach = stop
+    return total
+
+
+def retractions(trace: Trace) -> int | None:
+    """Times the user saw shown text vanish. Formula: #{distinct t(removal) of shown characters}."""
+    if trace.guard is None:
+        return None
+    history = trace.guard.history(len(trace.text))
+    return len({removed for _, _, removed in history if removed is not None})
+
+
+def validation_s(trace: Trace) -> float | None:
+    """Validation time the strategy spent. Formula: Σ measured durations of its checks."""
+    if trace.guard is None:
+        return None
+    return sum(trace.guard.checks_s)
+
+
 @dataclass(frozen=True)
 class Metrics:
     """Every metric of one call, as stored in the run log."""
@@ -223,6 +308,13 @@ class Metrics:
     icl_p99_s: float | None
     queue_s: float | None
     bench_offset_s: float | None
+    delivered_ttft_s: float | None = None
+    guard_e2e_s: float | None = None
+    exposure_chars: int | None = None
+    exposure_s: float | None = None
+    leaked_chars: int | None = None
+    retractions: int | None = None
+    validation_s: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -233,6 +325,7 @@ def compute(trace: Trace) -> Metrics:
     tokens, source = output_tokens(trace)
     if source is None:  # no text arrived: the row still carries the prompt's token count
         source = "server" if trace.input_tokens is not None else "estimated"
+    exposed = exposure(trace)
     return Metrics(
         client_s=client_s(trace),
         ttft_s=ttft_s(trace),
@@ -250,6 +343,13 @@ def compute(trace: Trace) -> Metrics:
         icl_p99_s=icl_p99_s(trace),
         queue_s=queue_s(trace),
         bench_offset_s=bench_offset_s(trace),
+        delivered_ttft_s=delivered_ttft_s(trace),
+        guard_e2e_s=guard_e2e_s(trace),
+        exposure_chars=exposed.chars if exposed else None,
+        exposure_s=exposed.seconds if exposed else None,
+        leaked_chars=exposed.leaked if exposed else None,
+        retractions=retractions(trace),
+        validation_s=validation_s(trace),
     )
 
 

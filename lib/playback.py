@@ -4,7 +4,8 @@ Each `Script` says when each piece of text leaves (seconds after the request arr
 whether usage is sent, and which fault to play (an HTTP status, a hang before headers, a
 dropped connection mid-stream). Because it is a real server on 127.0.0.1, whatever talks to
 it measures the real network and client path: tests, benchmarks and demos that need a known
-timeline use it.
+timeline use it. It also answers POST /v1/moderations like OpenAI's moderation endpoint,
+flagging any input that contains one of its `flagged_terms` (for the moderation validator).
 
     server = PlaybackServer({"scripted": Script.regular(ttft_s=0.3, gap_s=0.02, n=20)})
     server.start(); ...; server.stop()
@@ -118,6 +119,8 @@ class _Handler(BaseHTTPRequestHandler):
         playback = self.server.playback
         record = Received(t_received, body, self.headers.get("Authorization"))
         playback.received.append(record)
+        if self.path.rstrip("/").endswith("/moderations"):
+            return self._moderate(record)
         if not self.path.rstrip("/").endswith("/chat/completions"):
             return self._error(404, f"No route {self.path}")
         if playback.api_key and record.authorization != f"Bearer {playback.api_key}":
@@ -137,6 +140,22 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(script, record)
         else:
             self._blocking(script, record)
+
+    def _moderate(self, record: Received) -> None:
+        playback = self.server.playback
+        if playback.api_key and record.authorization != f"Bearer {playback.api_key}":
+            return self._error(401, "Incorrect API key provided.")
+        inputs = record.body.get("input", "")
+        results = []
+        for text in inputs if isinstance(inputs, list) else [inputs]:
+            hits = [term for term in playback.flagged_terms if term.lower() in str(text).lower()]
+            results.append({
+                "flagged": bool(hits),
+                "categories": {"violence": bool(hits), "harassment": False},
+                "category_scores": {"violence": 0.97 if hits else 0.001, "harassment": 0.001},
+            })
+        self._send_json(200, {"id": "modr-playback", "model": record.body.get("model"),
+                              "results": results})
 
     def _blocking(self, script: Script, record: Received) -> None:
         at = script.blocking_at_s
@@ -239,9 +258,10 @@ class PlaybackServer:
     """
 
     def __init__(self, scripts: dict[str, Script] | None = None, api_key: str | None = None,
-                 port: int = 0):
+                 port: int = 0, flagged_terms: tuple[str, ...] = ()):
         self.scripts = dict(scripts or {})
         self.api_key = api_key
+        self.flagged_terms = flagged_terms
         self.received: list[Received] = []
         self.open_connections = 0
         """Connections a handler thread is still serving (0 once every client has gone)."""

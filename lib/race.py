@@ -22,7 +22,7 @@ from typing import Iterator
 from lib import endpoints, metrics
 from lib.calls import Call, check_request, warm_up
 from lib.embedded import REPEAT_PENALTY, STOP
-from lib.config import ENDPOINT_KINDS, load_settings
+from lib.config import ENDPOINT_KINDS, Settings, load_settings
 from lib.endpoints import Endpoint
 from lib.errors import StreamRaceError
 from lib.store import Store
@@ -173,32 +173,46 @@ def run_headless(endpoint: Endpoint, prompt: str, params: Params, store: Store |
     return race.traces
 
 
-def main(argv: list[str] | None = None) -> int:
-    settings = load_settings()
-    parser = argparse.ArgumentParser(prog="python -m lib.race", description=__doc__.splitlines()[0])
-    parser.add_argument("--prompt", required=True)
+def add_cli_arguments(parser: argparse.ArgumentParser, max_tokens: int = Params.max_tokens) -> None:
+    """The flags every `python -m lib.<name>` command shares: endpoint, sampling, run log."""
     parser.add_argument("--endpoint", choices=ENDPOINT_KINDS, help="default: STREAMRACE_ENDPOINT or local")
     parser.add_argument("--base-url", help="default: STREAMRACE_BASE_URL")
     parser.add_argument("--model", help="default: STREAMRACE_MODEL")
     parser.add_argument("--api-key-env", metavar="VAR", help="read the key from this variable")
-    parser.add_argument("--max-tokens", type=int, default=Params.max_tokens)
+    parser.add_argument("--max-tokens", type=int, default=max_tokens)
     parser.add_argument("--temperature", type=float, default=Params.temperature)
     parser.add_argument("--seed", type=int, default=Params.seed)
     parser.add_argument("--timeout", type=float, default=Params.timeout_s, help="seconds")
     parser.add_argument("--database-url", help="default: DATABASE_URL or the user's data folder")
-    args = parser.parse_args(argv)
+
+
+def cli_settings(args: argparse.Namespace) -> Settings:
+    """The configuration with the command's flags applied."""
     api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
-    settings = settings.with_overrides(
+    return load_settings().with_overrides(
         endpoint_kind=args.endpoint, base_url=args.base_url, model=args.model,
         api_key=api_key, database_url=args.database_url,
     )
+
+
+def cli_params(args: argparse.Namespace, endpoint: Endpoint | None = None) -> Params:
+    """The sampling flags as Params (with the endpoint's defaults once it is known)."""
+    values = dict(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed,
+                  timeout_s=args.timeout)
+    return default_params(endpoint, **values) if endpoint is not None else Params(**values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lib.race", description=__doc__.splitlines()[0])
+    parser.add_argument("--prompt", required=True)
+    add_cli_arguments(parser)
+    args = parser.parse_args(argv)
+    settings = cli_settings(args)
     try:
         # Checked before anything starts: no model server, no database for a bad prompt.
-        check_request(args.prompt, Params(max_tokens=args.max_tokens, temperature=args.temperature,
-                                          seed=args.seed, timeout_s=args.timeout))
+        check_request(args.prompt, cli_params(args))
         endpoint = endpoints.resolve(settings)
-        params = default_params(endpoint, max_tokens=args.max_tokens,
-                                temperature=args.temperature, seed=args.seed, timeout_s=args.timeout)
+        params = cli_params(args, endpoint)
         store = Store(settings.database_url)
         blocking, streaming = run_headless(endpoint, args.prompt, params, store)
     except StreamRaceError as exc:
@@ -222,17 +236,22 @@ def format_table(traces: list[Trace]) -> str:
     """The run-log rows of these traces as an aligned text table."""
     fields = ["mode", "status", "client_s", "ttft_s", "perceived_s", "e2e_s", "tpot_s",
               "icl_p50_s", "icl_max_s", "output_tokens", "token_source", "output_tps"]
-    rows = []
-    for trace in traces:
-        values = {"mode": trace.mode, "status": trace.status, **metrics.compute(trace).as_dict()}
-        rows.append([_fmt(values[f]) for f in fields])
-    widths = [max(len(f), *(len(r[i]) for r in rows)) for i, f in enumerate(fields)]
-    lines = ["  ".join(f.ljust(w) for f, w in zip(fields, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
+    rows = [{"mode": trace.mode, "status": trace.status, **metrics.compute(trace).as_dict()}
+            for trace in traces]
+    lines = [aligned(fields, rows)]
     for trace in traces:
         if trace.error:
             lines.append(f"{trace.mode} error: {trace.error}")
     return "\n".join(lines)
+
+
+def aligned(fields: list[str], rows: list[dict]) -> str:
+    """Rows as a text table with a header, one column per field, values formatted."""
+    rows = [[_fmt(row[f]) for f in fields] for row in rows]
+    widths = [max([len(f), *(len(r[i]) for r in rows)]) for i, f in enumerate(fields)]
+    lines = ["  ".join(f.ljust(w) for f, w in zip(fields, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _fmt(value) -> str:

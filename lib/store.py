@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from lib import metrics
 from lib.config import default_data_dir
 from lib.errors import InvalidInput, redact
-from lib.trace import Chunk, Params, Request, Trace
+from lib.trace import Chunk, Guarded, Params, Request, Trace
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,10 +32,19 @@ RUN_COLUMNS = (
     "status", "error", "prompt", "params", "client_s", "ttft_s", "perceived_s", "e2e_s",
     "tpot_s", "icl_p50_s", "icl_p95_s", "icl_max_s", "output_tokens", "input_tokens",
     "token_source", "output_tps", "output_chars", "output_text", "timeline",
-    "bench_id", "bench_phase", "bench_offset_s", "queue_s", "icl_p99_s", "transform",
+    # m002_benchmark
+    "bench_id", "bench_phase", "bench_offset_s", "queue_s", "icl_p99_s",
+    # m003_guardrails: one row per strategy of a guardrails run (NULL on other rows)
+    "strategy", "validators", "planted", "guard_params", "delivered_ttft_s", "guard_e2e_s",
+    "exposure_chars", "exposure_s", "leaked_chars", "retractions", "validation_s",
+    "guard_timeline",
+    # m004_replay
+    "transform",
 )
 """Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...];
-`transform` is JSON of what a replay endpoint played (lib.replay), empty for other runs."""
+`transform` is JSON of what a replay endpoint played (lib.replay), empty for other runs;
+`guard_timeline` is JSON: {"events": [[seconds after t0, kind, start, end, note], ...],
+"checks_s": [...], "violations": [[start, end], ...]} (character offsets in output_text)."""
 
 SOURCES = ("live", "benchmark", "guardrails", "replay", "simulated")
 STATISTICS_SOURCES = ("live",)
@@ -125,9 +134,23 @@ def _m004_replay(conn: sa.Connection) -> None:
         )"""))
 
 
+GUARD_COLUMNS = {
+    "strategy": "VARCHAR(32)", "validators": "TEXT", "planted": "TEXT", "guard_params": "TEXT",
+    "delivered_ttft_s": "FLOAT", "guard_e2e_s": "FLOAT", "exposure_chars": "INTEGER",
+    "exposure_s": "FLOAT", "leaked_chars": "INTEGER", "retractions": "INTEGER",
+    "validation_s": "FLOAT", "guard_timeline": "TEXT",
+}
+
+
+def _m003_guardrails(conn: sa.Connection) -> None:
+    for name, kind in GUARD_COLUMNS.items():  # one per statement: SQLite adds one at a time
+        conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {name} {kind}"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m001_runs", _m001_runs),
     ("m002_benchmark", _m002_benchmark),
+    ("m003_guardrails", _m003_guardrails),
     ("m004_replay", _m004_replay),
     ("m005_history_indexes", _m005_history_indexes),
 ]
@@ -285,8 +308,11 @@ def trace_to_row(trace: Trace) -> dict:
     request = trace.request
     values = metrics.compute(trace).as_dict()
     t0 = trace.t0
-    timeline = [[round(chunk.t - t0, 6) if t0 is not None else None, chunk.text]
-                for chunk in trace.chunks]
+
+    def offset(t: float) -> float | None:
+        return round(t - t0, 6) if t0 is not None else None
+
+    timeline = [[offset(chunk.t), chunk.text] for chunk in trace.chunks]
     row = {
         "run_id": trace.run_id,
         "race_id": trace.race_id,
@@ -306,8 +332,28 @@ def trace_to_row(trace: Trace) -> dict:
         "bench_id": trace.bench_id,
         "bench_phase": trace.bench_phase,
         "transform": request.transform,
+        **_guard_columns(trace.guard, offset),
     }
-    return {name: row[name] for name in RUN_COLUMNS}
+    return {column: row[column] for column in RUN_COLUMNS}
+
+
+def _guard_columns(guard: Guarded | None, offset: Callable[[float], float | None]) -> dict:
+    """The descriptive guardrails columns (the figures come with the metrics)."""
+    if guard is None:
+        return {"strategy": None, "validators": None, "planted": None, "guard_params": None,
+                "guard_timeline": None}
+    timeline = {
+        "events": [[offset(e.t), e.kind, e.start, e.end, e.note] for e in guard.events],
+        "checks_s": [round(d, 9) for d in guard.checks_s],
+        "violations": [list(span) for span in guard.violations],
+    }
+    return {
+        "strategy": guard.strategy,
+        "validators": ",".join(guard.validators),
+        "planted": guard.planted,
+        "guard_params": json.dumps(guard.params, sort_keys=True),
+        "guard_timeline": json.dumps(timeline, ensure_ascii=False),
+    }
 
 
 def trace_from_row(row: Mapping) -> Trace:

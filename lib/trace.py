@@ -2,7 +2,8 @@
 
 A `Trace` holds monotonic `time.perf_counter()` timestamps and the text chunks as they
 arrived; every metric is derived from it in `lib.metrics`, nowhere else. The race, the
-run log and the charts all take a `Trace`.
+run log and the charts all take a `Trace`. A guardrails run adds, per strategy, what that
+strategy showed of the answer and when (`Guarded`, in `Trace.guard`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Literal
 
 Mode = Literal["blocking", "streaming"]
+GuardEventKind = Literal["hold", "release", "redact", "done"]
 Status = Literal["pending", "ok", "error", "cancelled"]
 MODES: tuple[Mode, ...] = ("blocking", "streaming")
 
@@ -56,6 +58,89 @@ class Chunk:
     text: str
 
 
+@dataclass(frozen=True)
+class GuardEvent:
+    """One change to what a guardrail strategy shows, at `t` (perf_counter seconds).
+
+    hold: text[start:end] arrived and is held back; release: it is shown (parts already
+    redacted show as a mask); redact: text[start:end] is removed if shown, masked if not yet;
+    done: the strategy has released and validated everything.
+    """
+
+    t: float
+    kind: GuardEventKind
+    start: int = 0
+    end: int = 0
+    note: str = ""
+
+
+CharState = Literal["", "held", "shown", "removed", "masked"]
+"""What one character is on a strategy's screen: "" not there (yet), held back, shown,
+removed after it was shown (the user saw it vanish), masked before it was ever shown."""
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """What one guardrail strategy did with a streamed answer: its display timeline.
+
+    `events` are in time order; `checks_s` are the measured durations of its validations;
+    `violations` are the spans the chosen validators find in the whole answer (the reference
+    the exposure is measured against, whatever the strategy itself caught).
+    """
+
+    strategy: str
+    label: str
+    validators: tuple[str, ...]
+    params: dict
+    events: tuple[GuardEvent, ...]
+    checks_s: tuple[float, ...] = ()
+    violations: tuple[tuple[int, int], ...] = ()
+    planted: str | None = None
+
+    def states(self, length: int, until: float | None = None) -> list[CharState]:
+        """Each character's state once the events up to `until` (all by default) happened."""
+        return [state for state, _, _ in self.history(length, until)]
+
+    def history(self, length: int, until: float | None = None
+                ) -> list[tuple[CharState, float | None, float | None]]:
+        """Per character: its state, when it was first shown, and when it was removed."""
+        held = [False] * length
+        released = [False] * length
+        masked = [False] * length
+        shown_at: list[float | None] = [None] * length
+        removed_at: list[float | None] = [None] * length
+        for event in self.events:
+            if until is not None and event.t > until:
+                break
+            span = range(max(0, event.start), min(length, event.end))
+            for i in span:
+                if event.kind == "hold":
+                    held[i] = True
+                elif event.kind == "release" and not released[i]:
+                    released[i] = True
+                    if not masked[i]:
+                        shown_at[i] = event.t
+                elif event.kind == "redact":
+                    if shown_at[i] is not None:
+                        if removed_at[i] is None:
+                            removed_at[i] = event.t
+                    else:
+                        masked[i] = True
+        result: list[tuple[CharState, float | None, float | None]] = []
+        for i in range(length):
+            if released[i]:
+                state = "masked" if masked[i] else "removed" if removed_at[i] is not None else "shown"
+            else:
+                state = "held" if held[i] else ""
+            result.append((state, shown_at[i], removed_at[i]))
+        return result
+
+    def first(self, kind: GuardEventKind) -> GuardEvent | None:
+        """The first event of a kind that covers some text (for `done`: the event itself)."""
+        return next((e for e in self.events if e.kind == kind and (kind == "done" or e.end > e.start)),
+                    None)
+
+
 @dataclass
 class Trace:
     """Raw events of one call. Timestamps are `time.perf_counter()` seconds, or None."""
@@ -96,6 +181,9 @@ class Trace:
     error: str | None = None
     error_kind: str | None = None
 
+    guard: Guarded | None = None
+    """Set on a guardrails row: what one strategy showed of this (streamed) answer."""
+
     @property
     def text(self) -> str:
         return "".join(chunk.text for chunk in self.chunks)
@@ -108,8 +196,11 @@ class Trace:
         """When the user first saw text: the renderer's moment if there was one, else receipt.
 
         Headless runs (CLI, benchmark) have no renderer; there the first text is shown
-        the moment it is received.
+        the moment it is received. Behind a guardrail, it is the strategy's first release.
         """
+        if self.guard is not None:
+            release = self.guard.first("release")
+            return release.t if release is not None else None
         if self.t_shown is not None:
             return self.t_shown
         if not self.chunks:

@@ -34,9 +34,10 @@ PAGES = [
     ("/benchmark", "Compare with an earlier benchmark"),
     ("/history", "No runs logged yet"),  # a fresh app's run log is empty
     ("/replay", "Use in race"),
+    ("/guardrails", "Plant a violation"),
 ]
 """Every page of the app: a new page is one more line here."""
-NAV_TITLES = {"Race", "Benchmark", "History", "Replay"}
+NAV_TITLES = {"Race", "Benchmark", "History", "Replay", "Guardrails"}
 """The titles st.navigation gives the pages; the sidebar must list no other."""
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}

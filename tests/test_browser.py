@@ -189,7 +189,7 @@ def test_streamed_words_appear_before_the_blocking_answer(browser, app):
 def test_page_opens_by_direct_url(opened):
     page = opened.page
     assert "StreamRace" in page.title()
-    assert page.locator("h1").count() == 1  # the page's own title (each page has one)
+    assert page.locator("h1").count() == 1, f"{opened.path}: the page's title is not drawn"
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.get_by_text("Page not found").count() == 0, (
         f"{opened.path} is not a page of the app: Streamlit says 'Page not found' "

@@ -13,6 +13,17 @@ def test_model_output_is_escaped_so_nothing_is_interpreted():
     assert "<script>" not in escaped and "](" not in escaped
 
 
+def test_addresses_and_urls_do_not_become_links():
+    """GFM links e-mail addresses and http:// URLs found in plain text, escapes or not: a word
+    joiner (invisible) after "@" and ":" keeps them text (checked in a browser, tests/
+    test_browser_guardrails.py)."""
+    escaped = plain_markdown("write to jane@example.com or see https://example.com")
+    assert "jane@\u2060example\\.com" in escaped
+    assert "https\\:\u2060//example" in escaped
+    assert escaped.replace("\u2060", "").replace("\\", "") == (
+        "write to jane@example.com or see https://example.com")
+
+
 def test_escaping_chunk_by_chunk_equals_escaping_the_whole():
     text = "Line one.\nLine *two* <b>\r\n\n- item & more\\"
     pieces = [text[i:i + 3] for i in range(0, len(text), 3)]
@@ -56,3 +67,6 @@ def test_seconds_formats_and_says_when_not_measured():
     assert seconds(None) == "–"
     assert seconds(0.2054) == "205 ms"
     assert seconds(12.345) == "12.35 s"
+    assert seconds(0) == "0 ms"
+    assert seconds(0.0025) == "2.5 ms"
+    assert seconds(0.00004) == "<1 ms"

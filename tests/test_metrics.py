@@ -305,7 +305,12 @@ def test_compute_yields_exactly_the_documented_metrics():
         "client_s", "ttft_s", "perceived_s", "e2e_s", "tpot_s", "icl_p50_s", "icl_p95_s",
         "icl_max_s", "output_tokens", "input_tokens", "token_source", "output_tps",
         "output_chars", "icl_p99_s", "queue_s", "bench_offset_s",
+        # behind a guardrail only (tests/test_guards.py)
+        "delivered_ttft_s", "guard_e2e_s", "exposure_chars", "exposure_s", "leaked_chars",
+        "retractions", "validation_s",
     ]
     as_dict = metrics.compute(make_trace("streaming", SIX_OFFSETS)).as_dict()
     assert list(as_dict) == names
+    guard_only = names[names.index("delivered_ttft_s"):]
+    assert all(as_dict[name] is None for name in guard_only), "not applicable without a guard"
     assert not any(isinstance(v, float) and math.isnan(v) for v in as_dict.values())

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib.display import WORD_JOINER
 from lib.playback import PlaybackServer, Script
 from lib.store import Store
 
@@ -76,7 +77,7 @@ def panel(at: AppTest, title: str):
 
 def unescaped(markdown: str) -> str:
     """What a Markdown body escaped by `plain_markdown` reads as."""
-    return re.sub(r"\\(.)", r"\1", markdown).replace("  \n", "\n")
+    return re.sub(r"\\(.)", r"\1", markdown).replace("  \n", "\n").replace(WORD_JOINER, "")
 
 
 def panel_text(at: AppTest, title: str) -> str:

@@ -26,9 +26,16 @@ DESIGN_COLUMNS = [
     "token_source", "output_tps", "output_chars",
 ]
 # ... plus "the chunk timeline (offsets and texts)" and the text itself.
+# m003_guardrails: what one guardrail strategy did with a streamed answer (NULL elsewhere).
+GUARD_COLUMNS = [
+    "strategy", "validators", "planted", "guard_params", "delivered_ttft_s", "guard_e2e_s",
+    "exposure_chars", "exposure_s", "leaked_chars", "retractions", "validation_s",
+    "guard_timeline",
+]
 ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline",
                # m002_benchmark
                "bench_id", "bench_phase", "bench_offset_s", "queue_s", "icl_p99_s",
+               *GUARD_COLUMNS,
                # m004_replay: what a replay endpoint did to its recording
                "transform"]
 
@@ -76,6 +83,33 @@ def test_the_table_has_exactly_the_run_columns(store):
 
 def test_a_row_has_exactly_the_run_columns():
     assert list(trace_to_row(hand_trace())) == list(RUN_COLUMNS)
+
+
+def test_a_log_from_m001_keeps_its_rows_and_gains_every_later_column(tmp_path):
+    """A run log created by the first migration keeps its rows and gains the later columns
+    (benchmark, guardrails, replay), NULL on them."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    old = Store.__new__(Store)
+    old.url, old.engine = url, engine
+    first, *later = store_module.MIGRATIONS
+    store_module.MIGRATIONS[:] = [first]
+    try:
+        assert old.migrate() == ["m001_runs"]
+        m001_columns = RUN_COLUMNS[:RUN_COLUMNS.index("timeline") + 1]
+        row = {k: v for k, v in trace_to_row(hand_trace()).items() if k in m001_columns}
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"INSERT INTO runs ({', '.join(row)}) VALUES "
+                                 f"({', '.join(':' + k for k in row)})"), row)
+    finally:
+        store_module.MIGRATIONS[:] = [first, *later]
+    engine.dispose()
+    upgraded = Store(url)
+    assert upgraded.columns() == list(RUN_COLUMNS)
+    [kept] = all_rows(upgraded)
+    assert kept["run_id"] == row["run_id"] and kept["output_text"] == "Streaming wins."
+    assert all(kept[column] is None for column in RUN_COLUMNS if column not in row)
+    upgraded.engine.dispose()
 
 
 def test_migrations_apply_once(store_url):
@@ -137,6 +171,8 @@ def test_a_finished_trace_reads_back(store):
     assert row["output_text"] == "Streaming wins."
     # Offsets are seconds after t0, not raw perf_counter values.
     assert json.loads(row["timeline"]) == [[0.25, "Stream"], [0.5, "ing "], [0.75, "wins."]]
+    # Not a guardrails row: every guardrails column is empty.
+    assert all(pd.isna(row[column]) for column in GUARD_COLUMNS)
 
 
 def test_a_live_call_reads_back(store, playback, unique_prompt):

@@ -1,0 +1,168 @@
+"""Guardrails lab: one streamed answer, every validation strategy side by side, measured."""
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from lib import charts, endpoints, guards
+from lib.config import moderation_config
+from lib.display import guard_held, guard_markdown, guard_runs, guard_status
+from lib.errors import StreamRaceError
+from lib.race import default_params
+from lib.store import to_csv
+from app_pages.shared import Changes, current_settings, logged_run, run_log, settle_previous
+
+SECONDS = {"perceived_s": "blank screen", "delivered_ttft_s": "delivered TTFT",
+           "guard_e2e_s": "E2E + validation"}
+MILLISECONDS = {"exposure_s": "exposure", "validation_s": "validation"}
+
+
+def apply_preset() -> None:
+    preset = next((p for p in guards.PRESETS if p.label == st.session_state.get("guard_preset")), None)
+    if preset:
+        st.session_state.update(guard_prompt=preset.prompt, guard_max_tokens=preset.max_tokens,
+                                guard_validators=list(preset.validators), guard_plant=preset.plant)
+
+
+def panels(labels: list[str]) -> list[tuple]:
+    """One panel per strategy, three to a row: (status line, answer, held-back caption)."""
+    slots = []
+    for start in range(0, len(labels), 3):
+        for label, column in zip(labels[start:start + 3], st.columns(3, gap="medium")):
+            box = column.container(border=True)
+            box.markdown(f"**🛡️ {label}**")
+            slots.append((box.empty(), box.empty(), box.empty()))
+    return slots
+
+
+def draw(traces, slots, changes: Changes, elapsed: float | None = None, drawn: dict | None = None) -> None:
+    """Each panel's status line, answer and held-back caption; an answer is rebuilt only when
+    its strategy has new events (`drawn` remembers how many each panel showed)."""
+    drawn = {} if drawn is None else drawn
+    for index, (trace, (status, body, held)) in enumerate(zip(traces, slots)):
+        changes.markdown(status, guard_status(trace, elapsed))
+        version = (len(trace.guard.events), trace.status)  # every chunk is an event in each
+        if drawn.get(index) != version:
+            drawn[index] = version
+            runs = guard_runs(trace)
+            changes.markdown(body, guard_markdown(runs))
+            changes.caption(held, guard_held(runs) or "")
+
+
+def run_lab(run: guards.GuardRun, store, results: dict, slots) -> None:
+    """Redraw the panels as the strategies release text, until the run ends (or is stopped)."""
+    changes, drawn = Changes(), {}
+    with logged_run(run, store, results, "last_guard", run.traces):
+        while True:
+            finished = run.done  # read first: the frame drawn next then includes the end
+            draw(run.traces(), slots, changes, run.elapsed(), drawn)
+            if finished:
+                break
+            run.join(0.04)
+
+
+def show_outcome(traces) -> None:
+    if traces[0].error:
+        st.error(traces[0].error, icon="🚨")
+    guard = traces[0].guard
+    chars = sum(b - a for a, b in guard.violations)
+    st.subheader("The trade-off")
+    st.caption(f"Validators: {', '.join(guard.validators)} · {len(guard.violations)} violation(s), "
+               f"{chars} characters, in the answer"
+               + (f" · 🧪 planted: “{guard.planted}”" if guard.planted else ""))
+    frame = pd.DataFrame(guards.summary_rows(traces))
+    shown = frame.drop(columns=["status"] if set(frame["status"]) == {"ok"} else [])
+    shown[list(MILLISECONDS)] = shown[list(MILLISECONDS)] * 1000  # the CSV keeps seconds
+    st.dataframe(shown, hide_index=True, key="guard_table", column_config={
+        **{name: st.column_config.NumberColumn(label, format="%.3f s") for name, label in SECONDS.items()},
+        **{name: st.column_config.NumberColumn(label, format="%.2f ms") for name, label in MILLISECONDS.items()},
+        "exposure_chars": "exposed chars", "leaked_chars": "never removed"})
+    left, right = st.columns(2)
+    left.plotly_chart(charts.guard_tradeoff(traces), key="guard_tradeoff", config={"displaylogo": False})
+    right.plotly_chart(charts.guard_timelines(traces), key="guard_timelines", config={"displaylogo": False})
+    st.download_button("⬇️ Download table (CSV)", to_csv(frame), "streamrace-guardrails.csv",
+                       "text/csv", key="guard_csv")
+
+
+st.title("🛡️ Guardrails lab")
+st.caption("Streaming shows text before the whole answer can be validated; validating first brings "
+           "the blank screen back. One streamed answer goes to every strategy at once: each panel "
+           "shows what its user would see (struck out: shown, then removed; held back: not shown yet).")
+st.pills("Preset", [p.label for p in guards.PRESETS], key="guard_preset", on_change=apply_preset)
+first = guards.PRESETS[0]
+for key, value in (("guard_prompt", first.prompt), ("guard_max_tokens", first.max_tokens),
+                   ("guard_validators", list(first.validators)), ("guard_plant", first.plant)):
+    st.session_state.setdefault(key, value)
+prompt = st.text_area("Prompt", key="guard_prompt", height=70)
+
+settings = current_settings()
+moderation_url, moderation_key = moderation_config()
+if settings.endpoint_kind == "openai" and not moderation_key:
+    moderation_key = settings.api_key  # a key typed in the sidebar for OpenAI serves too
+choices = [name for name in guards.VALIDATORS if name != "moderation" or moderation_key]
+st.session_state["guard_validators"] = [v for v in st.session_state["guard_validators"] if v in choices]
+cols = st.columns(2)
+chosen = cols[0].multiselect("Validators", choices, key="guard_validators",
+                             help="\n".join(f"- **{k}**: {v}" for k, v in guards.VALIDATORS.items()))
+if not moderation_key:
+    cols[0].caption("🔑 Set OPENAI_API_KEY to add OpenAI's moderation endpoint.")
+strategies = cols[1].multiselect("Strategies", list(guards.STRATEGIES), default=list(guards.STRATEGIES),
+                                 key="guard_strategies",
+                                 help="\n".join(f"- **{s.name}**: {s.summary}" for s in guards.STRATEGIES.values()))
+plant_cols = st.columns([1, 2, 2])
+plant_on = plant_cols[0].toggle("🧪 Plant a violation", key="guard_plant",
+                                help="Inserts this text into the live stream, the same every run.")
+plant_text = plant_cols[1].text_input("Planted text", guards.DEFAULT_PLANT, key="guard_plant_text",
+                                      disabled=not plant_on)
+plant_at = plant_cols[2].slider("Position (fraction of max tokens)", 0.0, 1.0, 0.5, 0.05,
+                                key="guard_plant_at", disabled=not plant_on)
+with st.expander("Settings: validators, strategies, sampling"):
+    c = st.columns(4)
+    banned = c[0].text_input("Banned terms", ", ".join(guards.ValidatorSettings.banned), key="guard_banned")
+    max_chars = c[1].number_input("Max length (characters)", 1, 100_000, guards.ValidatorSettings.max_chars,
+                                  key="guard_max_chars")
+    on_fail = c[2].radio("On failure", ["redact", "retract"], key="guard_on_fail", horizontal=True,
+                         help="redact: remove the violating span; retract: the whole answer, "
+                              "sentence or window it is in")
+    stream_first = c[3].toggle("window: stream_first", True, key="guard_stream_first",
+                               help="Release each window, then validate it (NeMo's default)")
+    c = st.columns(4)
+    window_tokens = c[0].number_input("window: tokens", 1, 1000, guards.GuardOptions.chunk_size,
+                                      key="guard_window_tokens")
+    window_context = c[1].number_input("window: context tokens", 0, 999, guards.GuardOptions.context_size,
+                                       key="guard_window_context")
+    max_tokens = c[2].number_input("Max tokens", 1, 4096, key="guard_max_tokens")
+    seed = c[3].number_input("Seed", 0, 2**31 - 1, 42, key="guard_seed")
+    schema = st.text_area("JSON Schema (json_schema)", json.dumps(guards.DEFAULT_SCHEMA, indent=1),
+                          key="guard_schema", height=120)
+buttons = st.columns([1, 1, 6])
+run = buttons[0].button("▶️ Run", type="primary", key="guard_run")
+stop = buttons[1].button("⏹️ Stop", key="guard_stop")
+
+results = st.session_state.setdefault("guard_results", {})
+settle_previous(results)
+if run:
+    try:
+        validators = guards.build_validators(chosen, guards.ValidatorSettings(
+            banned=tuple(banned.split(",")), max_chars=int(max_chars), schema=schema,
+            moderation_url=moderation_url, moderation_key=moderation_key))
+        names = guards.check_strategies(strategies)
+        options = guards.GuardOptions(on_fail, int(window_tokens), int(window_context), stream_first)
+        plant = guards.Plant.at_fraction(plant_text, plant_at, int(max_tokens)) if plant_on else None
+        with st.spinner("Starting the embedded model (once per app process)…", show_time=True):
+            endpoint = endpoints.resolve(settings)
+        params = default_params(endpoint, max_tokens=int(max_tokens), seed=int(seed))
+        lab = guards.GuardRun(endpoint, prompt, params, validators, names, options, plant).start()
+    except StreamRaceError as error:
+        st.warning(error.message, icon="✋")
+    else:
+        run_lab(lab, run_log(settings.database_url), results, panels([l.label for l in lab.lanes]))
+        show_outcome(lab.traces())
+elif "last_guard" in results:
+    if stop:
+        st.info("Stopped: the generation was cancelled; what each strategy had shown is kept and "
+                "logged as cancelled.", icon="⏹️")
+    last = results["last_guard"]
+    draw(last, panels([t.guard.label for t in last]), Changes())
+    show_outcome(last)
