@@ -136,7 +136,10 @@ with st.form("bench_form"):
     }
     cols = st.columns(4)
     form["load"] = cols[0].radio("Load", ["Concurrency", "Request rate"], key="bench_load")
-    form["concurrency"] = cols[1].number_input("Max in flight", 1, 1024, 4, key="bench_concurrency")
+    form["concurrency"] = cols[1].number_input(
+        "Max in flight", 1, 1024, 4, key="bench_concurrency",
+        help="With a request rate, the cap: a request due while it is reached waits, and the "
+             "wait shows in queue_s.")
     form["rate"] = cols[2].number_input("Rate (req/s)", 0.1, 10_000.0, 10.0, key="bench_rate")
     form["poisson"] = cols[3].checkbox("Poisson arrivals", key="bench_poisson")
     cols = st.columns(6)

@@ -166,7 +166,7 @@ class BenchSettings:
     requests: int = 20
     """Measured requests, all modes together (the prompt × mode pairs are cycled)."""
     concurrency: int | None = 1
-    """At most this many in flight; None (only with a rate): no cap."""
+    """At most this many in flight; None (only with a rate): MAX_CONCURRENCY, one thread each."""
     rate: float | None = None
     """Requests per second; None: each as soon as a slot frees."""
     poisson: bool = False
@@ -432,7 +432,7 @@ class Benchmark:
         due_at = (arrival_offsets(len(items), rate, self.settings.poisson, self.settings.seed)
                   if rate else None)
         origin = time.perf_counter()
-        cap = self.settings.concurrency or float("inf")
+        cap = self.settings.concurrency or MAX_CONCURRENCY
         for index, (prompt, mode) in enumerate(items):
             # Built before it is due: setting a call up is not part of its time.
             params = self._params[token_limit(self.settings, prompt)]
@@ -678,7 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--timeout", type=float, default=Params.timeout_s, help="seconds, per byte")
     load = parser.add_argument_group("load")
     load.add_argument("--concurrency", type=int, metavar="C",
-                      help="at most C in flight (default 1; with --rate: no cap unless given)")
+                      help="at most C in flight (default 1; with --rate: 1024 unless given)")
     load.add_argument("--rate", type=float, metavar="R", help="requests per second")
     load.add_argument("--poisson", action="store_true", help="Poisson arrivals at --rate")
     load.add_argument("--seed", type=int, default=0, help="seed of the Poisson arrivals")

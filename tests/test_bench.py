@@ -595,3 +595,32 @@ def test_a_small_benchmark_on_the_embedded_model(tmp_path):
     assert "one request at a time" in summary.note
     assert all(m.ok == 1 and m.metrics["ttft_s"].n == 1 for m in summary.modes.values())
     assert store.count() == 2
+
+
+# -- the run log's migration --------------------------------------------------------------------
+
+
+def test_m002_upgrades_a_log_that_has_races_in_it(tmp_path):
+    """A run log written before benchmarks existed gains the columns; its rows keep their values."""
+    from lib import store as store_module
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # the log as m001 left it, with one race row
+        conn.execute(sa.text("CREATE TABLE _migrations (name VARCHAR(64) PRIMARY KEY, "
+                             "applied_at VARCHAR(32))"))
+        store_module._m001_runs(conn)
+        conn.execute(sa.text("INSERT INTO _migrations VALUES ('m001_runs', 'then')"))
+        old = {k: v for k, v in trace_to_row(hand("streaming", [0.1, 0.2])).items()
+               if k in RUN_COLUMNS[:RUN_COLUMNS.index("timeline") + 1]}
+        conn.execute(sa.text(f"INSERT INTO runs ({', '.join(old)}) "
+                             f"VALUES ({', '.join(':' + k for k in old)})"), old)
+    engine.dispose()
+
+    log = Store(url)
+    assert log.columns() == list(RUN_COLUMNS)
+    row = log.recent().iloc[0]
+    assert row["ttft_s"] == pytest.approx(0.1)
+    assert all(pd.isna(row[c]) for c in ("bench_id", "bench_phase", "queue_s", "icl_p99_s"))
+    assert log.benchmarks().empty and list(log.benchmarks().columns) == [*BENCH_COLUMNS, "runs"]
+    log.engine.dispose()
