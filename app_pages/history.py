@@ -68,13 +68,13 @@ def summary_cards(frame) -> None:
     for card, mode in zip(cards[1:3], ("blocking", "streaming")):
         if mode in summary.index:
             row = summary.loc[mode]
-            card.metric(f"{charts.LABELS[mode]}: blank screen p50", seconds(row["perceived_s p50"]),
-                        border=True, help=f"p90 {seconds(row['perceived_s p90'])} over "
-                                          f"{row['ok']:,} ok runs")
+            card.metric(f"{charts.LABELS[mode]}, p50 blank", seconds(row["perceived_s p50"]),
+                        border=True, help=f"Blank screen: p50 over {row['ok']:,} ok runs; p90 "
+                                          f"{seconds(row['perceived_s p90'])}")
     if {"blocking", "streaming"} <= set(summary.index):
         slow, fast = (summary.loc[mode, "perceived_s p50"] for mode in ("blocking", "streaming"))
         if slow > 0 and fast > 0:  # (False for a missing value, NaN)
-            cards[3].metric("First words, streaming", f"{slow / fast:.1f}× sooner", border=True,
+            cards[3].metric("⚡ Words sooner by", f"{slow / fast:.1f}×", border=True,
                             help="p50 blank screen, blocking ÷ streaming")
 
 

@@ -171,7 +171,7 @@ def _short_ms(value: float | None) -> str:
 # `<chart>_caption(data)` says in one line what the chart shows. Only runs that ended ok are
 # charted: a failed run's timings describe the failure, not the experience.
 
-MAX_POINTS = 1500
+MAX_POINTS = 1000
 """Points drawn per mode in a scatter or strip; statistics always use every run."""
 ECDF_POINTS = 400
 PATIENCE_POINTS = 400
@@ -599,26 +599,37 @@ def group_comparison(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 
 
 def group_comparison_figure(table: pd.DataFrame, a_label: str, b_label: str) -> go.Figure:
+    """The ratio B ÷ A of each metric's p50, p90 and p99: bars from the 1× line, log axis."""
+    colors = {"p50": "#9ecae1", "p90": "#4292c6", "p99": "#08519c"}
+    ratios = table["ratio"].to_numpy(dtype=float)
+    ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
+    low, high = (ratios.min(), ratios.max()) if len(ratios) else (1.0, 1.0)
+    ticks = [v * 10.0 ** e for e in range(-3, 4) for v in (1, 2, 5)]
+    ticks = [t for t in ticks if min(low, 1) / 2 <= t <= max(high, 1) * 2]
     traces = []
-    for index, column in enumerate(COMPARED, start=1):
-        rows = table[table["metric"] == column]
-        suffix = "" if index == 1 else str(index)
-        for side, label, color in (("A", a_label, "#1f77b4"), ("B", b_label, "#ff7f0e")):
-            traces.append(dict(
-                type="bar", x=rows["percentile"], y=rows[side], name=f"{side}: {label}",
-                marker_color=color, legendgroup=side, showlegend=index == 1,
-                xaxis=f"x{suffix}", yaxis=f"y{suffix}",
-                hovertemplate=f"{label} %{{x}}: %{{y:.3f}}<extra></extra>"))
-    layout = _panels(tuple(COMPARED_LABELS[c] for c in COMPARED), gap=0.05)
-    for note in layout["annotations"]:
-        note["font"] = dict(size=12)
-    return _figure(traces, 330, barmode="group", **layout)
+    for percentile, rows in table.groupby("percentile", sort=False):
+        ratio = rows["ratio"].to_numpy(dtype=float)
+        traces.append(dict(
+            type="bar", x=[COMPARED_LABELS[m] for m in rows["metric"]], y=ratio - 1.0, base=1.0,
+            name=percentile, marker_color=colors.get(percentile),
+            customdata=np.stack([rows["A"].to_numpy(dtype=float),
+                                 rows["B"].to_numpy(dtype=float), ratio], axis=-1),
+            text=["" if not np.isfinite(r) else f"{r:.2f}×" for r in ratio],
+            textposition="outside",
+            hovertemplate=(f"%{{x}} {percentile}: {b_label} %{{customdata[1]:.3f}} ÷ "
+                           f"{a_label} %{{customdata[0]:.3f}} = %{{customdata[2]:.2f}}×"
+                           "<extra></extra>")))
+    return _figure(traces, 360, barmode="group",
+                   shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1, y1=1,
+                                line=dict(color="#555", dash="dash", width=1.5))],
+                   yaxis=dict(type="log", title_text=f"B ÷ A ({b_label} ÷ {a_label})",
+                              tickvals=ticks, ticktext=[f"{t:g}×" for t in ticks]))
 
 
 def group_comparison_caption(table: pd.DataFrame, a_label: str, b_label: str) -> str:
     return (f"p50, p90 and p99 of each metric, {a_label} (A) against {b_label} (B), over their "
-            "ok runs; the ratio is B ÷ A (below 1: B is quicker, except tokens/s, where above 1 "
-            "is faster).")
+            "ok runs: the bars are the ratio B ÷ A (below the 1× line B is quicker, except "
+            "tokens/s, where above it B is faster); the table has both values.")
 
 
 def replay_preview(recorded: tuple[Trace, Trace] | None, what_if: tuple[Trace, Trace]) -> go.Figure:

@@ -2,8 +2,9 @@
 
 The page: opened by direct URL on an app whose run log already holds the known runs and two
 real races against a playback server; its charts must draw, a ticked row must show that
-run's detail, and nothing may come from outside 127.0.0.1. The report: opened from a file
-with every non-file request aborted; its charts must still draw.
+run's detail, the CSV and Parquet downloads must equal the filtered table, and nothing may
+come from outside 127.0.0.1. The report: opened from a file with every non-file request
+aborted; its charts must still draw.
 
 Screenshots go to artifacts/ (git-ignored).
 """
@@ -61,10 +62,15 @@ def remote(urls: list[str]) -> list[str]:
             and urlparse(u).hostname not in LOCAL_HOSTS]
 
 
-def test_history_page_draws_its_charts_and_a_selected_run(browser, filled_app):
-    context = browser.new_context(viewport=VIEWPORT)
+def test_history_page_draws_its_charts_a_selected_run_and_its_exports(browser, filled_app,
+                                                                     tmp_path):
+    store = Store(f"sqlite:///{filled_app.log_path.parent / 'runs.db'}")
+    expected = history.table(store.engine, Filters(), limit=None)  # the default filter
+    store.engine.dispose()
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     context.set_default_timeout(PAGE_TIMEOUT_MS)
     requests: list[str] = []
+    files = {}
     try:
         page = context.new_page()
         page.on("request", lambda req: requests.append(req.url))
@@ -92,9 +98,26 @@ def test_history_page_draws_its_charts_and_a_selected_run(browser, filled_app):
         visible(charts.nth(4).locator(".main-svg").first)
         assert page.locator('[data-testid="stException"]').count() == 0, filled_app.log()
         save_screenshot(page, ARTIFACTS / "history-selected.png")
+
+        # The exports and the report, downloaded as a user would.
+        for name in ("CSV", "Parquet", "Report (HTML, opens offline)"):
+            with page.expect_download(timeout=PAGE_TIMEOUT_MS) as download:
+                page.get_by_role("button", name=f"⬇️ {name}", exact=True).click()
+            files[name] = tmp_path / download.value.suggested_filename
+            download.value.save_as(files[name])
     finally:
         context.close()
     assert not remote(requests), f"the History page loaded from outside: {remote(requests)}"
+
+    assert len(expected) == 13 and set(expected["source"]) == {"live"}
+    pd.testing.assert_frame_equal(pd.read_parquet(files["Parquet"]), expected)
+    csv = pd.read_csv(files["CSV"])
+    assert list(csv.columns) == list(expected.columns)
+    assert list(csv["run_id"]) == list(expected["run_id"])
+    assert csv["perceived_s"].to_numpy() == pytest.approx(
+        expected["perceived_s"].to_numpy(dtype=float), nan_ok=True)
+    html = files["Report (HTML, opens offline)"].read_text(encoding="utf-8")
+    assert "Streaming would have kept" in html and "13 runs" in html
 
 
 def test_report_renders_offline(browser, store, tmp_path):
@@ -128,33 +151,3 @@ def test_report_renders_offline(browser, store, tmp_path):
         context.close()
     assert blocked == [], f"the report tried to load: {blocked}"
 
-
-def test_exports_and_report_download_what_the_filter_shows(browser, filled_app, tmp_path):
-    """The CSV, Parquet and report buttons, clicked in the browser, with the default filter."""
-    store = Store(f"sqlite:///{filled_app.log_path.parent / 'runs.db'}")
-    expected = history.table(store.engine, Filters(), limit=None)
-    store.engine.dispose()
-    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-    context.set_default_timeout(PAGE_TIMEOUT_MS)
-    try:
-        page = context.new_page()
-        page.goto(filled_app.url + "/history")
-        visible(page.get_by_text("Streaming would have kept").first)
-        files = {}
-        for name in ("⬇️ CSV", "⬇️ Parquet", "⬇️ Report (HTML, opens offline)"):
-            with page.expect_download(timeout=PAGE_TIMEOUT_MS) as download:
-                page.get_by_role("button", name=name, exact=True).click()
-            files[name] = tmp_path / download.value.suggested_filename
-            download.value.save_as(files[name])
-    finally:
-        context.close()
-    assert len(expected) == 13 and set(expected["source"]) == {"live"}
-    parquet = pd.read_parquet(files["⬇️ Parquet"])
-    pd.testing.assert_frame_equal(parquet, expected)
-    csv = pd.read_csv(files["⬇️ CSV"])
-    assert list(csv.columns) == list(expected.columns)
-    assert list(csv["run_id"]) == list(expected["run_id"])
-    assert csv["perceived_s"].to_numpy() == pytest.approx(
-        expected["perceived_s"].to_numpy(dtype=float), nan_ok=True)
-    html = files["⬇️ Report (HTML, opens offline)"].read_text(encoding="utf-8")
-    assert "Streaming would have kept" in html and "13 runs" in html

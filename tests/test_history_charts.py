@@ -253,8 +253,14 @@ def test_group_comparison_matches_each_group():
         assert row["B"] == pytest.approx(np.percentile(b_values, q))
         assert row["ratio"] == pytest.approx(row["B"] / row["A"])
     figure = charts.group_comparison_figure(table, "blocking", "streaming")
-    ttft_a = next(t for t in figure.data if t.xaxis == "x" and t.name == "A: blocking")
-    assert list(ttft_a.y) == pytest.approx(table[(table["metric"] == "ttft_s")]["A"].tolist())
+    assert [t.name for t in figure.data] == ["p50", "p90", "p99"]
+    p90 = figure.data[1]
+    rows = table[table["percentile"] == "p90"]
+    assert list(p90.x) == [charts.COMPARED_LABELS[m] for m in charts.COMPARED]
+    # Each bar spans from the 1× line to the ratio.
+    assert p90.base == 1.0 and list(p90.y + 1.0) == pytest.approx(rows["ratio"].tolist())
+    assert np.asarray(p90.customdata) == pytest.approx(
+        rows[["A", "B", "ratio"]].to_numpy(dtype=float))
 
 
 def test_group_comparison_with_an_empty_side():

@@ -79,9 +79,8 @@ def test_known_runs_give_the_known_headline_and_every_chart(log):
         in texts(at.success)
     assert len(at.get("plotly_chart")) == 4  # patience, distribution, length, comparison
     cards = {m.label: m.value for m in at.metric}
-    assert cards == {"Runs": "9", "⏳ Blocking: blank screen p50": "1.75 s",
-                     "⚡ Streaming: blank screen p50": "350 ms",
-                     "First words, streaming": "5.0× sooner"}
+    assert cards == {"Runs": "9", "⏳ Blocking, p50 blank": "1.75 s",
+                     "⚡ Streaming, p50 blank": "350 ms", "⚡ Words sooner by": "5.0×"}
     captions = texts(at.caption)
     assert "Blocking median 1.75 s (n = 4)" in captions
     assert "Charts use the 8 runs that ended ok; the 1 failed" in captions
@@ -246,8 +245,8 @@ def test_a_mode_whose_runs_all_failed(log):
     log.log([make_run("blocking", None, status="error"), make_run("streaming", 0.3, tokens=4)])
     at = open_history()
     cards = {m.label: m.value for m in at.metric}
-    assert cards["⏳ Blocking: blank screen p50"] == "–"
-    assert "First words, streaming" not in cards
+    assert cards["⏳ Blocking, p50 blank"] == "–"
+    assert "⚡ Words sooner by" not in cards
     assert "Only streaming runs match" in texts(at.info)
 
 
