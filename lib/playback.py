@@ -170,9 +170,10 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if script.usage:
             payload["usage"] = _usage(record.body, script)
+        # Stamped before the write: once the bytes are out, the client may read `sent` at once.
         record.t_done = time.perf_counter()
+        record.sent.append(record.t_done)
         self._send_json(200, payload)
-        record.sent.append(time.perf_counter())
 
     def _stream(self, script: Script, record: Received) -> None:
         self.send_response(200)
