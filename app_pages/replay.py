@@ -31,7 +31,8 @@ def record(store, recordings) -> None:
         return
     st.caption("Pick a streaming run, and its race's blocking run to replay both sides.")
     table = st.dataframe(runs[RUN_COLUMNS], key="runs_table", on_select="rerun", hide_index=True,
-                         selection_mode="multi-row", column_config=SECONDS, height=250)
+                         selection_mode="multi-row", column_config=SECONDS,
+                         height=min(250, 35 * (len(runs) + 1) + 3))  # grid rows are 35 px
     picked = runs.iloc[table.selection.rows]
     cols = st.columns([3, 1], vertical_alignment="bottom")
     name = cols[0].text_input("Recording name", key="new_name", placeholder="e.g. demo-report")
@@ -78,7 +79,7 @@ def library(recordings) -> list:
             "Recording", [r.name for r in saved], key="recording"))
         cols = st.columns([1, 1, 4])
         cols[0].download_button("⬇️ Export JSON", replay.dumps(chosen), f"{chosen.name}.json",
-                                "application/json", key="export")
+                                "application/json", key="export", on_click="ignore")
         with cols[1].popover("🗑️ Delete"):
             if st.button(f"Delete '{chosen.name}' for good", key="delete"):
                 recordings.delete(chosen.name)
@@ -143,7 +144,8 @@ def what_if(saved) -> None:
     def delta(name: str):
         if before is None or getattr(before, name) is None or getattr(after, name) is None:
             return None
-        return f"{(getattr(after, name) - getattr(before, name)) * 1000:+.0f} ms"
+        change = (getattr(after, name) - getattr(before, name)) * 1000
+        return f"{change:+.0f} ms" if abs(change) >= 0.5 else None
 
     cards = st.columns(4)
     cards[0].metric("⚡ First words", seconds(after.ttft_s), delta("ttft_s"), "inverse", border=True)

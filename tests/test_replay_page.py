@@ -196,3 +196,19 @@ def test_a_synthetic_profile_can_borrow_a_recordings_text(make_app, log):
     ok(at.button(key="use_in_race").click().run())
     assert at.sidebar.selectbox(key="replay_model").value == (
         "synthetic~ttft=1,tps=30,tokens=200,text=words")
+
+
+def test_the_race_keeps_its_prompt_across_pages(make_app):
+    """Going to the Replay page and back (or "Use in race") must not lose the race's prompt."""
+    at = make_app()
+    ok(at.switch_page("app_pages/race.py").run())
+    at.pills(key="preset").set_value("One-line answer")
+    ok(at.run())
+    assert "capital of France" in at.text_area(key="prompt").value
+    assert at.number_input(key="max_tokens").value == 48
+    ok(at.text_area(key="prompt").input("My own prompt").run())
+    ok(at.switch_page(PAGE).run())
+    ok(at.button(key="use_in_race").click().run())
+    ok(at.switch_page("app_pages/race.py").run())
+    assert at.text_area(key="prompt").value == "My own prompt"
+    assert at.number_input(key="max_tokens").value == 48
