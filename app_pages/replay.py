@@ -9,9 +9,11 @@ from lib.errors import StreamRaceError
 from lib.replay import Profile, Spec, Transform
 from app_pages.shared import REPLAY_CHOICES, current_settings, run_log
 
-RUN_COLUMNS = ["created_at", "source", "mode", "model", "ttft_s", "e2e_s", "output_tokens", "prompt"]
+RUN_COLUMNS = ["created_at", "source", "mode", "model", "ttft_s", "e2e_s", "output_tokens",
+               "prompt"]
 SCALES = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0]
-SECONDS = {name: st.column_config.NumberColumn(name, format="%.3f s") for name in ("ttft_s", "e2e_s")}
+SECONDS = {name: st.column_config.NumberColumn(name, format="%.3f s")
+           for name in ("ttft_s", "e2e_s")}
 BUILT_IN = "(the built-in text)"
 TRANSFORMED, SYNTHETIC = "The recording, transformed", "A synthetic profile"
 
@@ -97,9 +99,11 @@ def what_if_spec(saved) -> Spec:
     if kind == SYNTHETIC:
         text = cols[3].selectbox("Text from", [BUILT_IN, *names], key="profile_text")
         return Spec(profile=Profile(
-            ttft_s=cols[0].slider("Time to first token (ms)", 0, 5000, 500, 50, key="profile_ttft") / 1000,
+            ttft_s=cols[0].slider("Time to first token (ms)", 0, 5000, 500, 50,
+                                  key="profile_ttft") / 1000,
             tokens_per_s=float(cols[1].slider("Tokens per second", 1, 300, 30, key="profile_tps")),
-            tokens=int(cols[2].number_input("Answer length (tokens)", 1, 4000, 200, key="profile_tokens")),
+            tokens=int(cols[2].number_input("Answer length (tokens)", 1, 4000, 200,
+                                            key="profile_tokens")),
             jitter_s=st.slider("Jitter ± (ms)", 0, 200, 0, 5, key="profile_jitter") / 1000,
             text=None if text == BUILT_IN else text,
         ))
@@ -111,8 +115,8 @@ def what_if_spec(saved) -> Spec:
     return Spec(recording=st.session_state.get("recording", names[0]), transform=Transform(
         first_chunk_delay_s=cols[0].slider("Extra latency before the first chunk (ms)", 0, 3000,
                                            0, 50, key="delay_ms") / 1000,
-        time_scale=cols[1].select_slider("Time per token", SCALES, 1.0, format_func=lambda v: f"×{v:g}",
-                                         key="scale"),
+        time_scale=cols[1].select_slider("Time per token", SCALES, 1.0, key="scale",
+                                         format_func=lambda v: f"×{v:g}"),
         max_tokens_per_s=cap or None,
         jitter_s=cols[3].slider("Jitter ± (ms)", 0, 200, 0, 5, key="jitter_ms") / 1000,
         seed=int(stall[0].number_input("Jitter seed", 0, 2**31 - 1, 0, key="seed")),
@@ -122,7 +126,8 @@ def what_if_spec(saved) -> Spec:
 
 
 def use_in_race(model: str) -> None:
-    """Select the replay endpoint with this model in the sidebar (a callback: before it is drawn)."""
+    """Select the replay endpoint with this model in the sidebar (a callback: runs before the
+    sidebar is drawn)."""
     st.session_state[REPLAY_CHOICES] = [model, *[m for m in st.session_state.get(REPLAY_CHOICES, [])
                                                  if m != model]][:8]
     st.session_state["endpoint_kind"] = "replay"
@@ -148,12 +153,14 @@ def what_if(saved) -> None:
         return f"{change:+.0f} ms" if abs(change) >= 0.5 else None
 
     cards = st.columns(4)
-    cards[0].metric("⚡ First words", seconds(after.ttft_s), delta("ttft_s"), "inverse", border=True)
+    cards[0].metric("⚡ First words", seconds(after.ttft_s), delta("ttft_s"), "inverse",
+                    border=True)
     cards[1].metric("⚡ Last words", seconds(after.e2e_s), delta("e2e_s"), "inverse", border=True)
     cards[2].metric("⏳ Blocking answer", seconds(metrics.e2e_s(transformed[0])), border=True,
                     help="When a blocking call of the same request gets its whole answer.")
     cards[3].metric("⚡ Tokens/s", rate(after.output_tps), border=True,
-                    help=f"Worst stall {seconds(after.icl_max_s)}; median gap {seconds(after.icl_p50_s)}")
+                    help=f"Worst stall {seconds(after.icl_max_s)}; "
+                         f"median gap {seconds(after.icl_p50_s)}")
     st.plotly_chart(charts.replay_preview(recorded, transformed), key="replay_preview",
                     config={"displaylogo": False})
     if st.button("▶️ Use in race", type="primary", key="use_in_race", on_click=use_in_race,
