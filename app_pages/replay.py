@@ -144,19 +144,22 @@ def what_if(saved) -> None:
         return
     st.caption(replay.label(spec))
     after = metrics.compute(transformed[1])
-    before = metrics.compute(recorded[1]) if recorded else None
+    blocking_after = metrics.e2e_s(transformed[0])
 
-    def delta(name: str):
-        if before is None or getattr(before, name) is None or getattr(after, name) is None:
+    def delta(what_if: float | None, index: int, metric) -> str | None:
+        """How much later (or sooner) than recorded, when there is a recording to compare with."""
+        was = metric(recorded[index]) if recorded else None
+        if was is None or what_if is None or abs(what_if - was) < 0.0005:
             return None
-        change = (getattr(after, name) - getattr(before, name)) * 1000
-        return f"{change:+.0f} ms" if abs(change) >= 0.5 else None
+        return f"{(what_if - was) * 1000:+.0f} ms"
 
     cards = st.columns(4)
-    cards[0].metric("⚡ First words", seconds(after.ttft_s), delta("ttft_s"), "inverse",
-                    border=True)
-    cards[1].metric("⚡ Last words", seconds(after.e2e_s), delta("e2e_s"), "inverse", border=True)
-    cards[2].metric("⏳ Blocking answer", seconds(metrics.e2e_s(transformed[0])), border=True,
+    cards[0].metric("⚡ First words", seconds(after.ttft_s),
+                    delta(after.ttft_s, 1, metrics.ttft_s), "inverse", border=True)
+    cards[1].metric("⚡ Last words", seconds(after.e2e_s),
+                    delta(after.e2e_s, 1, metrics.e2e_s), "inverse", border=True)
+    cards[2].metric("⏳ Blocking answer", seconds(blocking_after),
+                    delta(blocking_after, 0, metrics.e2e_s), "inverse", border=True,
                     help="When a blocking call of the same request gets its whole answer.")
     cards[3].metric("⚡ Tokens/s", rate(after.output_tps), border=True,
                     help=f"Worst stall {seconds(after.icl_max_s)}; "

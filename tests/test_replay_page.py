@@ -107,8 +107,10 @@ def test_record_a_race_then_use_a_what_if_in_the_race(make_app, server, log):
     assert at.radio(key="what_if_kind").value == "The recording, transformed"
     ok(at.select_slider(key="scale").set_value(2.0).run())
     assert any("'demo-race' · time per token ×2" in c.value for c in at.caption)
-    last_words = next(m for m in at.metric if m.label == "⚡ Last words")
-    assert last_words.delta.startswith("+")  # later than recorded
+    cards = {m.label: m for m in at.metric}
+    assert not cards["⚡ First words"].delta  # the first chunk keeps its time
+    assert cards["⚡ Last words"].delta.startswith("+")  # later than recorded
+    assert cards["⏳ Blocking answer"].delta.startswith("+")
 
     ok(at.button(key="use_in_race").click().run())
     assert at.session_state["endpoint_kind"] == "replay"
