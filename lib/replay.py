@@ -872,7 +872,10 @@ def ensure_server(database_url: str | None = None) -> str:
         port = free_port()
         log_path = default_data_dir() / f"replay-server-{os.getpid()}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
+        # It needs no key: none is handed to it.
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("OPENAI_API_KEY", "STREAMRACE_API_KEY")}
+        env.update(DATABASE_URL=url, PYTHONUNBUFFERED="1")
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "lib.replay", "serve", "--port", str(port)],
