@@ -13,6 +13,10 @@ from app_pages.shared import Changes, current_settings, logged_run, run_log, set
 
 RECENT_COLUMNS = ["created_at", "source", "mode", "status", "model", "perceived_s", "ttft_s",
                   "e2e_s", "output_tokens", "token_source", "output_tps", "error", "prompt"]
+# Widget values kept across pages under keys of their own: Streamlit drops a widget's state on
+# pages that do not draw it, and a value restored with setdefault can miss the browser after a
+# page switch (st.switch_page from the Replay page left the prompt box empty while runs used it).
+KEPT = {"prompt": PRESETS[1].prompt, "max_tokens": PRESETS[1].max_tokens}
 STARTING = {"local": "Starting the embedded model (once per app process)…",
             "replay": "Starting the replay server (once per app process)…"}
 
@@ -20,8 +24,12 @@ STARTING = {"local": "Starting the embedded model (once per app process)…",
 def apply_preset() -> None:
     preset = next((p for p in PRESETS if p.label == st.session_state.get("preset")), None)
     if preset:
-        st.session_state["prompt"] = preset.prompt
-        st.session_state["max_tokens"] = preset.max_tokens
+        st.session_state["kept_prompt"] = preset.prompt
+        st.session_state["kept_max_tokens"] = preset.max_tokens
+
+
+def keep(key: str) -> None:
+    st.session_state[f"kept_{key}"] = st.session_state[key]
 
 
 def new_block() -> None:
@@ -128,13 +136,14 @@ st.title("🏁 StreamRace")
 st.caption("The same prompt to the same model at the same instant: a blocking call on the left, "
            "the same request streamed on the right. Every run is timed and logged.")
 st.pills("Preset", [p.label for p in PRESETS], key="preset", on_change=apply_preset)
-st.session_state.setdefault("prompt", PRESETS[1].prompt)
-st.session_state.setdefault("max_tokens", PRESETS[1].max_tokens)
-prompt = st.text_area("Prompt", key="prompt", height=90)
+for name, default in KEPT.items():  # set on every run, so the browser always gets the value
+    st.session_state[name] = st.session_state.setdefault(f"kept_{name}", default)
+prompt = st.text_area("Prompt", key="prompt", height=90, on_change=keep, args=("prompt",))
 with st.expander("Parameters"):
     cols = st.columns(4)
     temperature = cols[0].slider("Temperature", 0.0, 2.0, 0.7, 0.05, key="temperature")
-    max_tokens = cols[1].number_input("Max tokens", 1, 4096, key="max_tokens")
+    max_tokens = cols[1].number_input("Max tokens", 1, 4096, key="max_tokens", on_change=keep,
+                                      args=("max_tokens",))
     seed = cols[2].number_input("Seed", 0, 2**31 - 1, 42, key="seed")
     timeout_s = cols[3].number_input("Timeout (s)", 1.0, 600.0, 60.0, key="timeout_s",
                                      help="Longest wait for any byte: first byte or between chunks.")

@@ -9,9 +9,11 @@ from lib.errors import StreamRaceError
 from lib.replay import Profile, Spec, Transform
 from app_pages.shared import REPLAY_CHOICES, current_settings, run_log
 
-RUN_COLUMNS = ["created_at", "source", "mode", "model", "ttft_s", "e2e_s", "output_tokens", "prompt"]
+RUN_COLUMNS = ["created_at", "source", "mode", "model", "ttft_s", "e2e_s", "output_tokens",
+               "prompt"]
 SCALES = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0]
-SECONDS = {name: st.column_config.NumberColumn(name, format="%.3f s") for name in ("ttft_s", "e2e_s")}
+SECONDS = {name: st.column_config.NumberColumn(name, format="%.3f s")
+           for name in ("ttft_s", "e2e_s")}
 BUILT_IN = "(the built-in text)"
 TRANSFORMED, SYNTHETIC = "The recording, transformed", "A synthetic profile"
 
@@ -31,7 +33,8 @@ def record(store, recordings) -> None:
         return
     st.caption("Pick a streaming run, and its race's blocking run to replay both sides.")
     table = st.dataframe(runs[RUN_COLUMNS], key="runs_table", on_select="rerun", hide_index=True,
-                         selection_mode="multi-row", column_config=SECONDS, height=250)
+                         selection_mode="multi-row", column_config=SECONDS,
+                         height=min(250, 35 * (len(runs) + 1) + 3))  # grid rows are 35 px
     picked = runs.iloc[table.selection.rows]
     cols = st.columns([3, 1], vertical_alignment="bottom")
     name = cols[0].text_input("Recording name", key="new_name", placeholder="e.g. demo-report")
@@ -78,7 +81,7 @@ def library(recordings) -> list:
             "Recording", [r.name for r in saved], key="recording"))
         cols = st.columns([1, 1, 4])
         cols[0].download_button("⬇️ Export JSON", replay.dumps(chosen), f"{chosen.name}.json",
-                                "application/json", key="export")
+                                "application/json", key="export", on_click="ignore")
         with cols[1].popover("🗑️ Delete"):
             if st.button(f"Delete '{chosen.name}' for good", key="delete"):
                 recordings.delete(chosen.name)
@@ -96,9 +99,11 @@ def what_if_spec(saved) -> Spec:
     if kind == SYNTHETIC:
         text = cols[3].selectbox("Text from", [BUILT_IN, *names], key="profile_text")
         return Spec(profile=Profile(
-            ttft_s=cols[0].slider("Time to first token (ms)", 0, 5000, 500, 50, key="profile_ttft") / 1000,
+            ttft_s=cols[0].slider("Time to first token (ms)", 0, 5000, 500, 50,
+                                  key="profile_ttft") / 1000,
             tokens_per_s=float(cols[1].slider("Tokens per second", 1, 300, 30, key="profile_tps")),
-            tokens=int(cols[2].number_input("Answer length (tokens)", 1, 4000, 200, key="profile_tokens")),
+            tokens=int(cols[2].number_input("Answer length (tokens)", 1, 4000, 200,
+                                            key="profile_tokens")),
             jitter_s=st.slider("Jitter ± (ms)", 0, 200, 0, 5, key="profile_jitter") / 1000,
             text=None if text == BUILT_IN else text,
         ))
@@ -110,8 +115,8 @@ def what_if_spec(saved) -> Spec:
     return Spec(recording=st.session_state.get("recording", names[0]), transform=Transform(
         first_chunk_delay_s=cols[0].slider("Extra latency before the first chunk (ms)", 0, 3000,
                                            0, 50, key="delay_ms") / 1000,
-        time_scale=cols[1].select_slider("Time per token", SCALES, 1.0, format_func=lambda v: f"×{v:g}",
-                                         key="scale"),
+        time_scale=cols[1].select_slider("Time per token", SCALES, 1.0, key="scale",
+                                         format_func=lambda v: f"×{v:g}"),
         max_tokens_per_s=cap or None,
         jitter_s=cols[3].slider("Jitter ± (ms)", 0, 200, 0, 5, key="jitter_ms") / 1000,
         seed=int(stall[0].number_input("Jitter seed", 0, 2**31 - 1, 0, key="seed")),
@@ -121,7 +126,8 @@ def what_if_spec(saved) -> Spec:
 
 
 def use_in_race(model: str) -> None:
-    """Select the replay endpoint with this model in the sidebar (a callback: before it is drawn)."""
+    """Select the replay endpoint with this model in the sidebar (a callback: runs before the
+    sidebar is drawn)."""
     st.session_state[REPLAY_CHOICES] = [model, *[m for m in st.session_state.get(REPLAY_CHOICES, [])
                                                  if m != model]][:8]
     st.session_state["endpoint_kind"] = "replay"
@@ -138,20 +144,26 @@ def what_if(saved) -> None:
         return
     st.caption(replay.label(spec))
     after = metrics.compute(transformed[1])
-    before = metrics.compute(recorded[1]) if recorded else None
+    blocking_after = metrics.e2e_s(transformed[0])
 
-    def delta(name: str):
-        if before is None or getattr(before, name) is None or getattr(after, name) is None:
+    def delta(what_if: float | None, index: int, metric) -> str | None:
+        """How much later (or sooner) than recorded, when there is a recording to compare with."""
+        was = metric(recorded[index]) if recorded else None
+        if was is None or what_if is None or abs(what_if - was) < 0.0005:
             return None
-        return f"{(getattr(after, name) - getattr(before, name)) * 1000:+.0f} ms"
+        return f"{(what_if - was) * 1000:+.0f} ms"
 
     cards = st.columns(4)
-    cards[0].metric("⚡ First words", seconds(after.ttft_s), delta("ttft_s"), "inverse", border=True)
-    cards[1].metric("⚡ Last words", seconds(after.e2e_s), delta("e2e_s"), "inverse", border=True)
-    cards[2].metric("⏳ Blocking answer", seconds(metrics.e2e_s(transformed[0])), border=True,
+    cards[0].metric("⚡ First words", seconds(after.ttft_s),
+                    delta(after.ttft_s, 1, metrics.ttft_s), "inverse", border=True)
+    cards[1].metric("⚡ Last words", seconds(after.e2e_s),
+                    delta(after.e2e_s, 1, metrics.e2e_s), "inverse", border=True)
+    cards[2].metric("⏳ Blocking answer", seconds(blocking_after),
+                    delta(blocking_after, 0, metrics.e2e_s), "inverse", border=True,
                     help="When a blocking call of the same request gets its whole answer.")
     cards[3].metric("⚡ Tokens/s", rate(after.output_tps), border=True,
-                    help=f"Worst stall {seconds(after.icl_max_s)}; median gap {seconds(after.icl_p50_s)}")
+                    help=f"Worst stall {seconds(after.icl_max_s)}; "
+                         f"median gap {seconds(after.icl_p50_s)}")
     st.plotly_chart(charts.replay_preview(recorded, transformed), key="replay_preview",
                     config={"displaylogo": False})
     if st.button("▶️ Use in race", type="primary", key="use_in_race", on_click=use_in_race,

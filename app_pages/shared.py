@@ -26,8 +26,7 @@ KIND_LABELS = {
     "compatible": "🔌 OpenAI-compatible URL",
     "replay": "🎞️ Replay a recording",
 }
-REPLAY_CHOICES = "replay_choices"
-"""Session key: the replay models this session chose with "Use in race" (newest first)."""
+REPLAY_CHOICES = "replay_choices"  # session key: the models "Use in race" chose, newest first
 
 
 @st.cache_resource(show_spinner=False)

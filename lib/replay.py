@@ -348,7 +348,8 @@ def from_rows(name: str, rows: list[dict]) -> Recording:
 
 
 def _check_range(label: str, value, low: float, high: float, integer: bool = False) -> None:
-    if not _is_number(value) or not low <= value <= high or (integer and not isinstance(value, int)):
+    wrong_kind = integer and not isinstance(value, int)
+    if not _is_number(value) or not low <= value <= high or wrong_kind:
         kind = "a whole number" if integer else "a number"
         raise InvalidInput(f"{label} must be {kind} between {low:g} and {high:g} (got {value}).")
 
@@ -395,8 +396,10 @@ class Transform:
 
 
 def scale_time_per_token(offsets: tuple[float, ...], factor: float) -> tuple[float, ...]:
-    """Gaps after the first chunk × factor. Formula: o'(0) = o(0); o'(i) = o'(i−1) + f·(o(i) − o(i−1));
-    one chunk: o'(0) = f·o(0)."""
+    """Gaps after the first chunk × factor.
+
+    Formula: o'(0) = o(0); o'(i) = o'(i−1) + f·(o(i) − o(i−1)); one chunk: o'(0) = f·o(0).
+    """
     if len(offsets) == 1:
         return (offsets[0] * factor,)
     out = [offsets[0]]
@@ -445,7 +448,9 @@ def answer_tokens(recording: Recording) -> float:
     """The answer's tokens: the recorded count, else one a chunk (a blocking answer: chars / 4)."""
     if recording.output_tokens:
         return recording.output_tokens
-    return len(recording.offsets) if recording.mode == "streaming" else math.ceil(len(recording.text) / 4)
+    if recording.mode == "streaming":
+        return len(recording.offsets)
+    return math.ceil(len(recording.text) / 4)
 
 
 def play(recording: Recording, transform: Transform = Transform()) -> Script:
@@ -562,7 +567,8 @@ class Spec:
         if not changes:
             return self.recording or ""
         return f"{self.recording}~" + ",".join(
-            f"{key}={_fmt(changes[name])}" for key, name in _TRANSFORM_KEYS.items() if name in changes)
+            f"{key}={_fmt(changes[name])}"
+            for key, name in _TRANSFORM_KEYS.items() if name in changes)
 
     def describe(self) -> dict:
         """The run log's `transform` column: what was played, as JSON-ready data."""
@@ -578,7 +584,8 @@ class Spec:
         """The recording it plays (a synthetic profile's is made here, from its text)."""
         if self.profile is None:
             return lookup(recordings, self.recording or "")
-        pieces = lookup(recordings, self.profile.text).texts if self.profile.text else builtin_pieces()
+        text = self.profile.text
+        pieces = lookup(recordings, text).texts if text else builtin_pieces()
         return synthesize(self.profile, pieces)
 
     def script(self, recordings: Mapping[str, Recording]) -> Script:
@@ -634,7 +641,8 @@ def label(spec: Spec) -> str:
         p = spec.profile
         jitter = f", jitter ±{p.jitter_s * 1000:g} ms" if p.jitter_s else ""
         return (f"Synthetic: first token at {p.ttft_s * 1000:g} ms, {p.tokens_per_s:g} tok/s, "
-                f"{p.tokens} tokens{jitter}, " + (f"text of '{p.text}'" if p.text else "built-in text"))
+                f"{p.tokens} tokens{jitter}, "
+                + (f"text of '{p.text}'" if p.text else "built-in text"))
     t = spec.transform
     parts = [f"'{spec.recording}'"]
     if t.first_chunk_delay_s:
@@ -658,7 +666,8 @@ def describe_run(source: str, transform: str | None) -> str | None:
         data = json.loads(transform or "{}")
     except json.JSONDecodeError:
         data = {}
-    what = "simulated" if source == "simulated" else f"replayed from the recording '{data.get('recording')}'"
+    what = ("simulated" if source == "simulated"
+            else f"replayed from the recording '{data.get('recording')}'")
     if source == "replay" and data.get("transform"):
         what += " with a what-if transform"
     return f"This race was {what}: not a live measurement, and kept out of live statistics."
@@ -687,7 +696,8 @@ class Recordings(Mapping):
 
     def __iter__(self) -> Iterator[str]:
         with self.store.engine.connect() as conn:
-            return iter([r[0] for r in conn.execute(sa.text("SELECT name FROM recordings ORDER BY name"))])
+            names = conn.execute(sa.text("SELECT name FROM recordings ORDER BY name"))
+            return iter([row[0] for row in names])
 
     def __len__(self) -> int:
         with self.store.engine.connect() as conn:
@@ -862,7 +872,10 @@ def ensure_server(database_url: str | None = None) -> str:
         port = free_port()
         log_path = default_data_dir() / f"replay-server-{os.getpid()}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
+        # It needs no key: none is handed to it.
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("OPENAI_API_KEY", "STREAMRACE_API_KEY")}
+        env.update(DATABASE_URL=url, PYTHONUNBUFFERED="1")
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "lib.replay", "serve", "--port", str(port)],
@@ -871,7 +884,8 @@ def ensure_server(database_url: str | None = None) -> str:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise EndpointUnreachable(f"The replay server exited while starting; see {log_path}.")
+                raise EndpointUnreachable(
+                    f"The replay server exited while starting; see {log_path}.")
             try:
                 if httpx.get(f"{served.base_url}/models", timeout=1.0).status_code == 200:
                     _served = served
@@ -913,7 +927,8 @@ def served_names(base_url: str) -> list[str]:
         response.raise_for_status()
         return [model["id"] for model in response.json()["data"]]
     except (httpx.HTTPError, KeyError, ValueError) as exc:
-        raise EndpointUnreachable(f"The replay server at {base_url} did not answer ({exc}).") from exc
+        raise EndpointUnreachable(
+            f"The replay server at {base_url} did not answer ({exc}).") from exc
 
 
 def endpoint(model: str, database_url: str | None = None) -> Endpoint:
@@ -982,7 +997,8 @@ def main(argv: list[str] | None = None) -> int:
     which = serve.add_mutually_exclusive_group()
     which.add_argument("--recording", metavar="NAME", help="answer unknown model names with it")
     which.add_argument("--file", metavar="F", help="serve this exported recording only")
-    serve.add_argument("--delay", type=float, default=0.0, help="seconds added before the first chunk")
+    serve.add_argument("--delay", type=float, default=0.0,
+                       help="seconds added before the first chunk")
     serve.add_argument("--scale", type=float, default=1.0, help="time per token x (0.25-4)")
     serve.add_argument("--cap", type=float, default=None, help="at most this many tokens/s")
     serve.add_argument("--jitter", type=float, default=0.0, help="each gap +- up to this (s)")

@@ -273,7 +273,8 @@ class Store:
         """The runs with these ids, newest first."""
         return self._select(limit=None, column="run_id", values=run_ids)
 
-    def _select(self, limit: int | None, column: str, values: Collection[str] | None) -> pd.DataFrame:
+    def _select(self, limit: int | None, column: str,
+                values: Collection[str] | None) -> pd.DataFrame:
         where = f"WHERE {column} IN :values " if values is not None else ""
         query = sa.text(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs {where}"
                         "ORDER BY created_at DESC, mode" + (" LIMIT :limit" if limit else ""))

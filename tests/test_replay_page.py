@@ -107,8 +107,10 @@ def test_record_a_race_then_use_a_what_if_in_the_race(make_app, server, log):
     assert at.radio(key="what_if_kind").value == "The recording, transformed"
     ok(at.select_slider(key="scale").set_value(2.0).run())
     assert any("'demo-race' · time per token ×2" in c.value for c in at.caption)
-    last_words = next(m for m in at.metric if m.label == "⚡ Last words")
-    assert last_words.delta.startswith("+")  # later than recorded
+    cards = {m.label: m for m in at.metric}
+    assert not cards["⚡ First words"].delta  # the first chunk keeps its time
+    assert cards["⚡ Last words"].delta.startswith("+")  # later than recorded
+    assert cards["⏳ Blocking answer"].delta.startswith("+")
 
     ok(at.button(key="use_in_race").click().run())
     assert at.session_state["endpoint_kind"] == "replay"
@@ -196,3 +198,19 @@ def test_a_synthetic_profile_can_borrow_a_recordings_text(make_app, log):
     ok(at.button(key="use_in_race").click().run())
     assert at.sidebar.selectbox(key="replay_model").value == (
         "synthetic~ttft=1,tps=30,tokens=200,text=words")
+
+
+def test_the_race_keeps_its_prompt_across_pages(make_app):
+    """Going to the Replay page and back (or "Use in race") must not lose the race's prompt."""
+    at = make_app()
+    ok(at.switch_page("app_pages/race.py").run())
+    at.pills(key="preset").set_value("One-line answer")
+    ok(at.run())
+    assert "capital of France" in at.text_area(key="prompt").value
+    assert at.number_input(key="max_tokens").value == 48
+    ok(at.text_area(key="prompt").input("My own prompt").run())
+    ok(at.switch_page(PAGE).run())
+    ok(at.button(key="use_in_race").click().run())
+    ok(at.switch_page("app_pages/race.py").run())
+    assert at.text_area(key="prompt").value == "My own prompt"
+    assert at.number_input(key="max_tokens").value == 48
