@@ -48,6 +48,17 @@ class Script:
     output_tokens: int | None = None
     input_tokens: int | None = None
     """The usage to report; default: one token per text piece, and the prompt's length / 4."""
+    echo: bool = False
+    """Begin the answer with "[<prompt>] ", so a test can tell whose answer it reads."""
+    # Faults of broken gateways (tests/hostile.py names one script per fault):
+    inject: tuple[tuple[int, bytes], ...] = ()
+    """Raw bytes written into the stream just before content chunk i: a malformed SSE line,
+    invalid UTF-8. An index past the last chunk writes them after it."""
+    blocking_body: bytes | None = None
+    """Raw bytes sent as the blocking answer's body instead of its JSON."""
+    done: bool = True
+    """False: the stream never sends `data: [DONE]`; it stays open `hold_s`, then ends."""
+    hold_s: float = 0.0
 
     @classmethod
     def regular(cls, ttft_s: float, gap_s: float, n: int, **kwargs) -> "Script":
@@ -59,6 +70,13 @@ class Script:
     @property
     def text(self) -> str:
         return "".join(self.texts)
+
+    def texts_for(self, body: dict) -> tuple[str, ...]:
+        """The pieces sent for one request (with its prompt in front when echoing)."""
+        if not self.echo or not self.texts:
+            return self.texts
+        prompt = "".join(str(m.get("content", "")) for m in body.get("messages", []))
+        return (f"[{prompt}] " + self.texts[0],) + self.texts[1:]
 
 
 @dataclass
@@ -162,7 +180,16 @@ class _Handler(BaseHTTPRequestHandler):
         if at is None:
             at = script.offsets[-1] if script.offsets else 0.0
         _sleep_until(record.t_received + at)
-        message = {"role": "assistant", "content": script.text}
+        if script.blocking_body is not None:
+            record.t_done = time.perf_counter()
+            record.sent.append(record.t_done)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(script.blocking_body)))
+            self.end_headers()
+            self.wfile.write(script.blocking_body)
+            return
+        message = {"role": "assistant", "content": "".join(script.texts_for(record.body))}
         payload = {
             "id": "chatcmpl-playback", "object": "chat.completion", "created": int(time.time()),
             "model": record.body.get("model"),
@@ -194,20 +221,29 @@ class _Handler(BaseHTTPRequestHandler):
 
         # A role-only chunk at once, as real servers do; it carries no text and must not count.
         event({"role": "assistant", "content": ""})
-        for index, (offset, text) in enumerate(zip(script.offsets, script.texts)):
+        inject = dict(script.inject)
+        texts = script.texts_for(record.body)
+        for index, (offset, text) in enumerate(zip(script.offsets, texts)):
             if script.drop_after is not None and index >= script.drop_after:
                 record.t_done = time.perf_counter()
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
             _sleep_until(record.t_received + offset)
+            if index in inject:
+                self._write(inject.pop(index))
             event({"content": text})
             record.sent.append(time.perf_counter())
+        for raw in inject.values():
+            self._write(raw)
         record.t_done = time.perf_counter()
         event({}, finish="stop")
         if script.usage and record.body.get("stream_options", {}).get("include_usage"):
             event(None, usage=_usage(record.body, script))
-        self._write(b"data: [DONE]\n\n")
+        if script.done:
+            self._write(b"data: [DONE]\n\n")
+        else:
+            time.sleep(script.hold_s)
         self._write(b"", last=True)
 
     def _write(self, data: bytes, last: bool = False) -> None:
