@@ -19,6 +19,7 @@ Messages never contain an API key: callers pass the keys to scrub.
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -132,6 +133,18 @@ def _server_detail(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:300] + "…"
 
 
+def _what_broke(exc: BaseException) -> str:
+    """What a broken response did, in words, with the library's detail after it."""
+    for candidate in (exc, exc.__cause__, getattr(exc, "original_exception", None)):
+        if isinstance(candidate, UnicodeDecodeError):
+            return "sent bytes that are not UTF-8 text"
+        if isinstance(candidate, json.JSONDecodeError):
+            return "sent data that is not valid JSON (a malformed server-sent event or body)"
+        if isinstance(candidate, (httpx.RemoteProtocolError, httpx.ReadError)):
+            return "closed the connection in the middle of the answer"
+    return "sent a response that was cut or malformed"
+
+
 def from_exception(
     exc: BaseException,
     *,
@@ -158,14 +171,16 @@ def from_exception(
     )
     if timeout_like:
         where = "mid-stream" if started else "before the first byte"
+        kept = " The text received so far is kept." if started else ""
         error: StreamRaceError = TimedOut(
-            f"Timed out {where}: {base_url} sent nothing for {timeout_s:g} s. "
-            "Raise the timeout, or check that the server is not overloaded."
+            f"Timed out {where}: {base_url} sent nothing for {timeout_s:g} s"
+            f"{' and did not end the stream' if started else ''}. "
+            f"Raise the timeout, or check that the server is not overloaded.{kept}"
         )
     elif started:
         error = StreamBroken(
-            f"The stream from {base_url} broke after it started ({type(exc).__name__}: {detail}). "
-            "The text received so far is kept."
+            f"The stream from {base_url} broke after it started: it {_what_broke(exc)} "
+            f"({type(exc).__name__}: {detail}). The text received so far is kept."
         )
     else:
         status = _status_of(exc)
@@ -192,7 +207,7 @@ def from_exception(
                 f"Cannot reach {base_url}: is the server running, and is the URL right? ({detail})"
             )
         elif isinstance(exc, (httpx.TransportError, ValueError, llm.Error)):
-            error = StreamBroken(f"The response from {base_url} was cut or malformed: {detail}")
+            error = StreamBroken(f"{base_url} {_what_broke(exc)} ({detail}).")
         else:
             error = CallFailed(f"The call to {base_url} failed ({type(exc).__name__}: {detail})")
     error.__cause__ = exc

@@ -25,6 +25,7 @@ from pathlib import Path
 from collections.abc import Callable
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from lib.calls import warm_up
 from lib.endpoints import Endpoint
@@ -152,6 +153,36 @@ def store(store_url) -> Store:
     log = Store(store_url)
     yield log
     log.engine.dispose()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_TIMEOUT_S = 60
+"""An AppTest script run's limit: generous, for a loaded 2-core machine."""
+
+
+@pytest.fixture
+def open_app(store_url, monkeypatch) -> Callable[..., AppTest]:
+    """`open_app(base_url, model, page=None, **env)`: the whole app (`streamlit_app.py`, its
+    navigation and sidebar) in AppTest, pointed at a server by the environment variables a user
+    would set, with this test's run log (`store_url`), switched to `page` if given."""
+    for name in ("STREAMRACE_API_KEY", "OPENAI_API_KEY", "STREAMRACE_MODEL_PATH",
+                 "STREAMRACE_MODERATION_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(ROOT)  # .streamlit/ and the pages are found from the project root
+
+    def open_(base_url: str, model: str, page: str | None = None, **env: str) -> AppTest:
+        env = {"STREAMRACE_ENDPOINT": "compatible", "STREAMRACE_BASE_URL": base_url,
+               "STREAMRACE_MODEL": model, "DATABASE_URL": store_url, **env}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=APP_TIMEOUT_S)
+        at.run()
+        if page is not None:
+            at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return open_
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ test reads its own run log back through `lib.store.Store`.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -15,7 +14,6 @@ from streamlit.testing.v1 import AppTest
 from lib.playback import PlaybackServer, Script
 from lib.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60
 SCRIPT = Script.regular(ttft_s=0.02, gap_s=0.005, n=6)
 
@@ -29,28 +27,8 @@ def server():
 
 
 @pytest.fixture
-def database_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'runs.db'}"
-
-
-@pytest.fixture
-def make_page(server, database_url, monkeypatch):
-    for name in ("STREAMRACE_API_KEY", "OPENAI_API_KEY", "STREAMRACE_MODEL_PATH"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(ROOT)
-
-    def make(model: str = "quick") -> AppTest:
-        monkeypatch.setenv("STREAMRACE_ENDPOINT", "compatible")
-        monkeypatch.setenv("STREAMRACE_BASE_URL", server.base_url)
-        monkeypatch.setenv("STREAMRACE_MODEL", model)
-        monkeypatch.setenv("DATABASE_URL", database_url)
-        at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
-        at.run()
-        at.switch_page("app_pages/benchmark.py").run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return make
+def make_page(server, open_app):
+    return lambda model="quick": open_app(server.base_url, model, "app_pages/benchmark.py")
 
 
 def run_benchmark(at: AppTest, requests: int = 8, concurrency: int = 4, warmup: int = 2) -> AppTest:
@@ -73,13 +51,13 @@ def test_page_renders_the_form(make_page):
     assert not at.warning and not at.error
 
 
-def test_a_benchmark_runs_summarises_and_logs_every_request(make_page, server, database_url):
+def test_a_benchmark_runs_summarises_and_logs_every_request(make_page, server, store_url):
     at = make_page()
     before = len(server.received)
     run_benchmark(at)
 
     assert len(server.received) - before == 10  # 2 warm-up + 8 measured
-    frame = Store(database_url).recent(50)
+    frame = Store(store_url).recent(50)
     assert len(frame) == 10
     assert set(frame["source"]) == {"benchmark"}
     assert frame["bench_id"].nunique() == 1
@@ -97,32 +75,32 @@ def test_a_benchmark_runs_summarises_and_logs_every_request(make_page, server, d
     assert not at.warning and not at.error
 
 
-def test_failures_count_against_goodput(make_page, database_url):
+def test_failures_count_against_goodput(make_page, store_url):
     at = make_page("flaky")
     run_benchmark(at, requests=8, concurrency=1, warmup=0)
 
     counts = at.dataframe[0].value
     assert counts["errors"].sum() == 4  # every second request answers 503
     assert counts["good"].sum() <= 4
-    frame = Store(database_url).recent(50)
+    frame = Store(store_url).recent(50)
     failed = frame[frame["status"] == "error"]
     assert len(failed) == 4 and all("503" in e for e in failed["error"])
 
 
-def test_an_earlier_benchmark_can_be_compared(make_page, database_url):
+def test_an_earlier_benchmark_can_be_compared(make_page, store_url):
     at = make_page()
     run_benchmark(at, requests=4, warmup=0)
-    first = Store(database_url).benchmarks()["bench_id"].item()
+    first = Store(store_url).benchmarks()["bench_id"].item()
     run_benchmark(at, requests=6, warmup=0)
 
     at.selectbox(key="bench_compare").set_value(first).run()
     assert not at.exception, [e.value for e in at.exception]
     table = at.dataframe[2].value  # after the two summary tables
-    assert set(table["benchmark"]) == {first[:8], Store(database_url).benchmarks()["bench_id"][0][:8]}
+    assert set(table["benchmark"]) == {first[:8], Store(store_url).benchmarks()["bench_id"][0][:8]}
     assert sorted(table["requests"]) == [2, 2, 3, 3]
 
 
-def test_no_mode_is_refused_and_nothing_is_sent(make_page, server, database_url):
+def test_no_mode_is_refused_and_nothing_is_sent(make_page, server, store_url):
     at = make_page()
     at.multiselect(key="bench_modes").set_value([])
     before = len(server.received)
@@ -130,7 +108,7 @@ def test_no_mode_is_refused_and_nothing_is_sent(make_page, server, database_url)
     assert not at.exception
     assert any("modes" in w.value for w in at.warning)
     assert len(server.received) == before
-    assert Store(database_url).count() == 0
+    assert Store(store_url).count() == 0
 
 
 def test_an_upload_choice_without_a_file_is_refused(make_page, server):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -17,8 +16,6 @@ from lib.display import WORD_JOINER
 from lib.playback import PlaybackServer, Script
 from lib.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "streamlit_app.py")
 PAGE = "app_pages/guardrails.py"
 TIMEOUT = 30
 
@@ -43,31 +40,8 @@ def moderation_server():
 
 
 @pytest.fixture
-def database_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'runs.db'}"
-
-
-@pytest.fixture
-def make_app(server, database_url, monkeypatch):
-    for name in ("STREAMRACE_API_KEY", "OPENAI_API_KEY", "STREAMRACE_MODEL_PATH",
-                 "STREAMRACE_MODERATION_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(ROOT)
-
-    def make(model: str = "guard", **env: str) -> AppTest:
-        monkeypatch.setenv("STREAMRACE_ENDPOINT", "compatible")
-        monkeypatch.setenv("STREAMRACE_BASE_URL", server.base_url)
-        monkeypatch.setenv("STREAMRACE_MODEL", model)
-        monkeypatch.setenv("DATABASE_URL", database_url)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-        at.run(timeout=TIMEOUT)
-        at.switch_page(PAGE).run(timeout=TIMEOUT)
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return make
+def make_app(server, open_app):
+    return lambda model="guard", **env: open_app(server.base_url, model, PAGE, **env)
 
 
 def run_lab(at: AppTest) -> AppTest:
@@ -118,7 +92,7 @@ def test_page_renders_its_controls(make_app):
     assert not at.error and not at.warning
 
 
-def test_run_shows_each_strategy_as_its_user_sees_it_and_logs(make_app, server, database_url):
+def test_run_shows_each_strategy_as_its_user_sees_it_and_logs(make_app, server, store_url):
     at = make_app()
     before = len(server.received)
     run_lab(at)
@@ -146,13 +120,13 @@ def test_run_shows_each_strategy_as_its_user_sees_it_and_logs(make_app, server, 
     assert frame.loc["blocking", "perceived_s"] > frame.loc["none", "perceived_s"]
     assert not at.error and not at.warning
 
-    logged = Store(database_url).recent(20)
+    logged = Store(store_url).recent(20)
     assert len(logged) == 5 and set(logged["source"]) == {"guardrails"}
     assert logged["race_id"].nunique() == 1
     assert sorted(logged["strategy"]) == sorted(["none", "after", "sentence", "window", "blocking"])
 
 
-def test_planted_violation_from_the_page(make_app, database_url):
+def test_planted_violation_from_the_page(make_app, store_url):
     at = make_app("clean")
     at.toggle(key="guard_plant").set_value(True).run(timeout=TIMEOUT)  # enables its fields
     at.text_input(key="guard_plant_text").input("write to leak@example.com")
@@ -163,7 +137,7 @@ def test_planted_violation_from_the_page(make_app, database_url):
     bodies = panel_bodies(at)
     assert "leak@example\\.com" in "".join(bodies["none"])
     assert "`[redacted]`" in "".join(bodies["sentence"])
-    logged = Store(database_url).recent(10)
+    logged = Store(store_url).recent(10)
     assert set(logged["planted"]) == {"write to leak@example.com"}
     assert {json.loads(p)["plant_at_chunk"] for p in logged["guard_params"]} == {5}
     assert any("planted" in c.value for c in at.caption)
@@ -178,14 +152,14 @@ def test_planted_violation_from_the_page(make_app, database_url):
                  at.text_input(key="guard_plant_text").input(" ")), "Type the text to plant"),
     (lambda at: at.text_area(key="guard_prompt").input(""), "Type a prompt"),
 ])
-def test_bad_input_is_a_clear_warning_and_sends_nothing(make_app, server, database_url, change, message):
+def test_bad_input_is_a_clear_warning_and_sends_nothing(make_app, server, store_url, change, message):
     at = make_app()
     change(at)
     before = len(server.received)
     run_lab(at)
     assert [w.value for w in at.warning] and message in at.warning[0].value, [w.value for w in at.warning]
     assert len(server.received) == before
-    assert Store(database_url).count() == 0
+    assert Store(store_url).count() == 0
     assert not at.dataframe
 
 
@@ -202,7 +176,7 @@ def test_model_output_is_escaped_text_in_every_panel(make_app):
     assert "\u2009~~a@b\\.io~~" in "".join(bodies["after"])  # struck out, still escaped
 
 
-def test_moderation_is_offered_with_a_key_and_runs_locally(make_app, moderation_server, database_url):
+def test_moderation_is_offered_with_a_key_and_runs_locally(make_app, moderation_server, store_url):
     at = make_app(OPENAI_API_KEY=MOD_KEY, STREAMRACE_MODERATION_URL=moderation_server.base_url)
     assert "moderation" in at.multiselect(key="guard_validators").options
     at.multiselect(key="guard_validators").set_value(["moderation"])
@@ -213,4 +187,4 @@ def test_moderation_is_offered_with_a_key_and_runs_locally(make_app, moderation_
     assert "`[redacted]`" in "".join(bodies["sentence"])
     shown = json.dumps([e.value for e in _walk(at.main) if hasattr(e, "value")], default=str)
     assert MOD_KEY not in shown
-    assert MOD_KEY not in json.dumps(Store(database_url).recent(10).astype(str).to_dict())
+    assert MOD_KEY not in json.dumps(Store(store_url).recent(10).astype(str).to_dict())

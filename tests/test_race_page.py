@@ -8,7 +8,6 @@ its own run log (a SQLite file in tmp_path) and reads it back through `lib.store
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -17,8 +16,6 @@ from lib.display import WORD_JOINER
 from lib.playback import PlaybackServer, Script
 from lib.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "streamlit_app.py")
 TIMEOUT = 30
 
 SCRIPTED = Script.regular(ttft_s=0.05, gap_s=0.01, n=30)
@@ -44,28 +41,8 @@ def server():
 
 
 @pytest.fixture
-def database_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'runs.db'}"
-
-
-@pytest.fixture
-def make_app(server, database_url, monkeypatch):
-    """An AppTest of the whole app, configured for one model of the playback server."""
-    for name in ("STREAMRACE_API_KEY", "OPENAI_API_KEY", "STREAMRACE_MODEL_PATH"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(ROOT)  # .streamlit/ and the pages are found from the project root
-
-    def make(model: str = "scripted") -> AppTest:
-        monkeypatch.setenv("STREAMRACE_ENDPOINT", "compatible")
-        monkeypatch.setenv("STREAMRACE_BASE_URL", server.base_url)
-        monkeypatch.setenv("STREAMRACE_MODEL", model)
-        monkeypatch.setenv("DATABASE_URL", database_url)
-        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-        at.run(timeout=TIMEOUT)
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return make
+def make_app(server, open_app):
+    return lambda model="scripted": open_app(server.base_url, model)
 
 
 def panel(at: AppTest, title: str):
@@ -90,8 +67,8 @@ def run_race(at: AppTest) -> AppTest:
     return at
 
 
-def logged(database_url: str):
-    return Store(database_url).recent(50)
+def logged(store_url: str):
+    return Store(store_url).recent(50)
 
 
 def test_page_renders_title_and_both_panels(make_app):
@@ -107,7 +84,7 @@ def test_page_renders_title_and_both_panels(make_app):
     assert not at.error and not at.warning
 
 
-def test_run_race_streams_scripted_text_and_logs_two_rows(make_app, server, database_url):
+def test_run_race_streams_scripted_text_and_logs_two_rows(make_app, server, store_url):
     at = make_app()
     before = len(server.received)
     run_race(at)
@@ -130,7 +107,7 @@ def test_run_race_streams_scripted_text_and_logs_two_rows(make_app, server, data
     assert any("sooner" in s.value for s in at.success)
     assert not at.error and not at.warning
 
-    frame = logged(database_url)
+    frame = logged(store_url)
     assert len(frame) == 2
     assert frame["race_id"].nunique() == 1 and frame["race_id"].iloc[0]
     assert set(frame["status"]) == {"ok"}
@@ -142,7 +119,7 @@ def test_run_race_streams_scripted_text_and_logs_two_rows(make_app, server, data
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 2
 
 
-def test_empty_prompt_warns_and_sends_nothing(make_app, server, database_url):
+def test_empty_prompt_warns_and_sends_nothing(make_app, server, store_url):
     at = make_app()
     at.text_area(key="prompt").input("   ")
     before = len(server.received)
@@ -152,10 +129,10 @@ def test_empty_prompt_warns_and_sends_nothing(make_app, server, database_url):
     assert any("prompt" in w.value.lower() for w in at.warning)
     assert len(server.received) == before
     assert not at.metric and not at.success
-    assert Store(database_url).count() == 0
+    assert Store(store_url).count() == 0
 
 
-def test_server_error_is_shown_and_logged(make_app, database_url):
+def test_server_error_is_shown_and_logged(make_app, store_url):
     at = make_app("boom")
     run_race(at)
 
@@ -165,13 +142,13 @@ def test_server_error_is_shown_and_logged(make_app, database_url):
     assert all("500" in e for e in errors), errors
     assert not at.success
 
-    frame = logged(database_url)
+    frame = logged(store_url)
     assert len(frame) == 2 and frame["race_id"].nunique() == 1
     assert set(frame["status"]) == {"error"}
     assert all("server error" in e for e in frame["error"])
 
 
-def test_dropped_stream_keeps_partial_text(make_app, database_url):
+def test_dropped_stream_keeps_partial_text(make_app, store_url):
     at = make_app("drop")
     run_race(at)
 
@@ -181,7 +158,7 @@ def test_dropped_stream_keeps_partial_text(make_app, database_url):
     errors = [e.value for e in panel(at, "Streaming call").error]
     assert len(errors) == 1 and "broke" in errors[0], errors
 
-    frame = logged(database_url).set_index("mode")
+    frame = logged(store_url).set_index("mode")
     assert frame.loc["streaming", "status"] == "error"
     assert frame.loc["streaming", "output_text"] == partial
     assert frame.loc["streaming", "error"]
@@ -189,7 +166,7 @@ def test_dropped_stream_keeps_partial_text(make_app, database_url):
     assert frame.loc["blocking", "status"] == "ok"
 
 
-def test_html_in_model_output_is_escaped(make_app, database_url):
+def test_html_in_model_output_is_escaped(make_app, store_url):
     at = make_app("html")
     run_race(at)
 
@@ -202,16 +179,16 @@ def test_html_in_model_output_is_escaped(make_app, database_url):
         assert r"\[a\]\(http" in body  # no link either
         assert not re.search(r"(?<!\\)[<>\[\]]", body), body  # every special is escaped
         assert unescaped(body) == raw
-    assert logged(database_url).set_index("mode").loc["streaming", "output_text"] == raw
+    assert logged(store_url).set_index("mode").loc["streaming", "output_text"] == raw
 
 
-def test_blocking_answer_is_shown_when_it_arrives(make_app, database_url):
+def test_blocking_answer_is_shown_when_it_arrives(make_app, store_url):
     """The blocking panel must not wait for the stream to end: its blank screen is the
     headline number, and drawing it late would inflate it (and the "× sooner")."""
     at = make_app("quick-blocking")
     run_race(at)
 
-    rows = logged(database_url).set_index("mode")
+    rows = logged(store_url).set_index("mode")
     blocking, streaming = rows.loc["blocking"], rows.loc["streaming"]
     assert blocking["status"] == streaming["status"] == "ok"
     assert blocking["e2e_s"] < 1.0 < streaming["e2e_s"]  # the scenario: blocking ends first
@@ -228,18 +205,18 @@ def sent_since(server, before: int) -> int:
     return len(server.received) - before
 
 
-def test_a_200000_character_prompt_is_refused_before_sending(make_app, server, database_url):
+def test_a_200000_character_prompt_is_refused_before_sending(make_app, server, store_url):
     at = make_app()
     before = len(server.received)
     at.text_area(key="prompt").set_value("x" * 200_000)
     run_race(at)
     assert any("100,000" in w.value for w in at.warning), [w.value for w in at.warning]
     assert sent_since(server, before) == 0
-    assert logged(database_url).empty
+    assert logged(store_url).empty
 
 
 def test_control_characters_right_to_left_and_emoji_arrive_and_are_logged_intact(
-        make_app, server, database_url):
+        make_app, server, store_url):
     prompt = "Résumé\tטקסט מימין לשמאל \u202e🙂🏁\x07 مرحبا\u0000end"
     at = make_app()
     before = len(server.received)
@@ -247,23 +224,23 @@ def test_control_characters_right_to_left_and_emoji_arrive_and_are_logged_intact
     run_race(at)
     sent = [r.body["messages"][-1]["content"] for r in server.received[before:]]
     assert sent == [prompt, prompt]
-    rows = logged(database_url)
+    rows = logged(store_url)
     assert list(rows["prompt"]) == [prompt, prompt]
     assert set(rows["status"]) == {"ok"}
 
 
 def test_an_invalid_base_url_is_refused_with_a_clear_message(make_app, server, monkeypatch,
-                                                              database_url):
+                                                              store_url):
     at = make_app()
     at.sidebar.text_input(key="base_url_compatible").set_value("localhost:8000/v1").run()
     before = len(server.received)
     run_race(at)
     assert any("is not an http(s) URL" in w.value for w in at.warning), [w.value for w in at.warning]
     assert sent_since(server, before) == 0
-    assert logged(database_url).empty
+    assert logged(store_url).empty
 
 
-def test_an_unusable_database_url_is_a_message_not_a_traceback(make_app, server, monkeypatch,
+def test_an_unusable_store_url_is_a_message_not_a_traceback(make_app, server, monkeypatch,
                                                                tmp_path):
     at = make_app()
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/no/such/folder/runs.db")
