@@ -82,6 +82,10 @@ def show_summary(bench: Benchmark, summary: BenchSummary) -> None:
     st.dataframe(summary.counts_frame(), hide_index=True, key="bench_counts", placeholder="–",
                  column_config={c: MS for c in ("req/s", "goodput req/s", "goodput %", "error %",
                                                 "output tok/s")})
+    if summary.errors:
+        st.markdown("**What went wrong**")
+        st.dataframe(summary.errors_frame(), hide_index=True, key="bench_errors",
+                     column_config={"error": st.column_config.TextColumn(width="large")})
     if not any(m.ok for m in summary.modes.values()):
         st.caption("No request completed: no percentiles to show.")
     else:

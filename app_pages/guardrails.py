@@ -7,7 +7,7 @@ import streamlit as st
 
 from lib import charts, endpoints, guards
 from lib.config import moderation_config
-from lib.display import guard_held, guard_markdown, guard_runs, guard_status
+from lib.display import clipped_note, guard_held, guard_markdown, guard_runs, guard_status
 from lib.errors import StreamRaceError
 from lib.race import default_params
 from lib.store import to_csv
@@ -46,7 +46,7 @@ def draw(traces, slots, changes: Changes, elapsed: float | None = None, drawn: d
         if drawn.get(index) != version:
             drawn[index] = version
             runs = guard_runs(trace)
-            changes.markdown(body, guard_markdown(runs))
+            changes.markdown(body, guard_markdown(runs) + (clipped_note(len(trace.text)) or ""))
             changes.caption(held, guard_held(runs) or "")
 
 
@@ -134,8 +134,11 @@ with st.expander("Settings: validators, strategies, sampling"):
                                        key="guard_window_context")
     max_tokens = c[2].number_input("Max tokens", 1, 4096, key="guard_max_tokens")
     seed = c[3].number_input("Seed", 0, 2**31 - 1, 42, key="guard_seed")
-    schema = st.text_area("JSON Schema (json_schema)", json.dumps(guards.DEFAULT_SCHEMA, indent=1),
-                          key="guard_schema", height=120)
+    c = st.columns([3, 1])
+    schema = c[0].text_area("JSON Schema (json_schema)", json.dumps(guards.DEFAULT_SCHEMA, indent=1),
+                            key="guard_schema", height=120)
+    timeout_s = c[1].number_input("Timeout (s)", 1.0, 600.0, 60.0, key="guard_timeout",
+                                  help="Longest wait for the next byte before the call fails")
 buttons = st.columns([1, 1, 6])
 run = buttons[0].button("▶️ Run", type="primary", key="guard_run")
 stop = buttons[1].button("⏹️ Stop", key="guard_stop")
@@ -152,7 +155,8 @@ if run:
         plant = guards.Plant.at_fraction(plant_text, plant_at, int(max_tokens)) if plant_on else None
         with st.spinner("Starting the embedded model (once per app process)…", show_time=True):
             endpoint = endpoints.resolve(settings)
-        params = default_params(endpoint, max_tokens=int(max_tokens), seed=int(seed))
+        params = default_params(endpoint, max_tokens=int(max_tokens), seed=int(seed),
+                                timeout_s=float(timeout_s))
         lab = guards.GuardRun(endpoint, prompt, params, validators, names, options, plant).start()
     except StreamRaceError as error:
         st.warning(error.message, icon="✋")

@@ -3,7 +3,8 @@
 import streamlit as st
 
 from lib import charts, endpoints, metrics, replay
-from lib.display import MarkdownBlocks, plain_markdown, rate, seconds, status_line
+from lib.display import (SHOWN_CHARS, MarkdownBlocks, clipped_note, plain_markdown, rate, seconds,
+                         shown, status_line)
 from lib.errors import StreamRaceError
 from lib.calls import check_request
 from lib.race import PRESETS, Race, default_params, summary_line
@@ -50,7 +51,7 @@ def run_race(race: Race, store, results: dict, left, right) -> None:
     def draw_blocking() -> None:
         """The blocking answer, as soon as it has arrived: not after the stream has ended."""
         if race.blocking.trace.text:
-            blocking_body.markdown(plain_markdown(race.blocking.trace.text))
+            blocking_body.markdown(shown(race.blocking.trace.text))
             race.mark_blocking_shown()
         show(blocking_status, status_line(race.blocking.trace))
 
@@ -69,11 +70,15 @@ def run_race(race: Race, store, results: dict, left, right) -> None:
         return changes.differs(blocking_status, status_line(race.blocking.trace))
 
     def feed():
-        blocks = MarkdownBlocks()
+        blocks, room = MarkdownBlocks(), SHOWN_CHARS
         for frame in race.frames():
             tick()
+            frame, room = frame[:room], room - len(frame[:room])
             for piece in blocks.split(plain_markdown(frame)) if frame else ():
                 yield piece if piece is not None else new_block
+        note = clipped_note(len(race.streaming.trace.text))
+        if note:
+            yield note
 
     with logged_run(race, store, results, "last_race", lambda: race.traces):
         with stream_body:
@@ -90,7 +95,7 @@ def show_outcome(blocking, streaming, left, right, live: bool) -> None:
     for trace, column in ((blocking, left), (streaming, right)):
         if not live:
             column.markdown(status_line(trace))
-            column.markdown(plain_markdown(trace.text))
+            column.markdown(shown(trace.text))
         if trace.status == "error":
             column.error(trace.error, icon="🚨")
     b, s = metrics.compute(blocking), metrics.compute(streaming)

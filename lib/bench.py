@@ -535,6 +535,8 @@ class BenchSummary:
     slo: Slo
     modes: dict[str, ModeSummary]
     note: str | None = None
+    errors: tuple[dict, ...] = ()
+    """What went wrong: one entry per mode and error kind, with a count and the first message."""
 
     @classmethod
     def of(cls, record: dict, traces: Sequence[Trace], slo: Slo, note: str | None = None
@@ -548,6 +550,7 @@ class BenchSummary:
             settings=settings, status=record["status"], duration_s=record["duration_s"],
             slo=slo, note=note,
             modes={m: metrics.summarize(measured, m, record["duration_s"], slo) for m in modes},
+            errors=error_groups(measured),
         )
 
     def as_dict(self) -> dict:
@@ -570,6 +573,9 @@ class BenchSummary:
             "output tok/s": m.output_token_throughput_tps,
         } for m in self.modes.values()])
 
+    def errors_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(list(self.errors), columns=["mode", "error_kind", "count", "error"])
+
     def percentiles_frame(self) -> pd.DataFrame:
         """One row per mode and metric that has values: n, mean and percentiles in ms (tokens/s
         for output_tps). A blocking call has no TPOT and no ICL: those rows are left out."""
@@ -584,6 +590,19 @@ class BenchSummary:
                     k: getattr(d, k) * scale for k in ("mean", "p50", "p90", "p95", "p99")}})
         return pd.DataFrame(rows, columns=["metric", "mode", "unit", "n", "mean", "p50", "p90",
                                            "p95", "p99"])
+
+
+def error_groups(traces: Sequence[Trace]) -> tuple[dict, ...]:
+    """The failed traces grouped by mode and error kind, most frequent first: a benchmark
+    against a broken endpoint says why in one line per cause, not once per request."""
+    groups: dict[tuple[str, str], dict] = {}
+    for trace in traces:
+        if trace.status == "error":
+            key = (trace.mode, trace.error_kind or "error")
+            group = groups.setdefault(key, {"mode": key[0], "error_kind": key[1], "count": 0,
+                                            "error": trace.error or ""})
+            group["count"] += 1
+    return tuple(sorted(groups.values(), key=lambda g: (-g["count"], g["mode"], g["error_kind"])))
 
 
 def logged_summary(store: Store, bench_id: str, slo: Slo | None = None) -> BenchSummary:
@@ -781,6 +800,8 @@ def _report(bench: Benchmark, args: argparse.Namespace, store: Store) -> int:
                            "display.float_format", "{:.1f}".format):
         to_print += ["", summary.counts_frame().to_string(index=False), "",
                      summary.percentiles_frame().to_string(index=False)]
+    for group in summary.errors:
+        to_print.append(f"{group['mode']} {group['error_kind']} ×{group['count']}: {group['error']}")
     if bench.note:
         to_print += ["", f"note: {bench.note}"]
     print("\n".join(to_print))

@@ -711,11 +711,11 @@ def visible_chars(trace: Trace) -> tuple[list[float], list[int]]:
     if trace.guard is None or trace.t_start is None:
         return [0.0], [0]
     steps: list[tuple[float, int]] = []
-    for _, shown, removed in trace.guard.history(len(trace.text)):
-        if shown is not None:
-            steps.append((shown, 1))
-            if removed is not None:
-                steps.append((removed, -1))
+    for piece in trace.guard.pieces(len(trace.text)):
+        if piece.shown_at is not None:
+            steps.append((piece.shown_at, piece.end - piece.start))
+            if piece.removed_at is not None:
+                steps.append((piece.removed_at, piece.start - piece.end))
     xs, ys, total = [0.0], [0], 0
     for t, change in sorted(steps):
         total += change

@@ -28,6 +28,25 @@ def plain_markdown(text: str) -> str:
     return escaped.replace("\n", "  \n")
 
 
+SHOWN_CHARS = 20_000
+"""A panel shows at most this many characters of an answer: a megabyte of text stalls the
+browser for seconds (and the page with it), and nobody reads that far in a race. The run log
+and its exports keep the whole answer."""
+
+
+def shown(text: str) -> str:
+    """An answer as a panel shows it (Markdown): escaped, cut at SHOWN_CHARS with a note."""
+    return plain_markdown(text[:SHOWN_CHARS]) + (clipped_note(len(text)) or "")
+
+
+def clipped_note(length: int) -> str | None:
+    """What a panel says under an answer longer than it shows (None when nothing was cut)."""
+    if length <= SHOWN_CHARS:
+        return None
+    return (f"  \n  \n*… {length - SHOWN_CHARS:,} more characters not shown: the run log and its "
+            f"exports hold the whole answer ({length:,} characters).*")
+
+
 class MarkdownBlocks:
     """Cuts a growing Markdown text into blocks of bounded size.
 
@@ -114,18 +133,20 @@ def struck(text: str) -> str:
     return "  \n".join(lines)
 
 
-def guard_runs(trace: Trace, until: float | None = None) -> list[tuple[str, str]]:
-    """The answer as a strategy's screen has it: (state, text) runs of characters in one state."""
+def guard_runs(trace: Trace, until: float | None = None, limit: int | None = SHOWN_CHARS
+               ) -> list[tuple[str, str]]:
+    """The answer as a strategy's screen has it: (state, text) runs of characters in one state,
+    for its first `limit` characters (a panel shows no more; see SHOWN_CHARS)."""
+    text = trace.text if limit is None else trace.text[:limit]
     if trace.guard is None:
-        return [("shown", trace.text)] if trace.text else []
-    text = trace.text
-    runs: list[tuple[str, str]] = []
-    for index, state in enumerate(trace.guard.states(len(text), until)):
-        if runs and runs[-1][0] == state:
-            runs[-1] = (state, runs[-1][1] + text[index])
+        return [("shown", text)] if text else []
+    spans: list[list] = []  # [state, start, end], neighbours in one state merged
+    for piece in trace.guard.pieces(len(text), until):
+        if spans and spans[-1][0] == piece.state:
+            spans[-1][2] = piece.end
         else:
-            runs.append((state, text[index]))
-    return [(state, piece) for state, piece in runs if state]
+            spans.append([piece.state, piece.start, piece.end])
+    return [(state, text[start:end]) for state, start, end in spans if state]
 
 
 def guard_markdown(runs: list[tuple[str, str]]) -> str:

@@ -249,19 +249,33 @@ def exposure(trace: Trace) -> Exposure | None:
     if guard is None:
         return None
     length = len(trace.text)
-    history = guard.history(length)
+    pieces = guard.pieces(length)
     end = guard.first("done")
     t_end = end.t if end is not None else (guard.events[-1].t if guard.events else 0.0)
-    violating = sorted({i for start, stop in guard.violations for i in range(start, min(stop, length))})
+    # The violating characters, each counted once however many spans cover it.
+    violating = _union_spans([(max(0, a), min(b, length)) for a, b in guard.violations])
     intervals, chars, leaked = [], 0, 0
-    for i in violating:
-        _, shown, removed = history[i]
-        if shown is None:
+    for piece in pieces:
+        if piece.shown_at is None:
             continue
-        chars += 1
-        leaked += removed is None
-        intervals.append((shown, removed if removed is not None else max(t_end, shown)))
+        overlap = sum(max(0, min(b, piece.end) - max(a, piece.start)) for a, b in violating)
+        if not overlap:
+            continue
+        chars += overlap
+        leaked += overlap if piece.removed_at is None else 0
+        removed = piece.removed_at
+        intervals.append((piece.shown_at, removed if removed is not None else max(t_end, piece.shown_at)))
     return Exposure(chars, _union_length(intervals), leaked)
+
+
+def _union_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, stop in sorted(s for s in spans if s[1] > s[0]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    return merged
 
 
 def _union_length(intervals: list[tuple[float, float]]) -> float:
@@ -277,8 +291,8 @@ def retractions(trace: Trace) -> int | None:
     """Times the user saw shown text vanish. Formula: #{distinct t(removal) of shown characters}."""
     if trace.guard is None:
         return None
-    history = trace.guard.history(len(trace.text))
-    return len({removed for _, _, removed in history if removed is not None})
+    pieces = trace.guard.pieces(len(trace.text))
+    return len({p.removed_at for p in pieces if p.removed_at is not None})
 
 
 def validation_s(trace: Trace) -> float | None:

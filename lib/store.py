@@ -40,9 +40,12 @@ RUN_COLUMNS = (
     "guard_timeline",
     # m004_replay
     "transform",
+    # m006_error_kind
+    "error_kind",
 )
 """Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...];
-`transform` is JSON of what a replay endpoint played (lib.replay), empty for other runs;
+`error_kind` is the failure's class (lib.errors: auth, timeout, stream_broken...), empty when
+ok; `transform` is JSON of what a replay endpoint played (lib.replay), empty for other runs;
 `guard_timeline` is JSON: {"events": [[seconds after t0, kind, start, end, note], ...],
 "checks_s": [...], "violations": [[start, end], ...]} (character offsets in output_text)."""
 
@@ -147,12 +150,18 @@ def _m003_guardrails(conn: sa.Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {name} {kind}"))
 
 
+def _m006_error_kind(conn: sa.Connection) -> None:
+    # The failure's class next to its message: groups errors in summaries and filters.
+    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN error_kind VARCHAR(32)"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m001_runs", _m001_runs),
     ("m002_benchmark", _m002_benchmark),
     ("m003_guardrails", _m003_guardrails),
     ("m004_replay", _m004_replay),
     ("m005_history_indexes", _m005_history_indexes),
+    ("m006_error_kind", _m006_error_kind),
 ]
 
 
@@ -325,6 +334,7 @@ def trace_to_row(trace: Trace) -> dict:
         "mode": trace.mode,
         "status": trace.status,
         "error": trace.error,
+        "error_kind": trace.error_kind,
         "prompt": request.prompt,
         "params": json.dumps(request.params.as_dict(), sort_keys=True),
         **values,
@@ -360,7 +370,7 @@ def _guard_columns(guard: Guarded | None, offset: Callable[[float], float | None
 def trace_from_row(row: Mapping) -> Trace:
     """A logged run as a Trace again, so that every metric and summary of it is computed by the
     same code as for a live call. Its moments are relative to t0 = 0 (to t_start = 0 when
-    nothing was sent); what the log does not keep (t_end, error_kind) is None.
+    nothing was sent); what the log does not keep (t_end) is None.
     """
     value = {name: _present(row.get(name)) for name in RUN_COLUMNS}
     timeline = json.loads(value["timeline"] or "[]")
@@ -390,7 +400,7 @@ def trace_from_row(row: Mapping) -> Trace:
         t_shown=after_start("perceived_s"),
         input_tokens=value["input_tokens"] if from_server else None,
         output_tokens=value["output_tokens"] if from_server else None,
-        status=value["status"], error=value["error"],
+        status=value["status"], error=value["error"], error_kind=value["error_kind"],
         bench_id=value["bench_id"], bench_phase=value["bench_phase"],
         t_bench=None if t_start is None or value["bench_offset_s"] is None
         else t_start - value["bench_offset_s"],

@@ -9,6 +9,7 @@ strategy showed of the answer and when (`Guarded`, in `Trace.guard`).
 from __future__ import annotations
 
 import uuid
+from bisect import bisect_left
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
@@ -80,6 +81,17 @@ removed after it was shown (the user saw it vanish), masked before it was ever s
 
 
 @dataclass(frozen=True)
+class Piece:
+    """Characters text[start:end] that share one history behind a guardrail (Guarded.pieces)."""
+
+    start: int
+    end: int
+    state: CharState
+    shown_at: float | None  # when they were first shown
+    removed_at: float | None  # when they were removed after being shown
+
+
+@dataclass(frozen=True)
 class Guarded:
     """What one guardrail strategy did with a streamed answer: its display timeline.
 
@@ -99,21 +111,28 @@ class Guarded:
 
     def states(self, length: int, until: float | None = None) -> list[CharState]:
         """Each character's state once the events up to `until` (all by default) happened."""
-        return [state for state, _, _ in self.history(length, until)]
+        states: list[CharState] = []
+        for piece in self.pieces(length, until):
+            states.extend([piece.state] * (piece.end - piece.start))
+        return states
 
-    def history(self, length: int, until: float | None = None
-                ) -> list[tuple[CharState, float | None, float | None]]:
-        """Per character: its state, when it was first shown, and when it was removed."""
-        held = [False] * length
-        released = [False] * length
-        masked = [False] * length
-        shown_at: list[float | None] = [None] * length
-        removed_at: list[float | None] = [None] * length
+    def pieces(self, length: int, until: float | None = None) -> list["Piece"]:
+        """The text cut wherever an event starts or ends, each piece with its history: its
+        characters went through the same events, so they share a state and its moments.
+        Per piece rather than per character: a megabyte answer has a handful of pieces."""
+        events = []
         for event in self.events:
             if until is not None and event.t > until:
                 break
-            span = range(max(0, event.start), min(length, event.end))
-            for i in span:
+            events.append(event)
+        clamp = lambda at: min(max(at, 0), length)  # noqa: E731
+        cuts = sorted({0, length, *(clamp(at) for e in events for at in (e.start, e.end))})
+        count = len(cuts) - 1
+        held, released, masked = [False] * count, [False] * count, [False] * count
+        shown_at: list[float | None] = [None] * count
+        removed_at: list[float | None] = [None] * count
+        for event in events:
+            for i in range(bisect_left(cuts, clamp(event.start)), bisect_left(cuts, clamp(event.end))):
                 if event.kind == "hold":
                     held[i] = True
                 elif event.kind == "release" and not released[i]:
@@ -126,14 +145,14 @@ class Guarded:
                             removed_at[i] = event.t
                     else:
                         masked[i] = True
-        result: list[tuple[CharState, float | None, float | None]] = []
-        for i in range(length):
+        pieces = []
+        for i in range(count):
             if released[i]:
                 state = "masked" if masked[i] else "removed" if removed_at[i] is not None else "shown"
             else:
                 state = "held" if held[i] else ""
-            result.append((state, shown_at[i], removed_at[i]))
-        return result
+            pieces.append(Piece(cuts[i], cuts[i + 1], state, shown_at[i], removed_at[i]))
+        return pieces
 
     def first(self, kind: GuardEventKind) -> GuardEvent | None:
         """The first event of a kind that covers some text (for `done`: the event itself)."""

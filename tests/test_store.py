@@ -37,7 +37,9 @@ ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline",
                "bench_id", "bench_phase", "bench_offset_s", "queue_s", "icl_p99_s",
                *GUARD_COLUMNS,
                # m004_replay: what a replay endpoint did to its recording
-               "transform"]
+               "transform",
+               # m006_error_kind: the failure's class (lib.errors)
+               "error_kind"]
 
 
 def all_rows(store: Store) -> list[dict]:
