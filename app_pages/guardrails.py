@@ -145,7 +145,12 @@ stop = buttons[1].button("⏹️ Stop", key="guard_stop")
 
 results = st.session_state.setdefault("guard_results", {})
 settle_previous(results)
-if run:
+try:
+    store = run_log(settings.database_url)
+except StreamRaceError as error:  # nothing is run that could not be logged
+    store = None
+    st.warning(f"{error.message} Nothing is sent until the run log can be written.", icon="✋")
+if run and store is not None:
     try:
         validators = guards.build_validators(chosen, guards.ValidatorSettings(
             banned=tuple(banned.split(",")), max_chars=int(max_chars), schema=schema,
@@ -161,7 +166,7 @@ if run:
     except StreamRaceError as error:
         st.warning(error.message, icon="✋")
     else:
-        run_lab(lab, run_log(settings.database_url), results, panels([l.label for l in lab.lanes]))
+        run_lab(lab, store, results, panels([l.label for l in lab.lanes]))
         show_outcome(lab.traces())
 elif "last_guard" in results:
     if stop:

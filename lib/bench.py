@@ -238,10 +238,13 @@ def suite_params(settings: BenchSettings, base: Params) -> dict[int, Params]:
     """The request parameters per token limit, every prompt checked with its own
     (InvalidInput before anything is sent)."""
     params: dict[int, Params] = {}
-    for prompt in settings.prompts.prompts:
+    for number, prompt in enumerate(settings.prompts.prompts, 1):
         limit = token_limit(settings, prompt)
         params.setdefault(limit, dataclasses.replace(base, max_tokens=limit))
-        check_request(prompt.prompt, params[limit])
+        try:
+            check_request(prompt.prompt, params[limit])
+        except InvalidInput as error:
+            raise InvalidInput(f"Prompt {number} of {settings.prompts.name}: {error.message}") from None
     return params
 
 

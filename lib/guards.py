@@ -42,7 +42,7 @@ from lib import endpoints, metrics
 from lib.calls import Call, check_request, warm_up
 from lib.config import OPENAI_BASE_URL, moderation_config
 from lib.errors import AuthFailed, CallFailed, InvalidInput, StreamRaceError, redact
-from lib.race import add_cli_arguments, aligned, cli_params, cli_settings
+from lib.race import add_cli_arguments, aligned, cli_params, cli_settings, prompt_text
 from lib.store import Store
 from lib.trace import Chunk, Guarded, GuardEvent, GuardEventKind, Params, Trace
 
@@ -862,7 +862,8 @@ DEFAULT_PLANT = "call me at 555-0100"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.guards", description=__doc__.splitlines()[0])
-    parser.add_argument("--prompt", default=PRESETS[0].prompt, help="default: the contact-details preset")
+    parser.add_argument("--prompt", default=PRESETS[0].prompt, type=prompt_text,
+                        help="default: the contact-details preset; '-' reads it from standard input")
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated: " + ", ".join(STRATEGIES))
     parser.add_argument("--validators", default="pii", help="comma-separated: " + ", ".join(VALIDATORS))
     parser.add_argument("--plant", metavar="TEXT", help="insert this violation into the stream")

@@ -202,9 +202,15 @@ def cli_params(args: argparse.Namespace, endpoint: Endpoint | None = None) -> Pa
     return default_params(endpoint, **values) if endpoint is not None else Params(**values)
 
 
+def prompt_text(value: str) -> str:
+    """A --prompt value: '-' reads the prompt from standard input (long prompts, any bytes)."""
+    return sys.stdin.read() if value == "-" else value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.race", description=__doc__.splitlines()[0])
-    parser.add_argument("--prompt", required=True)
+    parser.add_argument("--prompt", required=True, type=prompt_text,
+                        help="the prompt; '-' reads it from standard input")
     add_cli_arguments(parser)
     args = parser.parse_args(argv)
     settings = cli_settings(args)
