@@ -127,9 +127,10 @@ def _retry_after(exc: BaseException) -> float | None:
     return None
 
 
-def _server_detail(exc: BaseException) -> str:
-    """The server's own words, shortened: often the most useful part of the message."""
-    text = str(exc).strip()
+def _server_detail(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
+    """The server's own words, scrubbed, then shortened: often the most useful part of the
+    message. (Shortened first, a key cut in two at the limit would escape the scrub.)"""
+    text = redact(str(exc).strip(), secrets)
     return text if len(text) <= 300 else text[:300] + "…"
 
 
@@ -165,7 +166,7 @@ def from_exception(
     # replay server, `python -m lib.replay list`) should not wait for it.
     from mirascope import llm
 
-    detail = redact(_server_detail(exc), secrets)
+    detail = _server_detail(exc, secrets)
     timeout_like = isinstance(exc, (llm.TimeoutError, httpx.TimeoutException)) or (
         isinstance(exc.__cause__, httpx.TimeoutException)
     )

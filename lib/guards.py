@@ -263,7 +263,7 @@ class Moderation:
                              f"(HTTP {response.status_code}): check OPENAI_API_KEY.")
         if response.status_code != 200:
             raise CallFailed(f"The moderation endpoint {url} answered HTTP {response.status_code}: "
-                             f"{self._scrub(response.text[:300])}")
+                             f"{self._scrub(response.text)[:300]}")
         try:
             results = response.json()["results"]
             flags = [(bool(r.get("flagged")), r.get("categories") or {}) for r in results]

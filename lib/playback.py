@@ -6,6 +6,8 @@ dropped connection mid-stream). Because it is a real server on 127.0.0.1, whatev
 it measures the real network and client path: tests, benchmarks and demos that need a known
 timeline use it. It also answers POST /v1/moderations like OpenAI's moderation endpoint,
 flagging any input that contains one of its `flagged_terms` (for the moderation validator).
+With `echo_key`, its error messages quote the Authorization header they got, as careless
+gateways do (LiteLLM's proxy prints the key it received): only scrubbing keeps it off screen.
 
     server = PlaybackServer({"scripted": Script.regular(ttft_s=0.3, gap_s=0.02, n=20)})
     server.start(); ...; server.stop()
@@ -120,6 +122,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _error(self, status: int, message: str, headers: dict | None = None) -> None:
+        if self.server.playback.echo_key:
+            message += f" Received Authorization: {self.headers.get('Authorization')!r}."
         self._send_json(status, {"error": {"message": message, "type": "error", "code": status}}, headers)
 
     def do_GET(self):  # noqa: N802
@@ -295,10 +299,11 @@ class PlaybackServer:
     """
 
     def __init__(self, scripts: dict[str, Script] | None = None, api_key: str | None = None,
-                 port: int = 0, flagged_terms: tuple[str, ...] = ()):
+                 port: int = 0, flagged_terms: tuple[str, ...] = (), echo_key: bool = False):
         self.scripts = dict(scripts or {})
         self.api_key = api_key
         self.flagged_terms = flagged_terms
+        self.echo_key = echo_key
         self.received: list[Received] = []
         self.open_connections = 0
         """Connections a handler thread is still serving (0 once every client has gone)."""
