@@ -751,7 +751,9 @@ class GuardRun:
             self.error = error
             call.cancel()
         except Exception as exc:  # noqa: BLE001 - a guard that dies must say so, not hang the page
-            self.error = StreamRaceError(f"The guardrails stopped: {type(exc).__name__}: {redact(str(exc))}")
+            keys = [self.call.endpoint.api_key] + [getattr(v, "_key", None) for v in self.checker.validators]
+            self.error = StreamRaceError(f"The guardrails stopped: {type(exc).__name__}: "
+                                         f"{redact(str(exc), [k for k in keys if k])}")
             call.cancel()
         finally:
             self.checker.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hostile import BY_MODEL, FAULTS, HTML, TIMEOUT_S, Fault, hostile_server, readme_table
+from hostile import FAULTS, HTML, TIMEOUT_S, Fault, hostile_server, readme_table
 from lib.display import WORD_JOINER
 from lib.embedded import free_port
 from lib.store import Store
