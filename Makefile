@@ -24,11 +24,12 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev chromium
 
-# Debian's chromium for the browser tests (root, or sudo without a password).
+# Debian's chromium for the browser tests, and an emoji font so screenshots show the app's
+# icons instead of empty boxes (root, or sudo without a password).
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium >/dev/null 2>&1 && [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update && $$SUDO apt-get install -y chromium; }
+	  $$SUDO apt-get update && $$SUDO apt-get install -y chromium fonts-noto-color-emoji; }
 
 run: install
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)

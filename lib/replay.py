@@ -44,7 +44,7 @@ import httpx
 import sqlalchemy as sa
 
 from lib.config import default_data_dir, load_settings
-from lib.embedded import free_port
+from lib.embedded import free_port, stop_process
 from lib.endpoints import Endpoint
 from lib.errors import EndpointUnreachable, InvalidInput, StreamRaceError
 from lib.playback import PlaybackServer, Script
@@ -902,13 +902,7 @@ def ensure_server(database_url: str | None = None) -> str:
 def _stop() -> None:
     global _served
     if _served is not None:
-        if _served.process.poll() is None:
-            _served.process.terminate()
-            try:
-                _served.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                _served.process.kill()
-                _served.process.wait()
+        stop_process(_served.process)
         _served = None
 
 

@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from lib.embedded import free_port
+from lib.embedded import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
@@ -103,13 +103,7 @@ def start_app(folder: Path, **env_vars: str) -> App:
 
 def stop_app(app: App) -> None:
     """Stop the app (its atexit stops the embedded servers), then anything left in its group."""
-    if app.process.poll() is None:
-        app.process.terminate()
-        try:
-            app.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            app.process.kill()
-            app.process.wait()
+    stop_process(app.process, grace_s=30)
     try:
         os.killpg(app.process.pid, signal.SIGKILL)  # the group we created, and only it
     except (ProcessLookupError, PermissionError):

@@ -9,6 +9,8 @@ the other panel and the app keep working, and model text (HTML included) is show
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -176,3 +178,17 @@ def test_guardrails_lab(fault, open_fault, store_url):
     if fault.model == "one-megabyte":
         assert max(len(m) for m in markdown) < 100_000
     assert "The trade-off" in [s.value for s in at.subheader]
+
+
+def test_benchmark_cli_says_what_went_wrong(server, tmp_path):
+    fault = next(f for f in FAULTS if f.model == "malformed-sse")
+    result = subprocess.run(
+        [sys.executable, "-m", "lib.bench", "--endpoint", "compatible", "--base-url", server.base_url,
+         "--model", fault.model, "--requests", "4", "--concurrency", "4", "--warmup", "0",
+         "--timeout", str(TIMEOUT_S), "--out", str(tmp_path / "out.csv"),
+         "--database-url", f"sqlite:///{tmp_path / 'runs.db'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "×" in line]
+    assert len(lines) == 1, result.stdout  # blocking was fine: one cause, in the streaming lane
+    assert lines[0].startswith("streaming stream_broken ×2: ") and "not valid JSON" in lines[0]
