@@ -8,7 +8,7 @@ import streamlit as st
 from lib import charts, endpoints
 from lib.bench import (PROMPT_SETS, STOP_GRACE_S, Benchmark, BenchSettings, BenchSummary,
                        compare_frame, logged_summary, parse_prompts, progress_line, results_frame)
-from lib.display import seconds
+from lib.display import plain_markdown, seconds
 from lib.errors import InvalidInput, StreamRaceError
 from lib.metrics import Slo
 from lib.race import default_params
@@ -78,7 +78,7 @@ def show_summary(bench: Benchmark, summary: BenchSummary) -> None:
                f"{summary.slo.icl_p99_s * 1000:g} ms")
     for problem in (bench.failure, bench.log_error):
         if problem:
-            st.error(problem, icon="🚨")
+            st.error(plain_markdown(problem), icon="🚨")
     st.dataframe(summary.counts_frame(), hide_index=True, key="bench_counts", placeholder="–",
                  column_config={c: MS for c in ("req/s", "goodput req/s", "goodput %", "error %",
                                                 "output tok/s")})

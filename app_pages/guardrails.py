@@ -7,7 +7,7 @@ import streamlit as st
 
 from lib import charts, endpoints, guards
 from lib.config import moderation_config
-from lib.display import clipped_note, guard_held, guard_markdown, guard_runs, guard_status
+from lib.display import clipped_note, guard_held, guard_markdown, guard_runs, guard_status, plain_markdown
 from lib.errors import StreamRaceError
 from lib.race import default_params
 from lib.store import to_csv
@@ -64,7 +64,7 @@ def run_lab(run: guards.GuardRun, store, results: dict, slots) -> None:
 
 def show_outcome(traces) -> None:
     if traces[0].error:
-        st.error(traces[0].error, icon="🚨")
+        st.error(plain_markdown(traces[0].error), icon="🚨")
     guard = traces[0].guard
     chars = sum(b - a for a, b in guard.violations)
     st.subheader("The trade-off")

@@ -149,7 +149,7 @@ def detail(run_ids: list[str], engine) -> None:
         label = charts.run_label(run)
         with st.expander(label, expanded=index == 0):
             if run["error"]:
-                st.error(run["error"], icon="🚨")
+                st.error(plain_markdown(run["error"]), icon="🚨")
             st.markdown(f"**Prompt**  \n{plain_markdown(run['prompt'])}")
             answer = plain_markdown(run["output_text"] or "") or "*(no text)*"
             st.markdown(f"**Answer** ({run['status']}, blank screen "

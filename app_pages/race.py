@@ -97,7 +97,7 @@ def show_outcome(blocking, streaming, left, right, live: bool) -> None:
             column.markdown(status_line(trace))
             column.markdown(shown(trace.text))
         if trace.status == "error":
-            column.error(trace.error, icon="🚨")
+            column.error(plain_markdown(trace.error), icon="🚨")  # the server's words: text
     b, s = metrics.compute(blocking), metrics.compute(streaming)
     factor = metrics.speedup(blocking, streaming)
     st.subheader("What the user experienced")

@@ -50,6 +50,8 @@ class Script:
     output_tokens: int | None = None
     input_tokens: int | None = None
     """The usage to report; default: one token per text piece, and the prompt's length / 4."""
+    error_message: str | None = None
+    """The message of a non-200 answer (default: "Scripted failure <status>")."""
     echo: bool = False
     """Begin the answer with "[<prompt>] ", so a test can tell whose answer it reads."""
     # Faults of broken gateways (tests/hostile.py names one script per fault):
@@ -157,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
         if status != 200:
             headers = {"Retry-After": f"{script.retry_after_s:g}"} if script.retry_after_s else None
             record.t_done = time.perf_counter()
-            return self._error(status, f"Scripted failure {status}", headers)
+            return self._error(status, script.error_message or f"Scripted failure {status}", headers)
         if body.get("stream"):
             self._stream(script, record)
         else:

@@ -24,6 +24,7 @@ SLOW_S = 3 * TIMEOUT_S
 
 HTML = ("<script>alert('x')</script>", " <b>bold</b> <img src=x onerror=alert(1)>", " &amp; done")
 MEGABYTE = "x" * 1_000_000
+ERROR_MARKUP = "<img src=x onerror=alert(2)> ![pixel](http://127.0.0.1:9/p.png) **loud** [go](http://e.x)"
 
 
 def _words(n: int = 6, **kwargs) -> Script:
@@ -89,6 +90,11 @@ FAULTS: tuple[Fault, ...] = (
     Fault("e500", "500", Script(status=500),
           **_both(Outcome("error", "server_error", "server error (HTTP 500)")),
           sees="“answered with a server error (HTTP 500)” with the server's own message"),
+    Fault("e500-markup", "500 whose message holds HTML, Markdown and an image link",
+          Script(status=500, error_message=ERROR_MARKUP),
+          **_both(Outcome("error", "server_error", "server error (HTTP 500)")),
+          sees="the server's message as literal text: no tag, link or image is rendered or "
+               "fetched"),
     Fault("e503", "503", Script(status=503),
           **_both(Outcome("error", "server_error", "server error (HTTP 503)")),
           sees="the same, HTTP 503"),
