@@ -83,6 +83,7 @@ def test_a_stall_keeps_the_streamed_words_and_says_why(page, app):
     expect(main.get_by_text("Timed out mid-stream")).to_be_visible()
     expect(main.get_by_text("Timed out before the first byte")).to_be_visible()
     expect(main.get_by_text("First words", exact=False).first).to_be_visible()
+    expect(main.locator(".js-plotly-plot").first).to_be_visible()  # the timeline, drawn
     save_screenshot(page, ARTIFACTS / "fault-stall-mid-stream.png")
     rows = app[1].recent(2).set_index("mode")
     assert rows.loc["streaming", "output_text"] == "First words "
