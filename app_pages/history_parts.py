@@ -23,7 +23,7 @@ SECONDS = {"client_s": "client", "ttft_s": "TTFT", "perceived_s": "blank screen"
            "icl_max_s": "worst gap"}
 TABLE_ORDER = ["created_at", "mode", "status", "model", "perceived_s", "ttft_s", "e2e_s",
                "tpot_s", "output_tps", "output_tokens", "token_source", "icl_max_s", "source",
-               "endpoint_kind", "prompt", "error"]
+               "endpoint_kind", "prompt", "error_kind", "error"]
 TABLE_ORDER += [c for c in history.TABLE_COLUMNS if c not in TABLE_ORDER]
 TABLE_CONFIG = {
     "created_at": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm:ss"),
