@@ -14,4 +14,8 @@ page = st.navigation([
     st.Page("app_pages/guardrails.py", title="Guardrails", icon="🛡️", url_path="guardrails"),
 ])
 endpoint_sidebar()
+# Whether this run is the page's first since another page ran: widgets are drawn anew then,
+# and a page restoring a kept value must push it to the browser (see app_pages/race.py).
+st.session_state["page_arrived"] = st.session_state.get("page_shown") != page.title
+st.session_state["page_shown"] = page.title
 page.run()

@@ -145,8 +145,13 @@ st.title("🏁 StreamRace")
 st.caption("The same prompt to the same model at the same instant: a blocking call on the left, "
            "the same request streamed on the right. Every run is timed and logged.")
 st.pills("Preset", [p.label for p in PRESETS], key="preset", on_change=apply_preset)
-for name, default in KEPT.items():  # set on every run, so the browser always gets the value
-    st.session_state[name] = st.session_state.setdefault(f"kept_{name}", default)
+for name, default in KEPT.items():
+    # Set when the page is drawn anew or the value changed, not on every run: a value the
+    # script sets is pushed to the browser and replaces what the user is typing there (20
+    # sessions on a loaded machine lost a typed prompt so).
+    kept = st.session_state.setdefault(f"kept_{name}", default)
+    if st.session_state.get(name) != kept or st.session_state.get("page_arrived", True):
+        st.session_state[name] = kept
 prompt = st.text_area("Prompt", key="prompt", height=90, on_change=keep, args=("prompt",))
 with st.expander("Parameters"):
     cols = st.columns(4)
