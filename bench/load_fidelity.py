@@ -34,6 +34,10 @@ import os
 import sys
 import time
 
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `make bench` runs us by path
+
 from bench._playback_proc import RemotePlayback
 from lib import metrics
 from lib.bench import BenchPrompt, Benchmark, BenchSettings, PromptSet

@@ -9,9 +9,10 @@ from lib.trace import Trace
 
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=$&:])")
 WORD_JOINER = "\u2060"
-"""Invisible and unbreakable. GFM turns e-mail addresses and http:// URLs in plain text into
-links after escapes are resolved, so escaping cannot stop it; a word joiner after every "@"
-and ":" does (the address or URL no longer matches), one character at a time like the rest."""
+"""Invisible and unbreakable. GFM turns e-mail addresses, http:// URLs and www. names in plain
+text into links after escapes are resolved, so escaping cannot stop it; a word joiner after
+every "@" and ":" and before every "." does (no address, URL or www. name matches), one
+character at a time like the rest."""
 
 
 def plain_markdown(text: str) -> str:
@@ -19,11 +20,13 @@ def plain_markdown(text: str) -> str:
 
     Every Markdown and HTML special character is backslash-escaped, so no tag, link or
     image in an answer is ever interpreted (nothing is fetched, nothing runs), and e-mail
-    addresses and scheme URLs are kept from becoming links (WORD_JOINER). The mapping
+    addresses, scheme URLs and www. names are kept from becoming links (WORD_JOINER). The mapping
     is per character, so escaping chunks one by one equals escaping their concatenation:
     streamed frames can be escaped as they come.
     """
-    escaped = _MARKDOWN_SPECIALS.sub(r"\\\1", text.replace("\r", ""))
+    # Before each ".": "www\u2060." is no www. name (after it, a browser still saw a link).
+    text = text.replace("\r", "").replace(".", WORD_JOINER + ".")
+    escaped = _MARKDOWN_SPECIALS.sub(r"\\\1", text)
     escaped = escaped.replace("@", "@" + WORD_JOINER).replace(":", ":" + WORD_JOINER)
     return escaped.replace("\n", "  \n")
 

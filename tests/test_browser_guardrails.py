@@ -29,7 +29,8 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser
 
 DOCS_GUARDRAILS = ROOT / "docs" / "guardrails.png"
-WORDS = ("Streaming shows the first words at once. For help, write to help@example.com today. "
+WORDS = ("Streaming shows the first words at once. For help, write to help@example.com today "
+         "or see www.example.com. "
          "The rest of the answer keeps coming while you read it. Validation needs the whole "
          "text, so a guard must hold it back or take it back.").split(" ")
 DEMO = Script(offsets=tuple(0.3 + 0.05 * i for i in range(len(WORDS))),

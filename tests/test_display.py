@@ -14,14 +14,15 @@ def test_model_output_is_escaped_so_nothing_is_interpreted():
 
 
 def test_addresses_and_urls_do_not_become_links():
-    """GFM links e-mail addresses and http:// URLs found in plain text, escapes or not: a word
+    """GFM links e-mail addresses, http:// URLs and www. names found in plain text, escapes or not: a word
     joiner (invisible) after "@" and ":" keeps them text (checked in a browser, tests/
     test_browser_guardrails.py)."""
-    escaped = plain_markdown("write to jane@example.com or see https://example.com")
-    assert "jane@\u2060example\\.com" in escaped
+    escaped = plain_markdown("write to jane@example.com or see https://example.com or www.x.org")
+    assert "jane@\u2060example\u2060\\.com" in escaped
     assert "https\\:\u2060//example" in escaped
+    assert "www\u2060\\.x\u2060\\.org" in escaped
     assert escaped.replace("\u2060", "").replace("\\", "") == (
-        "write to jane@example.com or see https://example.com")
+        "write to jane@example.com or see https://example.com or www.x.org")
 
 
 def test_escaping_chunk_by_chunk_equals_escaping_the_whole():

@@ -476,8 +476,8 @@ def test_panels_show_released_struck_masked_and_held_text():
     # Mid-stream: the sentence strategy holds "Call me at 555-0100" back at +1 s.
     midway = guard_runs(sentence, until=T0 + 1.0)
     assert midway == [("shown", "Hello there. "), ("held", "Call me at 555-0100 now.")]
-    assert guard_held(midway) == "⏳ Held back, 24 characters: Call me at 555\\-0100 now\\."
-    assert guard_markdown(midway) == "Hello there\\. "
+    assert guard_held(midway) == "⏳ Held back, 24 characters: Call me at 555\\-0100 now\u2060\\."
+    assert guard_markdown(midway) == "Hello there\u2060\\. "
 
 
 def test_struck_text_is_escaped_and_always_struck():
