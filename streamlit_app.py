@@ -14,8 +14,10 @@ page = st.navigation([
     st.Page("app_pages/guardrails.py", title="Guardrails", icon="🛡️", url_path="guardrails"),
 ])
 endpoint_sidebar()
-# Whether this run is the page's first since another page ran: widgets are drawn anew then,
-# and a page restoring a kept value must push it to the browser (see app_pages/race.py).
+# Whether this page has not yet been drawn to the end since another page ran (or since a run of
+# it was interrupted): its widgets may be new in the browser, and a page restoring a kept value
+# must push it there (see app_pages/race.py).
 st.session_state["page_arrived"] = st.session_state.get("page_shown") != page.title
-st.session_state["page_shown"] = page.title
+st.session_state["page_shown"] = None  # until this run has drawn the page to its end (no st.stop)
 page.run()
+st.session_state["page_shown"] = page.title

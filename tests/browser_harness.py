@@ -48,6 +48,21 @@ PAGE_TIMEOUT_MS = 90_000
 RACE_TIMEOUT_MS = 240_000
 """Starting the embedded model and the first race on a busy 2-core machine."""
 
+class expect:  # noqa: N801 - reads as Playwright's own expect
+    """Playwright's `expect` with this machine's patience on every check (its default is 5 s):
+    `expect(locator).to_be_visible()`, or `expect(locator, RACE_TIMEOUT_MS)` for longer."""
+
+    def __init__(self, locator, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
+        from playwright.sync_api import expect as playwright_expect
+
+        self._assertions = playwright_expect(locator)
+        self._timeout_ms = timeout_ms
+
+    def __getattr__(self, name: str):
+        check = getattr(self._assertions, name)
+        return lambda *args, **kwargs: check(*args, **{"timeout": self._timeout_ms, **kwargs})
+
+
 # -- the app as a subprocess ------------------------------------------------------------------
 
 

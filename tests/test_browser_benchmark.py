@@ -12,23 +12,13 @@ import sqlite3
 
 import pytest
 
-from browser_harness import (ARTIFACTS, PAGE_TIMEOUT_MS, VIEWPORT, save_screenshot, start_app,
+from browser_harness import (
+    expect,ARTIFACTS, PAGE_TIMEOUT_MS, VIEWPORT, save_screenshot, start_app,
                              stop_app)
 from lib.playback import PlaybackServer, Script
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-
-class expect:  # noqa: N801 - reads as Playwright's own expect
-    """Playwright's expect with this machine's patience (its default is 5 s) on every check."""
-
-    def __init__(self, locator, timeout: int = PAGE_TIMEOUT_MS) -> None:
-        self._assertions = playwright_api.expect(locator)
-        self._timeout = timeout
-
-    def __getattr__(self, name):
-        check = getattr(self._assertions, name)
-        return lambda *args, **kwargs: check(*args, **{"timeout": self._timeout, **kwargs})
 
 pytestmark = pytest.mark.browser
 

@@ -7,24 +7,15 @@ megabyte answer that must not freeze the page. One app, the model switched in th
 
 from __future__ import annotations
 
-import functools
 
 import pytest
-from browser_harness import ARTIFACTS, PAGE_TIMEOUT_MS, VIEWPORT, save_screenshot, start_app, stop_app
+from browser_harness import expect, ARTIFACTS, PAGE_TIMEOUT_MS, VIEWPORT, save_screenshot, start_app, stop_app
 
 from hostile import BY_MODEL, TIMEOUT_S, hostile_server
 from lib.store import Store
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser
-
-
-class expect:  # noqa: N801 - reads as Playwright's own expect
-    def __init__(self, locator):
-        self._assertions = playwright_api.expect(locator)
-
-    def __getattr__(self, name: str):
-        return functools.partial(getattr(self._assertions, name), timeout=PAGE_TIMEOUT_MS)
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ Direct-URL and no-internet checks of this page are in test_browser.py (PAGES).
 
 from __future__ import annotations
 
-import functools
 import json
 
 import pytest
 from browser_harness import (
+    expect,
     ARTIFACTS, PAGE_TIMEOUT_MS, VIEWPORT, save_screenshot, start_app, stop_app,
 )
 from conftest import endpoint_for
@@ -23,21 +23,11 @@ from lib.replay import Recordings, loads
 from lib.store import Store
 from lib.trace import Params
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser
 
 LIVE = Script.regular(ttft_s=0.1, gap_s=0.02, n=40)
 NAME = "browser-demo"
-
-
-class expect:  # noqa: N801 - reads as Playwright's own expect
-    """Playwright's `expect`, waiting as long as a page may take on a loaded 2-core machine."""
-
-    def __init__(self, locator):
-        self._assertions = playwright_api.expect(locator)
-
-    def __getattr__(self, name: str):
-        return functools.partial(getattr(self._assertions, name), timeout=PAGE_TIMEOUT_MS)
 
 
 def settled(page) -> None:

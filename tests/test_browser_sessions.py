@@ -18,7 +18,6 @@ animations keep painting cheap. Screenshots go to artifacts/ (git-ignored).
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 import uuid
@@ -27,13 +26,14 @@ from dataclasses import dataclass
 
 import pytest
 from browser_harness import (
+    expect,
     ARTIFACTS, PAGE_TIMEOUT_MS, RACE_TIMEOUT_MS, save_screenshot, start_app, stop_app,
 )
 
 from lib.playback import PlaybackServer, Script
 from lib.store import Store
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser
 
 SESSIONS = 20
@@ -49,17 +49,6 @@ PANELS = """() => Object.fromEntries(['Blocking call', 'Streaming call'].map(tit
     .find(c => (c.querySelector('h3')?.innerText || '').includes(title));
   return [title, column ? column.innerText : null];
 }))"""
-
-
-class expect:  # noqa: N801 - reads as Playwright's own expect
-    """Playwright's `expect`, waiting as long as 20 sessions may take on a loaded 2-core machine."""
-
-    def __init__(self, locator, timeout_ms: int = PAGE_TIMEOUT_MS):
-        self._assertions = playwright_api.expect(locator)
-        self._timeout_ms = timeout_ms
-
-    def __getattr__(self, name: str):
-        return functools.partial(getattr(self._assertions, name), timeout=self._timeout_ms)
 
 
 def settled(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:

@@ -18,18 +18,18 @@ without that one attribute of that one field, and the field is checked to be a p
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 
 import pytest
 from key_scan import (CANARY, WRONG, assert_no_key_in, assert_no_key_in_files, byte_leaks,
                       leaks)
 
-from browser_harness import (ARTIFACTS, PAGE_TIMEOUT_MS, VIEWPORT, save_screenshot, start_app,
+from browser_harness import (
+    expect,ARTIFACTS, PAGE_TIMEOUT_MS, VIEWPORT, save_screenshot, start_app,
                              stop_app)
 from lib.playback import PlaybackServer, Script
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.browser
 
@@ -49,17 +49,6 @@ PAGE_HTML = """(typed) => {
   });
   return copy.outerHTML;
 }"""
-
-
-class expect:  # noqa: N801 - reads as Playwright's own expect
-    """Playwright's `expect`, waiting as long as a page may take on a loaded 2-core machine."""
-
-    def __init__(self, locator, timeout: int = PAGE_TIMEOUT_MS):
-        self._assertions = playwright_api.expect(locator)
-        self._timeout = timeout
-
-    def __getattr__(self, name: str):
-        return functools.partial(getattr(self._assertions, name), timeout=self._timeout)
 
 
 @pytest.fixture(scope="module")
