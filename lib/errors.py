@@ -4,6 +4,8 @@
      ├── InvalidInput        nothing was sent: empty prompt, bad base URL, absurd parameter
      └── CallFailed          the request was sent (or tried) and did not complete
           ├── EndpointUnreachable   connection refused, unknown host
+          │    └── ServerStartFailed  a server we run ourselves (embedded model, replay) did
+          │                           not start: binary missing, killed by a signal, no health
           ├── AuthFailed            401 / 403: missing or wrong key
           ├── ModelNotFound         404: unknown model or wrong path
           ├── RateLimited           429, with the server's Retry-After when it gave one
@@ -97,6 +99,13 @@ class StreamBroken(CallFailed):
     """The response started, then the connection or the data broke."""
 
     kind = "stream_broken"
+
+
+class ServerStartFailed(EndpointUnreachable):
+    """A server StreamRace starts itself (the embedded model, the replay server) did not start;
+    the message says why (missing binary, a crash by signal, no health in time)."""
+
+    kind = "server_start"
 
 
 def redact(text: str, secrets: tuple[str, ...] | list[str] = ()) -> str:

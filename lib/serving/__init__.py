@@ -1,0 +1,1 @@
+"""Child servers: one way to start, watch and stop them (process), and the servers we run."""
