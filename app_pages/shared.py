@@ -128,7 +128,7 @@ def endpoint_sidebar() -> Settings:
                                key_origin=None)
         elif kind == "local":
             _prestart_embedded(base.model_path)
-            st.caption("Gemma 3 270M on 127.0.0.1, one llama.cpp server per lane. "
+            st.caption("Gemma 3 270M on 127.0.0.1, served by llama.cpp's llama-server. "
                        "Set STREAMRACE_MODEL_PATH for another GGUF file.")
         else:
             default_url = OPENAI_BASE_URL if kind == "openai" else base.base_url

@@ -72,7 +72,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `make bench` runs us by path
 
 from bench._playback_proc import RemotePlayback  # noqa: E402
-from lib.embedded import free_port  # noqa: E402
+from lib.serving.process import free_port  # noqa: E402
 from lib.playback import Script  # noqa: E402
 
 RATES = (200, 1000, 2000)

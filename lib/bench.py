@@ -38,6 +38,7 @@ import pandas as pd
 from lib import endpoints, metrics
 from lib.calls import MAX_TOKENS_LIMIT, Call, check_request, warm_up
 from lib.config import ENDPOINT_KINDS, load_settings
+from lib.embedded import SLOTS
 from lib.endpoints import Endpoint
 from lib.errors import CallFailed, InvalidInput, StreamRaceError, redact
 from lib.metrics import ModeSummary, Slo
@@ -259,16 +260,16 @@ def measured_span(traces: Sequence[Trace]) -> float | None:
 
 
 def lane_note(endpoint: Endpoint, settings: BenchSettings) -> str | None:
-    """What the user must know about the embedded model's servers under load."""
+    """What the user must know about the embedded model's server under load."""
     if endpoint.kind != "local":
         return None
-    if settings.rate is None and settings.concurrency == 1:
-        return ("Embedded model: each mode is sent to its own llama.cpp server (one lane per "
-                "mode), which answers one request at a time.")
-    return ("Embedded model: each mode goes to its own llama.cpp server, which answers ONE "
-            "request at a time. Above one request in flight per mode, requests wait in the "
-            "server's queue, and that wait shows in TTFT: real server queueing, not client "
-            "queueing (which is client_s / queue_s).")
+    note = (f"Embedded model: one llama-server decodes up to {SLOTS} requests at once, sharing "
+            "this machine's cores: the more run together, the slower each one.")
+    if settings.rate is None and settings.concurrency <= SLOTS:
+        return note
+    return note + (f" Beyond {SLOTS} in flight, requests wait in the server's queue, and that "
+                   "wait shows in TTFT: real server queueing, not client queueing (which is "
+                   "client_s / queue_s).")
 
 
 # -- the runner -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Endpoints: where a race's two calls go, checked before anything is sent.
 
-`local` is the embedded llama.cpp model (one server per lane, see lib.embedded); `openai`
+`local` is the embedded llama.cpp model (one llama-server for every lane, see lib.embedded); `openai`
 is api.openai.com; `compatible` is any OpenAI-compatible base URL (Ollama, vLLM, llama.cpp,
 LM Studio, a gateway); `replay` plays a saved recording, possibly transformed (lib.replay).
 """
@@ -23,7 +23,7 @@ class Endpoint:
     kind: str
     model: str
     urls: dict[Mode, str]
-    """Base URL per lane; the same URL for both unless the endpoint is embedded."""
+    """Base URL per lane (today the same URL for every lane of an endpoint)."""
     api_key: str | None = field(default=None, repr=False)
     note: str | None = None
     """Something the user should know, e.g. that the embedded server was restarted."""

@@ -44,7 +44,7 @@ import httpx
 import sqlalchemy as sa
 
 from lib.config import default_data_dir, load_settings
-from lib.embedded import free_port, stop_process
+from lib.serving.process import free_port, stop_process
 from lib.endpoints import Endpoint
 from lib.errors import EndpointUnreachable, InvalidInput, StreamRaceError
 from lib.playback import PlaybackServer, Script

@@ -19,7 +19,7 @@ import pytest
 
 from hostile import FAULTS, HTML, TIMEOUT_S, Fault, hostile_server, readme_table
 from lib.display import WORD_JOINER
-from lib.embedded import free_port
+from lib.serving.process import free_port
 from lib.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
