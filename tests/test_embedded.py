@@ -52,8 +52,9 @@ def test_the_lanes_run_at_once_not_in_a_queue(endpoint):
     for t in threads:
         t.join()
     assert len(firsts) == 2
-    # Each first token comes long before the other stream ends.
-    assert max(firsts.values()) < min(lasts.values()) / 2, (firsts, lasts)
+    # Queued, one stream's first token would come after the other's last: here both streams
+    # are under way together.
+    assert max(firsts.values()) < min(lasts.values()), (firsts, lasts)
 
 
 def test_race_on_the_embedded_model(endpoint, tmp_path):
