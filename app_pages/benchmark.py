@@ -5,16 +5,26 @@ import threading
 
 import streamlit as st
 
-from lib import charts, endpoints
-from lib.bench import (PROMPT_SETS, STOP_GRACE_S, Benchmark, BenchSettings, BenchSummary,
-                       compare_frame, logged_summary, parse_prompts, progress_line, results_frame)
-from lib.display import plain_markdown, seconds
-from lib.errors import InvalidInput, StreamRaceError
-from lib.metrics import Slo
-from lib.race import default_params
-from lib.store import to_csv
-from lib.trace import MODES
 from app_pages.shared import current_settings, run_log, settle_previous
+from lib.bench import (
+    PROMPT_SETS,
+    STOP_GRACE_S,
+    Benchmark,
+    BenchSettings,
+    BenchSummary,
+    compare_frame,
+    logged_summary,
+    parse_prompts,
+    progress_line,
+    results_frame,
+)
+from lib.core.errors import InvalidInput, StreamRaceError
+from lib.core.metrics import Slo
+from lib.core.trace import MODES
+from lib.endpoints.resolve import default_params, resolve
+from lib.present import charts
+from lib.present.display import plain_markdown, seconds
+from lib.storage.store import to_csv
 
 UPLOAD = "📄 My file"
 MS = st.column_config.NumberColumn(format="%.1f")
@@ -168,7 +178,7 @@ try:
     if submitted:
         settings = settings_from_form(form)
         with st.spinner("Starting the embedded model (once per app process)…", show_time=True):
-            endpoint = endpoints.resolve(current_settings())
+            endpoint = resolve(current_settings())
         params = default_params(endpoint, timeout_s=float(form["timeout"]))
         bench = Benchmark(endpoint, settings, params, store)
         if bench.note:

@@ -5,13 +5,21 @@ import json
 import pandas as pd
 import streamlit as st
 
-from lib import charts, endpoints, guards
-from lib.config import moderation_config
-from lib.display import clipped_note, guard_held, guard_markdown, guard_runs, guard_status, plain_markdown
-from lib.errors import StreamRaceError
-from lib.race import default_params
-from lib.store import to_csv
 from app_pages.shared import Changes, current_settings, logged_run, run_log, settle_previous
+from lib import guards
+from lib.core.config import moderation_config
+from lib.core.errors import StreamRaceError
+from lib.endpoints.resolve import default_params, resolve
+from lib.present import charts
+from lib.present.display import (
+    clipped_note,
+    guard_held,
+    guard_markdown,
+    guard_runs,
+    guard_status,
+    plain_markdown,
+)
+from lib.storage.store import to_csv
 
 SECONDS = {"perceived_s": "blank screen", "delivered_ttft_s": "delivered TTFT",
            "guard_e2e_s": "E2E + validation"}
@@ -159,7 +167,7 @@ if run and store is not None:
         options = guards.GuardOptions(on_fail, int(window_tokens), int(window_context), stream_first)
         plant = guards.Plant.at_fraction(plant_text, plant_at, int(max_tokens)) if plant_on else None
         with st.spinner("Starting the embedded model (once per app process)…", show_time=True):
-            endpoint = endpoints.resolve(settings)
+            endpoint = resolve(settings)
         params = default_params(endpoint, max_tokens=int(max_tokens), seed=int(seed),
                                 timeout_s=float(timeout_s))
         lab = guards.GuardRun(endpoint, prompt, params, validators, names, options, plant).start()

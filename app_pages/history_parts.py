@@ -11,8 +11,9 @@ from datetime import datetime, time, timedelta, timezone
 import pandas as pd
 import streamlit as st
 
-from lib import charts, history
-from lib.trace import MODES
+from lib.core.trace import MODES
+from lib.present import charts, stats
+from lib.storage import history
 
 RANGES = {"All time": None, "Last hour": timedelta(hours=1), "Last 24 hours": timedelta(days=1),
           "Last 7 days": timedelta(days=7), "Last 30 days": timedelta(days=30),
@@ -108,7 +109,7 @@ def patience_settings() -> tuple[tuple[float, ...], float]:
         if thresholds is None:
             st.warning(f"“{typed}” is not a list of positive numbers of seconds, e.g. 1, 3: "
                        "using 1 s and 3 s.", icon="✋")
-            thresholds = charts.DEFAULT_THRESHOLDS_S
+            thresholds = stats.DEFAULT_THRESHOLDS_S
     default = 1.0 if 1.0 in thresholds else thresholds[0]
     headline = cols[2].selectbox("Headline at", thresholds, index=thresholds.index(default),
                                  format_func=lambda t: f"{t:g} s of patience",

@@ -2,15 +2,26 @@
 
 import streamlit as st
 
-from lib import charts, endpoints, metrics, replay
-from lib.display import (SHOWN_CHARS, MarkdownBlocks, clipped_note, plain_markdown, rate, seconds,
-                         shown, status_line)
-from lib.errors import StreamRaceError
-from lib.calls import check_request
-from lib.race import PRESETS, Race, default_params, summary_line
-from lib.store import to_csv
-from lib.trace import Params
 from app_pages.shared import Changes, current_settings, logged_run, run_log, settle_previous
+from lib import replay
+from lib.core import metrics
+from lib.core.calls import check_request
+from lib.core.errors import StreamRaceError
+from lib.core.trace import Params
+from lib.endpoints.resolve import default_params, resolve
+from lib.present import charts
+from lib.present.display import (
+    SHOWN_CHARS,
+    MarkdownBlocks,
+    clipped_note,
+    plain_markdown,
+    rate,
+    seconds,
+    shown,
+    status_line,
+)
+from lib.race import PRESETS, Race, summary_line
+from lib.storage.store import to_csv
 
 RECENT_COLUMNS = ["created_at", "source", "mode", "status", "model", "perceived_s", "ttft_s",
                   "e2e_s", "output_tokens", "token_source", "output_tps", "error", "prompt"]
@@ -180,7 +191,7 @@ if run:
         store = run_log(settings.database_url)
         with st.spinner(STARTING.get(settings.endpoint_kind, "Checking the endpoint…"),
                         show_time=True):
-            endpoint = endpoints.resolve(settings)
+            endpoint = resolve(settings)
         if endpoint.note:
             st.info(endpoint.note, icon="🔄")
         race = Race(endpoint, prompt, default_params(endpoint, **params.as_dict())).start()

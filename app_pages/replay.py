@@ -3,11 +3,13 @@
 import pandas as pd
 import streamlit as st
 
-from lib import charts, metrics, replay
-from lib.display import rate, seconds
-from lib.errors import StreamRaceError
-from lib.replay import Profile, Spec, Transform
 from app_pages.shared import REPLAY_CHOICES, current_settings, run_log
+from lib import replay
+from lib.core import metrics
+from lib.core.errors import StreamRaceError
+from lib.present import charts
+from lib.present.display import rate, seconds
+from lib.replay import Profile, Spec, Transform
 
 RUN_COLUMNS = ["created_at", "source", "mode", "model", "ttft_s", "e2e_s", "output_tokens",
                "prompt"]

@@ -16,9 +16,9 @@ from typing import Callable, Iterator
 import streamlit as st
 
 from lib import embedded, replay
-from lib.config import ENDPOINT_KINDS, OPENAI_BASE_URL, Settings, key_for, load_settings
-from lib.errors import StreamRaceError
-from lib.store import Store
+from lib.core.config import ENDPOINT_KINDS, OPENAI_BASE_URL, Settings, key_for, load_settings
+from lib.core.errors import StreamRaceError
+from lib.storage.store import Store
 
 KIND_LABELS = {
     "local": "🖥️ Embedded model (llama.cpp)",
