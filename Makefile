@@ -8,7 +8,7 @@ PORT ?= 8501
 # Build llama.cpp without its multimodal part and tools: ~6 minutes instead of ~20.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF
 
-.PHONY: run test install install-dev chromium bench clean
+.PHONY: run test test-fast lint install install-dev chromium bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,18 @@ chromium:
 run: install
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
 
-test: install-dev
+# The whole suite, after the style checks (ruff, mypy: settings in pyproject.toml).
+test: install-dev lint
 	$(BIN)/python -m pytest -q
+
+# The edit loop, under a minute: unit and integration tests (real local servers); no pages, no
+# browser, no embedded model.
+test-fast: install-dev
+	$(BIN)/python -m pytest -q tests/unit tests/integration -m "not embedded"
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: install-dev
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done

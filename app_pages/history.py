@@ -144,7 +144,7 @@ def detail(run_ids: list[str], engine) -> None:
         return
     runs = history.runs_by_id(engine, run_ids)
     stall_s = st.columns([1, 3])[0].number_input("Stall: a gap longer than (s)", 0.01, 60.0,
-                                                 stats.DEFAULT_STALL_S, 0.05, key="stall_s")
+                                                 stats.DEFAULT_STALL_S, 0.05, key="history_stall_s")
     timelines = stats.timelines_data(runs, stall_s)
     if timelines.marks.empty:
         st.info("The selected runs received no text: no chunk to draw.", icon="🫥")

@@ -7,6 +7,7 @@ what lib/ needs, so that app_pages/history.py reads as the page's outline.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -15,9 +16,10 @@ from lib.core.trace import MODES
 from lib.present import charts, stats
 from lib.storage import history
 
-RANGES = {"All time": None, "Last hour": timedelta(hours=1), "Last 24 hours": timedelta(days=1),
-          "Last 7 days": timedelta(days=7), "Last 30 days": timedelta(days=30),
-          "Custom dates": "custom"}
+RANGES: dict[str, Any] = {
+    "All time": None, "Last hour": timedelta(hours=1), "Last 24 hours": timedelta(days=1),
+    "Last 7 days": timedelta(days=7), "Last 30 days": timedelta(days=30),
+    "Custom dates": "custom"}
 STATUSES = ("ok", "error", "cancelled")
 SECONDS = {"client_s": "client", "ttft_s": "TTFT", "perceived_s": "blank screen", "e2e_s": "E2E",
            "tpot_s": "TPOT", "icl_p50_s": "gap p50", "icl_p95_s": "gap p95",
@@ -102,6 +104,7 @@ def patience_settings() -> tuple[tuple[float, ...], float]:
     nielsen = cols[1].toggle("Nielsen's limits (0.1 s, 1 s, 10 s)", key="patience_nielsen")
     typed = cols[0].text_input("Patience thresholds (seconds, comma-separated)", "1, 3",
                                key="patience_thresholds", disabled=nielsen)
+    thresholds: tuple[float, ...] | None
     if nielsen:
         thresholds = charts.NIELSEN_S
     else:

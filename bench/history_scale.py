@@ -30,7 +30,7 @@ from lib.core.trace import Chunk, Params, Request, Trace  # noqa: E402
 from lib.present import charts, stats  # noqa: E402
 from lib.race import PRESETS  # noqa: E402
 from lib.serving.playback import WORDS  # noqa: E402
-from lib.storage import history
+from lib.storage import history  # noqa: E402
 from lib.storage.store import RUN_COLUMNS, Store, trace_to_row  # noqa: E402
 
 LIMIT_S = 2.0
@@ -95,7 +95,7 @@ def fill(store: Store, runs: int, seed: int = 7) -> None:
     insert = sa.text(f"INSERT INTO runs ({names}) VALUES ({values})")
     batch: list[dict] = []
     with store.engine.begin() as conn:
-        for race in range(runs // 2):
+        for _ in range(runs // 2):
             created = end - timedelta(seconds=rng.uniform(0, 30 * 86400))
             race_id, source = uuid.uuid4().hex, rng.choice(SOURCES)
             for row in rng.choice(templates):

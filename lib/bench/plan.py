@@ -46,7 +46,11 @@ class BenchSettings:
     slo: Slo = Slo()
 
     def check(self) -> "BenchSettings":
-        if not self.modes or any(m not in MODES for m in self.modes) or len(set(self.modes)) < len(self.modes):
+        if (
+            not self.modes
+            or any(m not in MODES for m in self.modes)
+            or len(set(self.modes)) < len(self.modes)
+        ):
             raise InvalidInput("Choose the modes to benchmark: blocking, streaming, or both.")
         if not 1 <= self.requests <= MAX_REQUESTS:
             raise InvalidInput(f"The number of requests must be between 1 and {MAX_REQUESTS:,}.")
@@ -69,8 +73,12 @@ class BenchSettings:
     def as_dict(self) -> dict:
         """For the run log and the summary JSON: the prompt set by name, not its text."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        values.update(prompts=self.prompts.name, prompt_count=len(self.prompts.prompts),
-                      modes=list(self.modes), slo=dataclasses.asdict(self.slo))
+        values.update(
+            prompts=self.prompts.name,
+            prompt_count=len(self.prompts.prompts),
+            modes=list(self.modes),
+            slo=dataclasses.asdict(self.slo),
+        )
         return values
 
 
@@ -111,15 +119,20 @@ def suite_params(settings: BenchSettings, base: Params) -> dict[int, Params]:
         try:
             check_request(prompt.prompt, params[limit])
         except InvalidInput as error:
-            raise InvalidInput(f"Prompt {number} of {settings.prompts.name}: {error.message}") from None
+            raise InvalidInput(
+                f"Prompt {number} of {settings.prompts.name}: {error.message}"
+            ) from None
     return params
 
 
 def measured_span(traces: Sequence[Trace]) -> float | None:
     """The measured phase's duration, the denominator of every throughput.
     Formula: max(t_end) − min(t_start) over the measured calls; None without any."""
-    measured = [t for t in traces if t.bench_phase == "measured"
-                and t.t_start is not None and t.t_end is not None]
+    measured = [
+        t
+        for t in traces
+        if t.bench_phase == "measured" and t.t_start is not None and t.t_end is not None
+    ]
     if not measured:
         return None
     return max(t.t_end for t in measured) - min(t.t_start for t in measured)
@@ -130,9 +143,13 @@ def lane_note(endpoint: Endpoint, settings: BenchSettings) -> str | None:
     if endpoint.kind != "local":
         return None
     if settings.rate is None and settings.concurrency == 1:
-        return ("Embedded model: each mode is sent to its own llama.cpp server (one lane per "
-                "mode), which answers one request at a time.")
-    return ("Embedded model: each mode goes to its own llama.cpp server, which answers ONE "
-            "request at a time. Above one request in flight per mode, requests wait in the "
-            "server's queue, and that wait shows in TTFT: real server queueing, not client "
-            "queueing (which is client_s / queue_s).")
+        return (
+            "Embedded model: each mode is sent to its own llama.cpp server (one lane per "
+            "mode), which answers one request at a time."
+        )
+    return (
+        "Embedded model: each mode goes to its own llama.cpp server, which answers ONE "
+        "request at a time. Above one request in flight per mode, requests wait in the "
+        "server's queue, and that wait shows in TTFT: real server queueing, not client "
+        "queueing (which is client_s / queue_s)."
+    )

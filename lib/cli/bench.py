@@ -26,6 +26,11 @@ from lib.core.trace import MODES, Mode, Params
 from lib.endpoints.resolve import default_params, resolve
 from lib.storage.store import Store, to_csv
 
+DESCRIPTION = (
+    "Benchmark mode: many calls, under load, summarised with percentiles, throughput and goodput."
+)
+"""What --help says first (unchanged since the command was written: scripts may show it)."""
+
 
 def _modes(text: str) -> tuple[Mode, ...]:
     modes = tuple(m.strip() for m in text.split(",") if m.strip())
@@ -36,7 +41,7 @@ def _modes(text: str) -> tuple[Mode, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lib.bench",
-                                     description=__doc__.splitlines()[0])
+                                     description=DESCRIPTION)
     where = parser.add_argument_group("endpoint (default: STREAMRACE_* settings, else the "
                                       "embedded model)")
     add_endpoint_arguments(where)

@@ -112,10 +112,10 @@ def format_table(traces: list[Trace]) -> str:
 
 def aligned(fields: list[str], rows: list[dict]) -> str:
     """Rows as a text table with a header, one column per field, values formatted."""
-    rows = [[_fmt(row[f]) for f in fields] for row in rows]
-    widths = [max([len(f), *(len(r[i]) for r in rows)]) for i, f in enumerate(fields)]
+    cells = [[_fmt(row[f]) for f in fields] for row in rows]
+    widths = [max([len(f), *(len(r[i]) for r in cells)]) for i, f in enumerate(fields)]
     lines = ["  ".join(f.ljust(w) for f, w in zip(fields, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(line.rstrip() for line in lines)
 
 

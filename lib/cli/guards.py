@@ -28,10 +28,15 @@ from lib.guards import (
 )
 from lib.storage.store import Store
 
+DESCRIPTION = (
+    "Guardrails: what validating a streamed answer costs, and what streaming it exposes."
+)
+"""What --help says first (unchanged since the command was written: scripts may show it)."""
 
-def main(argv: list[str] | None = None) -> int:
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m lib.guards", description=__doc__.splitlines()[0]
+        prog="python -m lib.guards", description=DESCRIPTION
     )
     parser.add_argument(
         "--prompt",
@@ -73,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, metavar="CSV", help="also write the table here")
     add_cli_arguments(parser, max_tokens=PRESETS[0].max_tokens)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     settings = cli_settings(args)
     try:
         # Everything is checked before the model or the run log is touched.

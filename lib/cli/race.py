@@ -21,10 +21,15 @@ from lib.endpoints.resolve import resolve
 from lib.race import run_headless, summary_line
 from lib.storage.store import Store
 
+DESCRIPTION = (
+    "The race: the same prompt sent blocking and streamed at the same instant."
+)
+"""What --help says first (unchanged since the command was written: scripts may show it)."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lib.race",
-                                     description=(__doc__ or "").splitlines()[0])
+                                     description=DESCRIPTION)
     parser.add_argument("--prompt", required=True, type=prompt_text,
                         help="the prompt; '-' reads it from standard input")
     add_cli_arguments(parser)

@@ -19,6 +19,11 @@ from lib.storage.recording import Recording, check_name, dumps, from_rows, loads
 from lib.storage.recordings import Recordings
 from lib.storage.store import Store
 
+DESCRIPTION = (
+    "Record and replay, and what-if: logged runs played back by a real OpenAI-compatible server."
+)
+"""What --help says first (unchanged since the command was written: scripts may show it)."""
+
 
 def _transform_from(args: argparse.Namespace) -> Transform:
     return Transform(time_scale=args.scale, max_tokens_per_s=args.cap, jitter_s=args.jitter,
@@ -60,7 +65,7 @@ def _read(path: str) -> bytes:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.replay",
-                                     description=__doc__.splitlines()[0])
+                                     description=DESCRIPTION)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--database-url", help="default: DATABASE_URL or the user's data folder")
     commands = parser.add_subparsers(dest="command", required=True)

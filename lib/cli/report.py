@@ -17,6 +17,11 @@ from lib.report import build
 from lib.storage import history
 from lib.storage.store import Store
 
+DESCRIPTION = (
+    "The stakeholder report: one self-contained HTML file about the filtered runs."
+)
+"""What --help says first (unchanged since the command was written: scripts may show it)."""
+
 
 def _moment(text: str, end_of_day: bool = False) -> datetime:
     """An ISO date or date-time (UTC unless it says otherwise); a bare date as --until means
@@ -32,7 +37,7 @@ def _moment(text: str, end_of_day: bool = False) -> datetime:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.report",
-                                     description=__doc__.splitlines()[0])
+                                     description=DESCRIPTION)
     parser.add_argument("--out", required=True, type=Path, help="the HTML file to write")
     parser.add_argument("--since", type=_moment, help="ISO date or date-time, inclusive (UTC)")
     parser.add_argument("--until", type=lambda t: _moment(t, end_of_day=True),

@@ -101,7 +101,7 @@ class Call:
         if params.repeat_penalty is not None:
             # Mirascope's Params have no slot for server extensions; the SDK's extra_body does.
             completions = client.chat.completions
-            completions.create = functools.partial(
+            completions.create = functools.partial(  # type: ignore[method-assign,assignment]
                 completions.create, extra_body={"repeat_penalty": params.repeat_penalty}
             )
         self._provider = Provider(client, openai_features=endpoint.kind == "openai")

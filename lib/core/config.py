@@ -72,7 +72,9 @@ def load_settings(
     )
 
 
-def _lookup(name: str, environ: Mapping[str, str], secrets: Mapping) -> tuple[str | None, str | None]:
+def _lookup(
+    name: str, environ: Mapping[str, str], secrets: Mapping
+) -> tuple[str | None, str | None]:
     """A setting's value and its origin: the environment wins over secrets.toml."""
     if environ.get(name):
         return environ[name], "environment"

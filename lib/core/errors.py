@@ -207,11 +207,14 @@ def from_exception(
         elif isinstance(exc, llm.RateLimitError) or status == 429:
             retry_after = _retry_after(exc)
             hint = f" It asked to retry after {retry_after:g} s." if retry_after else ""
-            error = RateLimited(f"{base_url} is rate limiting requests (HTTP 429).{hint}", retry_after)
+            error = RateLimited(f"{base_url} is rate limiting requests (HTTP 429).{hint}",
+                                retry_after)
         elif isinstance(exc, llm.BadRequestError) or status in (400, 422):
             error = BadRequest(f"{base_url} rejected the request (HTTP {status}): {detail}")
         elif isinstance(exc, llm.ServerError) or (status is not None and status >= 500):
-            error = ServerFailed(f"{base_url} answered with a server error (HTTP {status}): {detail}")
+            error = ServerFailed(
+                f"{base_url} answered with a server error (HTTP {status}): {detail}"
+            )
         elif isinstance(exc, (llm.ConnectionError, httpx.ConnectError, ConnectionError)):
             error = EndpointUnreachable(
                 f"Cannot reach {base_url}: is the server running, and is the URL right? ({detail})"

@@ -17,11 +17,14 @@ import numpy as np
 
 from lib.core.trace import Trace
 
+Values = Sequence[float] | np.ndarray
+"""Numbers to take statistics of: a list, or a numpy array (the charts' run-log columns)."""
+
 CHARS_PER_TOKEN = 4.0
 """Rough English average, used only when a server sends no usage and no chunks to count."""
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
+def percentile(values: Values, q: float) -> float | None:
     """The q-th percentile (0–100) with linear interpolation between ranks (numpy's default).
 
     Formula: rank = q/100 × (n − 1); value = v[floor] + (v[ceil] − v[floor]) × frac(rank).
@@ -30,7 +33,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return percentiles(values, (q,))[0]
 
 
-def percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float | None]:
+def percentiles(values: Values, qs: Sequence[float]) -> list[float | None]:
     """Several percentiles of the same values, sorted once; each as `percentile()` defines it."""
     ordered = np.sort(np.asarray(values, dtype=float))
     if not len(ordered):
@@ -43,7 +46,7 @@ def percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float | No
     return result
 
 
-def kept_shares(blank_s: Sequence[float], patience_s: Sequence[float]) -> list[float] | None:
+def kept_shares(blank_s: Values, patience_s: Values) -> list[float] | None:
     """The patience model: the share of simulated users kept, for each patience.
 
     Each run is one user who opens the answer and looks at a blank screen for its
@@ -59,7 +62,7 @@ def kept_shares(blank_s: Sequence[float], patience_s: Sequence[float]) -> list[f
     return (kept / len(ordered)).tolist()
 
 
-def kept_more_pp(blocking_blank_s: Sequence[float], streaming_blank_s: Sequence[float],
+def kept_more_pp(blocking_blank_s: Values, streaming_blank_s: Values,
                  patience_s: float) -> float | None:
     """How many more users streaming keeps at one patience, in percentage points of all users.
 
@@ -99,7 +102,8 @@ def bench_offset_s(trace: Trace) -> float | None:
 
 
 def e2e_s(trace: Trace) -> float | None:
-    """Request to last text. Formula: t(last non-empty chunk) − t0; a usage chunk does not extend it."""
+    """Request to last text. Formula: t(last non-empty chunk) − t0; a usage chunk does not
+    extend it."""
     if trace.t0 is None or not trace.chunks:
         return None
     return trace.chunks[-1].t - trace.t0
@@ -170,7 +174,8 @@ def output_tokens(trace: Trace) -> tuple[int | None, str | None]:
 
 
 def input_tokens(trace: Trace) -> int | None:
-    """Prompt tokens: the server's usage, else ceil(prompt characters / 4) (marked by token_source)."""
+    """Prompt tokens: the server's usage, else ceil(prompt characters / 4) (marked by
+    token_source)."""
     if trace.input_tokens is not None:
         return trace.input_tokens
     return math.ceil(len(trace.request.prompt) / CHARS_PER_TOKEN)
@@ -220,7 +225,8 @@ def delivered_ttft_s(trace: Trace) -> float | None:
 
 
 def guard_e2e_s(trace: Trace) -> float | None:
-    """Until the answer is shown and validated in full. Formula: t(done) − t0, validation included."""
+    """Until the answer is shown and validated in full. Formula: t(done) − t0, validation
+    included."""
     done = trace.guard.first("done") if trace.guard else None
     if done is None or trace.t0 is None:
         return None
@@ -264,7 +270,9 @@ def exposure(trace: Trace) -> Exposure | None:
         chars += overlap
         leaked += overlap if piece.removed_at is None else 0
         removed = piece.removed_at
-        intervals.append((piece.shown_at, removed if removed is not None else max(t_end, piece.shown_at)))
+        intervals.append(
+            (piece.shown_at, removed if removed is not None else max(t_end, piece.shown_at))
+        )
     return Exposure(chars, _union_length(intervals), leaked)
 
 
@@ -368,7 +376,8 @@ def compute(trace: Trace) -> Metrics:
 
 
 def speedup(blocking: Trace, streaming: Trace) -> float | None:
-    """How many times sooner streaming showed its first words. Formula: perceived(blocking) / perceived(streaming)."""
+    """How many times sooner streaming showed its first words.
+    Formula: perceived(blocking) / perceived(streaming)."""
     slow, fast = perceived_s(blocking), perceived_s(streaming)
     if slow is None or fast is None or fast <= 0:
         return None
@@ -416,8 +425,12 @@ def meets_slo(trace: Trace, slo: Slo) -> bool:
     """
     ttft = ttft_s(trace)
     icl = icl_p99_s(trace)
-    return (trace.status == "ok" and ttft is not None and ttft <= slo.ttft_s
-            and (icl is None or icl <= slo.icl_p99_s))
+    return (
+        trace.status == "ok"
+        and ttft is not None
+        and ttft <= slo.ttft_s
+        and (icl is None or icl <= slo.icl_p99_s)
+    )
 
 
 def _one(metric: Callable[[Trace], float | None]) -> Callable[[Trace], list[float | None]]:
@@ -425,9 +438,14 @@ def _one(metric: Callable[[Trace], float | None]) -> Callable[[Trace], list[floa
 
 
 SUMMARY_METRICS: dict[str, Callable[[Trace], list[float | None]]] = {
-    "ttft_s": _one(ttft_s), "perceived_s": _one(perceived_s), "e2e_s": _one(e2e_s),
-    "tpot_s": _one(tpot_s), "icl_s": inter_chunk_gaps, "output_tps": _one(output_tps),
-    "client_s": _one(client_s), "queue_s": _one(queue_s),
+    "ttft_s": _one(ttft_s),
+    "perceived_s": _one(perceived_s),
+    "e2e_s": _one(e2e_s),
+    "tpot_s": _one(tpot_s),
+    "icl_s": inter_chunk_gaps,
+    "output_tps": _one(output_tps),
+    "client_s": _one(client_s),
+    "queue_s": _one(queue_s),
 }
 """What a summary describes, each as the samples one call contributes: one value per call,
 except `icl_s`, to which each call gives all its gaps."""
@@ -456,7 +474,9 @@ class ModeSummary:
         return asdict(self)
 
 
-def summarize(traces: Sequence[Trace], mode: str, duration_s: float | None, slo: Slo) -> ModeSummary:
+def summarize(
+    traces: Sequence[Trace], mode: str, duration_s: float | None, slo: Slo
+) -> ModeSummary:
     """The summary of one mode's calls over a run of `duration_s` seconds.
 
     Formulas (n = calls of the mode sent, any status; distributions over the `ok` calls only):
@@ -480,11 +500,17 @@ def summarize(traces: Sequence[Trace], mode: str, duration_s: float | None, slo:
         return count / duration_s if timed else None
 
     tokens = sum(output_tokens(t)[0] or 0 for t in done)
-    distributions = {name: distribution(v for t in done for v in samples(t))
-                     for name, samples in SUMMARY_METRICS.items()}
+    distributions = {
+        name: distribution(v for t in done for v in samples(t))
+        for name, samples in SUMMARY_METRICS.items()
+    }
     return ModeSummary(
-        mode=mode, requests=n, ok=len(done), errors=errors,
-        cancelled=sum(t.status == "cancelled" for t in calls), good=good,
+        mode=mode,
+        requests=n,
+        ok=len(done),
+        errors=errors,
+        cancelled=sum(t.status == "cancelled" for t in calls),
+        good=good,
         error_rate=errors / n if n else None,
         goodput_ratio=good / n if n else None,
         request_throughput_rps=per_second(len(done)),

@@ -99,7 +99,11 @@ class OpenAIClient(OpenAI):
     """
 
     def _process_response_data(self, *, data, cast_to, response):
-        if isinstance(data, dict) and isinstance(cast_to, type) and issubclass(cast_to, pydantic.BaseModel):
+        if (
+            isinstance(data, dict)
+            and isinstance(cast_to, type)
+            and issubclass(cast_to, pydantic.BaseModel)
+        ):
             try:
                 return cast_to.model_validate(data)
             except pydantic.ValidationError:

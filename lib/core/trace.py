@@ -132,7 +132,8 @@ class Guarded:
         shown_at: list[float | None] = [None] * count
         removed_at: list[float | None] = [None] * count
         for event in events:
-            for i in range(bisect_left(cuts, clamp(event.start)), bisect_left(cuts, clamp(event.end))):
+            first, last = bisect_left(cuts, clamp(event.start)), bisect_left(cuts, clamp(event.end))
+            for i in range(first, last):
                 if event.kind == "hold":
                     held[i] = True
                 elif event.kind == "release" and not released[i]:
@@ -147,8 +148,11 @@ class Guarded:
                         masked[i] = True
         pieces = []
         for i in range(count):
+            state: CharState
             if released[i]:
-                state = "masked" if masked[i] else "removed" if removed_at[i] is not None else "shown"
+                state = (
+                    "masked" if masked[i] else "removed" if removed_at[i] is not None else "shown"
+                )
             else:
                 state = "held" if held[i] else ""
             pieces.append(Piece(cuts[i], cuts[i + 1], state, shown_at[i], removed_at[i]))
@@ -156,8 +160,9 @@ class Guarded:
 
     def first(self, kind: GuardEventKind) -> GuardEvent | None:
         """The first event of a kind that covers some text (for `done`: the event itself)."""
-        return next((e for e in self.events if e.kind == kind and (kind == "done" or e.end > e.start)),
-                    None)
+        return next(
+            (e for e in self.events if e.kind == kind and (kind == "done" or e.end > e.start)), None
+        )
 
 
 @dataclass

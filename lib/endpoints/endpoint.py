@@ -50,7 +50,7 @@ def check_base_url(url: str) -> str:
             f"'{url}' is not an http(s) URL. A base URL looks like http://127.0.0.1:8000/v1."
         )
     try:
-        parsed.port
+        _ = parsed.port  # raises ValueError for a port out of range
     except ValueError:
         raise InvalidInput(f"'{url}' has an invalid port.") from None
     return url.rstrip("/")

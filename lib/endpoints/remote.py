@@ -11,13 +11,16 @@ from lib.endpoints.endpoint import Endpoint, check_base_url
 def _model(settings: Settings) -> str:
     model = (settings.model or "").strip()
     if not model:
-        raise InvalidInput("Enter a model name (for Ollama e.g. llama3.2, for vLLM the served name).")
+        raise InvalidInput(
+            "Enter a model name (for Ollama e.g. llama3.2, for vLLM the served name)."
+        )
     return model
 
 
 def _endpoint(settings: Settings, model: str, url: str) -> Endpoint:
-    return Endpoint(settings.endpoint_kind, model, {mode: url for mode in MODES},
-                    settings.api_key or None)
+    return Endpoint(
+        settings.endpoint_kind, model, {mode: url for mode in MODES}, settings.api_key or None
+    )
 
 
 def resolve_openai(settings: Settings) -> Endpoint:

@@ -130,7 +130,8 @@ class GuardRun:
         try:
             while True:
                 with call.progress:
-                    call.progress.wait_for(lambda: len(trace.chunks) > seen or trace.done)
+                    call.progress.wait_for(
+                        lambda: len(trace.chunks) > seen or trace.done)  # noqa: B023 - now
                     new, ended = trace.chunks[seen:], trace.done
                 seen += len(new)
                 for chunk in new:
@@ -148,9 +149,13 @@ class GuardRun:
             self.error = error
             call.cancel()
         except Exception as exc:  # noqa: BLE001 - a guard that dies must say so, not hang the page
-            keys = [self.call.endpoint.api_key] + [getattr(v, "_key", None) for v in self.checker.validators]
-            self.error = StreamRaceError(f"The guardrails stopped: {type(exc).__name__}: "
-                                         f"{redact(str(exc), [k for k in keys if k])}")
+            keys = [self.call.endpoint.api_key] + [
+                getattr(v, "_key", None) for v in self.checker.validators
+            ]
+            self.error = StreamRaceError(
+                f"The guardrails stopped: {type(exc).__name__}: "
+                f"{redact(str(exc), [k for k in keys if k])}"
+            )
             call.cancel()
         finally:
             self.checker.close()
@@ -188,24 +193,46 @@ class GuardRun:
         planted = self.plant.text if self.plant else None
         return [
             dataclasses.replace(
-                base, run_id=run_id, chunks=chunks, status=status, error=error, error_kind=kind,
+                base,
+                run_id=run_id,
+                chunks=chunks,
+                status=status,
+                error=error,
+                error_kind=kind,
                 guard=lane.guarded(self.violations, planted, **extra),
             )
             for lane, run_id in zip(self.lanes, self._lane_ids)
         ]
 
 
-def run_headless(endpoint, prompt: str, params: Params, validators: Sequence[Validator],
-                 strategies: Sequence[str], options: GuardOptions | None = None,
-                 plant: Plant | None = None, store: Log | None = None,
-                 timeout_s: float | None = None) -> list[Trace]:
+def run_headless(
+    endpoint,
+    prompt: str,
+    params: Params,
+    validators: Sequence[Validator],
+    strategies: Sequence[str],
+    options: GuardOptions | None = None,
+    plant: Plant | None = None,
+    store: Log | None = None,
+    timeout_s: float | None = None,
+) -> list[Trace]:
     """One guardrails run without a renderer; logs one row per strategy; returns them."""
     run = GuardRun(endpoint, prompt, params, validators, strategies, options, plant)
     return runs.run_logged(run, run.traces, store, timeout_s)
 
 
-TABLE_FIELDS = ["strategy", "status", "perceived_s", "delivered_ttft_s", "guard_e2e_s",
-                "exposure_chars", "exposure_s", "leaked_chars", "retractions", "validation_s"]
+TABLE_FIELDS = [
+    "strategy",
+    "status",
+    "perceived_s",
+    "delivered_ttft_s",
+    "guard_e2e_s",
+    "exposure_chars",
+    "exposure_s",
+    "leaked_chars",
+    "retractions",
+    "validation_s",
+]
 """The trade-off per strategy, as the page, the CLI and the CSV show it (run-log names;
 `perceived_s` is the blank-screen time behind the strategy)."""
 
@@ -232,15 +259,30 @@ PRESETS = (
     # Gemma 3 270M (a base model) repeats contact details given in the prompt, and invents more
     # (checked on the embedded model: seed 42 writes the e-mail, a phone number and a second
     # address). It is the pattern of a support bot leaking its context.
-    GuardPreset("Contact details (PII)",
-                "In one sentence: the support e-mail is help@example.com and the phone number is "
-                "555-0142. How do I reach support?", 60, ("pii",), False),
-    GuardPreset("Planted violation in a long answer",
-                "Write a report of about 150 words on why streaming responses improve the user "
-                "experience of chat applications.", 160, ("pii", "banned"), True),
-    GuardPreset("Structured output (JSON)",
-                'Reply with JSON only, like {"name": "...", "email": "..."}, for Jane Doe, whose '
-                "e-mail is jane.doe@example.com.", 60, ("json_schema", "pii"), False),
+    GuardPreset(
+        "Contact details (PII)",
+        "In one sentence: the support e-mail is help@example.com and the phone number is "
+        "555-0142. How do I reach support?",
+        60,
+        ("pii",),
+        False,
+    ),
+    GuardPreset(
+        "Planted violation in a long answer",
+        "Write a report of about 150 words on why streaming responses improve the user "
+        "experience of chat applications.",
+        160,
+        ("pii", "banned"),
+        True,
+    ),
+    GuardPreset(
+        "Structured output (JSON)",
+        'Reply with JSON only, like {"name": "...", "email": "..."}, for Jane Doe, whose '
+        "e-mail is jane.doe@example.com.",
+        60,
+        ("json_schema", "pii"),
+        False,
+    ),
 )
 
 

@@ -38,7 +38,9 @@ class GuardOptions:
         if not 1 <= self.chunk_size <= 1000:
             raise InvalidInput("The window must hold between 1 and 1,000 tokens.")
         if not 0 <= self.context_size < self.chunk_size:
-            raise InvalidInput("The window's context must be at least 0 tokens and shorter than the window.")
+            raise InvalidInput(
+                "The window's context must be at least 0 tokens and shorter than the window."
+            )
 
 
 class Strategy:
@@ -87,11 +89,14 @@ class Strategy:
     def on_end(self, t_end: float) -> None:
         raise NotImplementedError
 
-    def _emit(self, t: float, kind: GuardEventKind, start: int = 0, end: int = 0, note: str = "") -> None:
+    def _emit(
+        self, t: float, kind: GuardEventKind, start: int = 0, end: int = 0, note: str = ""
+    ) -> None:
         self.events.append(GuardEvent(t, kind, start, end, note))
 
-    def _validate(self, ready: float, start: int, end: int, scope: Scope,
-                  context_start: int | None = None) -> float:
+    def _validate(
+        self, ready: float, start: int, end: int, scope: Scope, context_start: int | None = None
+    ) -> float:
         """Check text[context_start or start:end], ready at `ready`, on this strategy's lane;
         redact what fails at the verdict; return the verdict's time."""
         if not self.checker.chosen(scope):
@@ -114,15 +119,20 @@ class Strategy:
         self._redacted[start:end] = [True] * (end - start)
         self._emit(t, "redact", start, end, note)
 
-    def guarded(self, violations: tuple[tuple[int, int], ...] = (), planted: str | None = None,
-                **params) -> Guarded:
+    def guarded(
+        self, violations: tuple[tuple[int, int], ...] = (), planted: str | None = None, **params
+    ) -> Guarded:
         """The display timeline so far, in time order (same-time events keep their order)."""
         events = list(self.events)  # copied first: the text is then at least as long
         return Guarded(
-            strategy=self.name, label=self.label,
+            strategy=self.name,
+            label=self.label,
             validators=tuple(v.name for v in self.checker.validators),
-            params={**self.params, **params}, events=tuple(sorted(events, key=lambda e: e.t)),
-            checks_s=tuple(self.checks_s), violations=violations, planted=planted,
+            params={**self.params, **params},
+            events=tuple(sorted(events, key=lambda e: e.t)),
+            checks_s=tuple(self.checks_s),
+            violations=violations,
+            planted=planted,
         )
 
 
@@ -197,13 +207,19 @@ class Window(Strategy):
     @property
     def label(self):
         o = self.options
-        return f"window {o.chunk_size}/{o.context_size}" + (" stream_first" if o.stream_first else "")
+        return f"window {o.chunk_size}/{o.context_size}" + (
+            " stream_first" if o.stream_first else ""
+        )
 
     @property
     def params(self):
         o = self.options
-        return {**super().params, "chunk_size": o.chunk_size, "context_size": o.context_size,
-                "stream_first": o.stream_first}
+        return {
+            **super().params,
+            "chunk_size": o.chunk_size,
+            "context_size": o.context_size,
+            "stream_first": o.stream_first,
+        }
 
     def on_text(self, t, start, end):
         self._emit(t, "hold", start, end)
@@ -231,7 +247,9 @@ class Window(Strategy):
         self._validate(t_end, 0, len(self.text), "answer")
 
 
-STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (NoGuard, After, Sentence, Window, Blocking)}
+STRATEGIES: dict[str, type[Strategy]] = {
+    s.name: s for s in (NoGuard, After, Sentence, Window, Blocking)
+}
 
 
 def check_strategies(names: Sequence[str]) -> list[str]:
@@ -244,8 +262,13 @@ def check_strategies(names: Sequence[str]) -> list[str]:
     return names
 
 
-def simulate(name: str, chunks: Sequence[Chunk], checker: Checker,
-             options: GuardOptions | None = None, t_end: float | None = None) -> Strategy:
+def simulate(
+    name: str,
+    chunks: Sequence[Chunk],
+    checker: Checker,
+    options: GuardOptions | None = None,
+    t_end: float | None = None,
+) -> Strategy:
     """One strategy over a whole chunk timeline; the stream ends at `t_end` (default: the
     last chunk). Pure but for the checker's clock."""
     strategy = STRATEGIES[name](checker, options)

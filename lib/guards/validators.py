@@ -141,14 +141,18 @@ class MaxLength:
 
     def __init__(self, limit: int):
         if not isinstance(limit, int) or limit < 1:
-            raise InvalidInput("The maximum length must be a whole number of characters, at least 1.")
+            raise InvalidInput(
+                "The maximum length must be a whole number of characters, at least 1.")
         self.limit = limit
 
     def check(self, text: str) -> list[Violation]:
         if len(text) <= self.limit:
             return []
-        return [Violation(self.name, self.limit, len(text),
-                          f"{len(text):,} characters, limit {self.limit:,}")]
+        return [
+            Violation(
+                self.name, self.limit, len(text), f"{len(text):,} characters, limit {self.limit:,}"
+            )
+        ]
 
 
 DEFAULT_SCHEMA = {
@@ -176,8 +180,10 @@ class JsonSchema:
             try:
                 schema = json.loads(schema)
             except json.JSONDecodeError as exc:
-                raise InvalidInput(f"The JSON Schema is not valid JSON: {exc.msg} at line "
-                                   f"{exc.lineno}, column {exc.colno}.") from None
+                raise InvalidInput(
+                    f"The JSON Schema is not valid JSON: {exc.msg} at line "
+                    f"{exc.lineno}, column {exc.colno}."
+                ) from None
         if not isinstance(schema, dict):
             raise InvalidInput("The JSON Schema must be a JSON object.")
         cls = jsonschema.validators.validator_for(schema)
@@ -218,10 +224,14 @@ class Moderation:
     whole_answer = False
     MODEL = "omni-moderation-latest"
 
-    def __init__(self, api_key: str | None, base_url: str = OPENAI_BASE_URL, timeout_s: float = 15.0):
+    def __init__(
+        self, api_key: str | None, base_url: str = OPENAI_BASE_URL, timeout_s: float = 15.0
+    ):
         if not api_key:
-            raise InvalidInput("The moderation validator calls OpenAI's moderation endpoint: set "
-                               "OPENAI_API_KEY (environment or .streamlit/secrets.toml).")
+            raise InvalidInput(
+                "The moderation validator calls OpenAI's moderation endpoint: set "
+                "OPENAI_API_KEY (environment or .streamlit/secrets.toml)."
+            )
         self.base_url = base_url.rstrip("/")
         self._key = api_key
         self._client = httpx.Client(timeout=timeout_s)
@@ -233,26 +243,43 @@ class Moderation:
         url = f"{self.base_url}/moderations"
         body = {"model": self.MODEL, "input": [text[a:b] for a, b in spans]}
         try:
-            response = self._client.post(url, json=body, headers={"Authorization": f"Bearer {self._key}"})
+            response = self._client.post(
+                url, json=body, headers={"Authorization": f"Bearer {self._key}"}
+            )
         except httpx.HTTPError as exc:
-            raise CallFailed(f"The moderation endpoint {url} did not answer "
-                             f"({type(exc).__name__}: {self._scrub(str(exc))}).") from None
+            raise CallFailed(
+                f"The moderation endpoint {url} did not answer "
+                f"({type(exc).__name__}: {self._scrub(str(exc))})."
+            ) from None
         if response.status_code in (401, 403):
-            raise AuthFailed(f"The moderation endpoint {url} refused the key "
-                             f"(HTTP {response.status_code}): check OPENAI_API_KEY.")
+            raise AuthFailed(
+                f"The moderation endpoint {url} refused the key "
+                f"(HTTP {response.status_code}): check OPENAI_API_KEY."
+            )
         if response.status_code != 200:
-            raise CallFailed(f"The moderation endpoint {url} answered HTTP {response.status_code}: "
-                             f"{self._scrub(response.text)[:300]}")
+            raise CallFailed(
+                f"The moderation endpoint {url} answered HTTP {response.status_code}: "
+                f"{self._scrub(response.text)[:300]}"
+            )
         try:
             results = response.json()["results"]
             flags = [(bool(r.get("flagged")), r.get("categories") or {}) for r in results]
         except (ValueError, KeyError, TypeError, AttributeError):
             flags = []
         if len(flags) != len(spans):
-            raise CallFailed(f"The moderation endpoint {url} sent an answer without one result "
-                             "per input.")
-        return [Violation(self.name, a, b, "flagged: " + (", ".join(c for c, hit in cats.items() if hit) or "yes"))
-                for (a, b), (flagged, cats) in zip(spans, flags) if flagged]
+            raise CallFailed(
+                f"The moderation endpoint {url} sent an answer without one result per input."
+            )
+        return [
+            Violation(
+                self.name,
+                a,
+                b,
+                "flagged: " + (", ".join(c for c, hit in cats.items() if hit) or "yes"),
+            )
+            for (a, b), (flagged, cats) in zip(spans, flags)
+            if flagged
+        ]
 
     def _scrub(self, text: str) -> str:
         return redact(text, (self._key,))
@@ -281,7 +308,9 @@ class ValidatorSettings:
     moderation_key: str | None = dataclasses.field(default=None, repr=False)
 
 
-def build_validators(names: Sequence[str], settings: ValidatorSettings | None = None) -> list[Validator]:
+def build_validators(
+    names: Sequence[str], settings: ValidatorSettings | None = None
+) -> list[Validator]:
     """Validators by name, checked: InvalidInput says what is wrong (nothing is sent)."""
     settings = settings or ValidatorSettings()
     names = list(dict.fromkeys(n.strip() for n in names if n and n.strip()))
@@ -295,8 +324,9 @@ def build_validators(names: Sequence[str], settings: ValidatorSettings | None = 
         "banned": lambda: BannedTerms(settings.banned),
         "max_length": lambda: MaxLength(settings.max_chars),
         "json_schema": lambda: JsonSchema(settings.schema),
-        "moderation": lambda: Moderation(settings.moderation_key,
-                                         settings.moderation_url or OPENAI_BASE_URL),
+        "moderation": lambda: Moderation(
+            settings.moderation_key, settings.moderation_url or OPENAI_BASE_URL
+        ),
     }
     return [makers[name]() for name in names]
 
@@ -331,13 +361,17 @@ class Checker:
     duration. `clock` is injectable so that tests can give every check a known duration.
     """
 
-    def __init__(self, validators: Sequence[Validator], clock: Callable[[], float] = time.perf_counter):
+    def __init__(
+        self, validators: Sequence[Validator], clock: Callable[[], float] = time.perf_counter
+    ):
         self.validators = tuple(validators)
         self.clock = clock
         self._done: dict[tuple[str, Scope], Check] = {}
 
     def chosen(self, scope: Scope) -> list[Validator]:
-        return [v for v in self.validators if scope == "all" or v.whole_answer == (scope == "answer")]
+        return [
+            v for v in self.validators if scope == "all" or v.whole_answer == (scope == "answer")
+        ]
 
     def check(self, text: str, scope: Scope) -> Check:
         key = (text, scope)
@@ -345,8 +379,9 @@ class Checker:
             validators = self.chosen(scope)
             began = self.clock()
             found = [violation for validator in validators for violation in validator.check(text)]
-            self._done[key] = Check(tuple(sorted(found, key=lambda v: (v.start, v.end))),
-                                    self.clock() - began)
+            self._done[key] = Check(
+                tuple(sorted(found, key=lambda v: (v.start, v.end))), self.clock() - began
+            )
         return self._done[key]
 
     def close(self) -> None:

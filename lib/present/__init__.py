@@ -1,1 +1,1 @@
-"""Presentation without Streamlit: statistics behind the charts, plotly figures, text for display."""
+"""Presentation without Streamlit: statistics behind the charts, plotly figures, display text."""

@@ -181,7 +181,8 @@ def _panels(titles: tuple[str, ...], widths: tuple[float, ...] | None = None,
     """Layout entries for side-by-side panels: axes x/y, x2/y2, ... and their titles."""
     widths = widths or tuple(1.0 / len(titles) for _ in titles)
     scale = (1.0 - gap * (len(titles) - 1)) / sum(widths)
-    layout, start = {"annotations": []}, 0.0
+    layout: dict = {"annotations": []}
+    start = 0.0
     for index, (title, width) in enumerate(zip(titles, widths), start=1):
         suffix = "" if index == 1 else str(index)
         end = start + width * scale
@@ -266,13 +267,14 @@ def length_caption(data: dict[str, LengthFit]) -> str:
 
 
 def patience_figure(data: Patience) -> go.Figure:
-    traces = [dict(
+    traces: list[dict] = [dict(
         type="scatter", x=data.moments_s, y=waiting, mode="lines", line_shape="hv",
         name=_label(mode), line=dict(color=COLORS.get(mode), width=3),
         hovertemplate=(f"{_label(mode)}: %{{y:.0%}} still facing a blank screen at %{{x:.2f}} s "
                        "(= would have left, with that patience)<extra></extra>"),
     ) for mode, waiting in data.waiting.items()]
-    shapes, notes = [], []
+    shapes: list[dict] = []
+    notes: list[dict] = []
     for index, threshold in enumerate(data.thresholds_s):
         lost = ", ".join(f"{mode} lost {1 - kept[threshold]:.0%}"
                          for mode, kept in data.kept.items())
@@ -323,7 +325,7 @@ def patience_caption(data: Patience) -> str:
 def timelines_figure(data: Timelines) -> go.Figure:
     waits = data.gaps[data.gaps["kind"] == "wait"]
     between = data.gaps[data.gaps["kind"] == "gap"]
-    traces = [dict(
+    traces: list[dict] = [dict(
         type="bar", y=waits["run"], x=waits["gap_s"], base=waits["start_s"], orientation="h",
         marker_color=COLORS["blank"], name="waiting for the first chunk", width=0.5,
         hovertemplate="first chunk after %{x:.3f} s<extra></extra>")]
@@ -451,22 +453,36 @@ def guard_tradeoff(traces: list[Trace]) -> go.Figure:
         note = (f"{m.leaked_chars} violating characters never removed" if leaked else
                 f"{m.exposure_chars} violating characters shown" if m.exposure_chars else
                 "no violating character shown")
-        figure.add_trace(go.Scatter(
-            x=[m.perceived_s], y=[m.exposure_s * 1000], mode="markers+text",
-            name=guard.label, text=[f" {guard.label} "],
-            textposition=LABEL_POSITIONS.get(guard.strategy, "top center"), cliponaxis=False,
-            marker=dict(size=18 if leaked else 14, symbol="triangle-up" if leaked else "circle",
-                        color=GUARD_COLORS.get(guard.strategy, "#9467bd"),
-                        line=dict(width=1, color="white")),
-            hovertemplate=(f"{guard.label}<br>blank screen %{{x:.3f}} s<br>"
-                           f"exposure %{{y:.1f}} ms{' or more' if leaked else ''}<br>{note}<extra></extra>"),
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=[m.perceived_s],
+                y=[m.exposure_s * 1000],
+                mode="markers+text",
+                name=guard.label,
+                text=[f" {guard.label} "],
+                textposition=LABEL_POSITIONS.get(guard.strategy, "top center"),
+                cliponaxis=False,
+                marker=dict(
+                    size=18 if leaked else 14,
+                    symbol="triangle-up" if leaked else "circle",
+                    color=GUARD_COLORS.get(guard.strategy, "#9467bd"),
+                    line=dict(width=1, color="white"),
+                ),
+                hovertemplate=(
+                    f"{guard.label}<br>blank screen %{{x:.3f}} s<br>"
+                    f"exposure %{{y:.1f}} ms{' or more' if leaked else ''}<br>{note}<extra></extra>"
+                ),
+            )
+        )
     figure.update_layout(
-        height=380, margin=dict(l=10, r=30, t=40, b=10), showlegend=False,
+        height=380,
+        margin=dict(l=10, r=30, t=40, b=10),
+        showlegend=False,
         title=dict(text="Blank screen against exposure (▲ never removed)", x=0.0, font_size=15),
     )
-    figure.update_xaxes(title_text="blank screen before the first text (s)",
-                        range=[-0.06 * right, 1.15 * right])
+    figure.update_xaxes(
+        title_text="blank screen before the first text (s)", range=[-0.06 * right, 1.15 * right]
+    )
     figure.update_yaxes(title_text="violating text on screen (ms)", range=[-0.1 * top, 1.15 * top])
     return figure
 
@@ -479,14 +495,25 @@ def guard_timelines(traces: list[Trace]) -> go.Figure:
     end = 1.06 * max([xs[-1] for _, xs, _ in lines] + [0.1])
     for trace, xs, ys in lines:
         xs, ys = [*xs, end], [*ys, ys[-1]]
-        figure.add_trace(go.Scatter(
-            x=xs, y=ys, mode="lines", line_shape="hv", name=trace.guard.label,
-            line=dict(color=GUARD_COLORS.get(trace.guard.strategy, "#9467bd"),
-                      dash="dot" if trace.guard.strategy == "none" else "solid", width=2),
-            hovertemplate="%{y} characters readable at %{x:.3f} s<extra></extra>",
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                line_shape="hv",
+                name=trace.guard.label,
+                line=dict(
+                    color=GUARD_COLORS.get(trace.guard.strategy, "#9467bd"),
+                    dash="dot" if trace.guard.strategy == "none" else "solid",
+                    width=2,
+                ),
+                hovertemplate="%{y} characters readable at %{x:.3f} s<extra></extra>",
+            )
+        )
     figure.update_layout(
-        height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.28),
+        height=380,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", y=-0.28),
         title=dict(text="What each strategy let the user read", x=0.0, font_size=15),
     )
     figure.update_xaxes(title_text="seconds after Run", range=[0, end])

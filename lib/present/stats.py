@@ -118,7 +118,7 @@ def blank_screen_data(frame: pd.DataFrame, max_points: int = MAX_POINTS,
             n=len(values), q1=q1, median=median, q3=q3, lower_fence=float(lower),
             upper_fence=float(upper), mean=float(values.mean()),
             points=values[_sample(len(values), max_points)],
-            ecdf_x=ecdf_x, ecdf_y=np.array(metrics.kept_shares(ordered, ecdf_x)),
+            ecdf_x=ecdf_x, ecdf_y=np.asarray(metrics.kept_shares(ordered, ecdf_x), dtype=float),
         )
     return result
 
@@ -189,7 +189,8 @@ def patience_data(frame: pd.DataFrame, thresholds_s=DEFAULT_THRESHOLDS_S,
     tails = [metrics.percentile(v, 99) for v in values.values()]  # the x axis ends after them
     end = max(tails + list(thresholds) + [0.1]) * 1.15
     moments = np.unique(np.concatenate([np.linspace(0.0, end, points), thresholds]))
-    waiting = {mode: 1.0 - np.array(metrics.kept_shares(v, moments)) for mode, v in values.items()}
+    waiting = {mode: 1.0 - np.asarray(metrics.kept_shares(v, moments), dtype=float)
+               for mode, v in values.items()}
     kept = {mode: dict(zip(thresholds, metrics.kept_shares(v, thresholds) or []))
             for mode, v in values.items()}
     more = None

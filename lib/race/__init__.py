@@ -1,4 +1,4 @@
-"""The race: the same prompt sent blocking and streamed at the same instant (`python -m lib.race`)."""
+"""The race: one prompt sent blocking and streamed at the same instant (`python -m lib.race`)."""
 
 from lib.race.race import FRAME_S, PRESETS, Preset, Race, run_headless, summary_line
 

@@ -1,4 +1,4 @@
-"""The stakeholder report: one self-contained HTML file from the run log (`python -m lib.report`)."""
+"""The stakeholder report: one self-contained HTML file of the run log (`python -m lib.report`)."""
 
 from lib.report.document import build
 

@@ -126,12 +126,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, headers: dict | None = None) -> None:
         if self.server.playback.echo_key:
             message += f" Received Authorization: {self.headers.get('Authorization')!r}."
-        self._send_json(status, {"error": {"message": message, "type": "error", "code": status}}, headers)
+        error = {"message": message, "type": "error", "code": status}
+        self._send_json(status, {"error": error}, headers)
 
     def do_GET(self):  # noqa: N802
         if self.path.rstrip("/").endswith("/models"):
-            models = [{"id": name, "object": "model", "owned_by": "playback"}
-                      for name in self.server.playback.model_names()]
+            models = [
+                {"id": name, "object": "model", "owned_by": "playback"}
+                for name in self.server.playback.model_names()
+            ]
             self._send_json(200, {"object": "list", "data": models})
         else:
             self._error(404, f"No route {self.path}")
@@ -159,7 +162,9 @@ class _Handler(BaseHTTPRequestHandler):
         if status != 200:
             headers = {"Retry-After": f"{script.retry_after_s:g}"} if script.retry_after_s else None
             record.t_done = time.perf_counter()
-            return self._error(status, script.error_message or f"Scripted failure {status}", headers)
+            return self._error(
+                status, script.error_message or f"Scripted failure {status}", headers
+            )
         if body.get("stream"):
             self._stream(script, record)
         else:
@@ -173,13 +178,16 @@ class _Handler(BaseHTTPRequestHandler):
         results = []
         for text in inputs if isinstance(inputs, list) else [inputs]:
             hits = [term for term in playback.flagged_terms if term.lower() in str(text).lower()]
-            results.append({
-                "flagged": bool(hits),
-                "categories": {"violence": bool(hits), "harassment": False},
-                "category_scores": {"violence": 0.97 if hits else 0.001, "harassment": 0.001},
-            })
-        self._send_json(200, {"id": "modr-playback", "model": record.body.get("model"),
-                              "results": results})
+            results.append(
+                {
+                    "flagged": bool(hits),
+                    "categories": {"violence": bool(hits), "harassment": False},
+                    "category_scores": {"violence": 0.97 if hits else 0.001, "harassment": 0.001},
+                }
+            )
+        self._send_json(
+            200, {"id": "modr-playback", "model": record.body.get("model"), "results": results}
+        )
 
     def _blocking(self, script: Script, record: Received) -> None:
         at = script.blocking_at_s
@@ -197,7 +205,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         message = {"role": "assistant", "content": "".join(script.texts_for(record.body))}
         payload = {
-            "id": "chatcmpl-playback", "object": "chat.completion", "created": int(time.time()),
+            "id": "chatcmpl-playback",
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": record.body.get("model"),
             "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
         }
@@ -217,10 +227,15 @@ class _Handler(BaseHTTPRequestHandler):
         model = record.body.get("model")
 
         def event(delta: dict | None, finish: str | None = None, usage: dict | None = None) -> None:
-            chunk = {"id": "chatcmpl-playback", "object": "chat.completion.chunk",
-                     "created": int(time.time()), "model": model,
-                     "choices": [] if delta is None else
-                     [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            chunk = {
+                "id": "chatcmpl-playback",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": []
+                if delta is None
+                else [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
             if usage is not None:
                 chunk["usage"] = usage
             self._write(f"data: {json.dumps(chunk)}\n\n".encode())
@@ -266,8 +281,11 @@ def _usage(body: dict, script: Script) -> dict:
     if prompt_tokens is None:
         prompt = "".join(str(m.get("content", "")) for m in body.get("messages", []))
         prompt_tokens = max(1, len(prompt) // 4)
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": output_tokens,
-            "total_tokens": prompt_tokens + output_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": output_tokens,
+        "total_tokens": prompt_tokens + output_tokens,
+    }
 
 
 def _sleep_until(deadline: float) -> None:
@@ -300,8 +318,14 @@ class PlaybackServer:
     a subclass can resolve names on demand (lib.replay does).
     """
 
-    def __init__(self, scripts: dict[str, Script] | None = None, api_key: str | None = None,
-                 port: int = 0, flagged_terms: tuple[str, ...] = (), echo_key: bool = False):
+    def __init__(
+        self,
+        scripts: dict[str, Script] | None = None,
+        api_key: str | None = None,
+        port: int = 0,
+        flagged_terms: tuple[str, ...] = (),
+        echo_key: bool = False,
+    ):
         self.scripts = dict(scripts or {})
         self.api_key = api_key
         self.flagged_terms = flagged_terms
@@ -343,8 +367,9 @@ class PlaybackServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> "PlaybackServer":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
-                                        kwargs={"poll_interval": 0.05})
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, daemon=True, kwargs={"poll_interval": 0.05}
+        )
         self._thread.start()
         return self
 

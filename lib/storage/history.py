@@ -174,7 +174,8 @@ def narrowed(filters: Filters, column: str, values: tuple[str, ...] = (),
         ends = [t for t in (filters.until, until) if t is not None]
         return replace(filters, since=max(starts, key=iso_utc) if starts else None,
                        until=min(ends, key=iso_utc) if ends else None)
-    return replace(filters, **{GROUP_COLUMNS[column]: tuple(values)})
+    changes: dict = {GROUP_COLUMNS[column]: tuple(values)}
+    return replace(filters, **changes)
 
 
 def runs_by_id(engine: sa.Engine, run_ids: list[str]) -> pd.DataFrame:

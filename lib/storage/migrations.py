@@ -95,8 +95,12 @@ def m005_history_indexes(conn: sa.Connection) -> None:
         "CREATE INDEX IF NOT EXISTS ix_runs_history ON runs (source, created_at, mode, status, "
         "endpoint_kind, model, perceived_s, ttft_s, e2e_s, tpot_s, output_tps, output_tokens, "
         "run_id)"))
-    conn.execute(sa.text(
-        "CREATE INDEX IF NOT EXISTS ix_runs_facets ON runs (source, endpoint_kind, model, mode, status)"))
+    conn.execute(
+        sa.text(
+            "CREATE INDEX IF NOT EXISTS ix_runs_facets "
+            "ON runs (source, endpoint_kind, model, mode, status)"
+        )
+    )
 
 
 def m006_error_kind(conn: sa.Connection) -> None:

@@ -173,7 +173,8 @@ def check_timeline(timeline, where: str = "timeline") -> tuple[tuple[float, ...]
         raise _bad(f'"{where}" has no chunks: there is nothing to replay')
     if len(timeline) > MAX_CHUNKS:
         raise _bad(f'"{where}" has {len(timeline):,} chunks; the limit is {MAX_CHUNKS:,}')
-    offsets, texts = [], []
+    offsets: list[float] = []
+    texts: list[str] = []
     for index, pair in enumerate(timeline):
         at = f"{where}[{index}]"
         if not isinstance(pair, list) or len(pair) != 2:

@@ -91,7 +91,8 @@ class Store:
             self.migrate()
         except OperationalError as exc:
             raise InvalidInput(
-                f"Cannot open the run log at {self.engine.url.render_as_string(hide_password=True)}: "
+                f"Cannot open the run log at "
+                f"{self.engine.url.render_as_string(hide_password=True)}: "
                 f"{redact(str(exc.orig))}"
             ) from exc
 
@@ -99,9 +100,12 @@ class Store:
         """Apply the migrations not yet applied; return their names."""
         applied: list[str] = []
         with self.engine.begin() as conn:
-            conn.execute(sa.text(
-                "CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR(64) PRIMARY KEY, applied_at VARCHAR(32))"
-            ))
+            conn.execute(
+                sa.text(
+                    "CREATE TABLE IF NOT EXISTS _migrations "
+                    "(name VARCHAR(64) PRIMARY KEY, applied_at VARCHAR(32))"
+                )
+            )
             done = {row[0] for row in conn.execute(sa.text("SELECT name FROM _migrations"))}
             for name, migration in MIGRATIONS:
                 if name in done:
@@ -132,7 +136,8 @@ class Store:
         query = sa.text(
             f"SELECT {', '.join('b.' + c for c in BENCH_COLUMNS)}, "
             "(SELECT COUNT(*) FROM runs r WHERE r.bench_id = b.bench_id) AS runs "
-            "FROM benchmarks b ORDER BY b.created_at DESC LIMIT :limit")
+            "FROM benchmarks b ORDER BY b.created_at DESC LIMIT :limit"
+        )
         return self._frame(query, {"limit": limit})
 
     def benchmark(self, bench_id: str) -> dict | None:
@@ -146,8 +151,10 @@ class Store:
 
     def bench_traces(self, bench_id: str) -> list[Trace]:
         """Every logged call of one benchmark, as Traces, in the order they were due."""
-        query = sa.text(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE bench_id = :id "
-                        "ORDER BY bench_offset_s, mode")
+        query = sa.text(
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE bench_id = :id "
+            "ORDER BY bench_offset_s, mode"
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(query, {"id": bench_id}).mappings().all()
         return [trace_from_row(row) for row in rows]
@@ -160,7 +167,8 @@ class Store:
         values = ", ".join(f":{c}" for c in columns)
         ids = [row[key] for row in rows]
         delete = sa.text(f"DELETE FROM {table} WHERE {key} IN :ids").bindparams(
-            sa.bindparam("ids", expanding=True))
+            sa.bindparam("ids", expanding=True)
+        )
         insert = sa.text(f"INSERT INTO {table} ({names}) VALUES ({values})")
         for attempt in range(5):
             try:
@@ -185,11 +193,14 @@ class Store:
         """The runs with these ids, newest first."""
         return self._select(limit=None, column="run_id", values=run_ids)
 
-    def _select(self, limit: int | None, column: str,
-                values: Collection[str] | None) -> pd.DataFrame:
+    def _select(
+        self, limit: int | None, column: str, values: Collection[str] | None
+    ) -> pd.DataFrame:
         where = f"WHERE {column} IN :values " if values is not None else ""
-        query = sa.text(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs {where}"
-                        "ORDER BY created_at DESC, mode" + (" LIMIT :limit" if limit else ""))
+        query = sa.text(
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM runs {where}"
+            "ORDER BY created_at DESC, mode" + (" LIMIT :limit" if limit else "")
+        )
         params: dict = {}
         if values is not None:
             query = query.bindparams(sa.bindparam("values", expanding=True))
@@ -254,8 +265,13 @@ def trace_to_row(trace: Trace) -> dict:
 def _guard_columns(guard: Guarded | None, offset: Callable[[float], float | None]) -> dict:
     """The descriptive guardrails columns (the figures come with the metrics)."""
     if guard is None:
-        return {"strategy": None, "validators": None, "planted": None, "guard_params": None,
-                "guard_timeline": None}
+        return {
+            "strategy": None,
+            "validators": None,
+            "planted": None,
+            "guard_params": None,
+            "guard_timeline": None,
+        }
     timeline = {
         "events": [[offset(e.t), e.kind, e.start, e.end, e.note] for e in guard.events],
         "checks_s": [round(d, 9) for d in guard.checks_s],
@@ -290,22 +306,40 @@ def trace_from_row(row: Mapping) -> Trace:
         return None if t_start is None or value[name] is None else t_start + value[name]
 
     known = {f.name for f in dataclasses.fields(Params)}
-    params = {k: tuple(v) if k == "stop" else v
-              for k, v in json.loads(value["params"] or "{}").items() if k in known}
+    params: dict = {
+        k: tuple(v) if k == "stop" else v
+        for k, v in json.loads(value["params"] or "{}").items()
+        if k in known
+    }
     from_server = value["token_source"] == "server"
     return Trace(
-        request=Request(value["prompt"], Params(**params), value["endpoint_kind"],
-                        value["base_url"], value["model"], value.get("transform")),
-        mode=value["mode"], source=value["source"], run_id=value["run_id"],
-        race_id=value["race_id"], created_at=datetime.fromisoformat(value["created_at"]),
-        t_start=t_start, t_run=after_start("queue_s"), t0=t0,
+        request=Request(
+            value["prompt"],
+            Params(**params),
+            value["endpoint_kind"],
+            value["base_url"],
+            value["model"],
+            value.get("transform"),
+        ),
+        mode=value["mode"],
+        source=value["source"],
+        run_id=value["run_id"],
+        race_id=value["race_id"],
+        created_at=datetime.fromisoformat(value["created_at"]),
+        t_start=t_start,
+        t_run=after_start("queue_s"),
+        t0=t0,
         chunks=[Chunk(offset, text) for offset, text in timeline if offset is not None],
         t_shown=after_start("perceived_s"),
         input_tokens=value["input_tokens"] if from_server else None,
         output_tokens=value["output_tokens"] if from_server else None,
-        status=value["status"], error=value["error"], error_kind=value["error_kind"],
-        bench_id=value["bench_id"], bench_phase=value["bench_phase"],
-        t_bench=None if t_start is None or value["bench_offset_s"] is None
+        status=value["status"],
+        error=value["error"],
+        error_kind=value["error_kind"],
+        bench_id=value["bench_id"],
+        bench_phase=value["bench_phase"],
+        t_bench=None
+        if t_start is None or value["bench_offset_s"] is None
         else t_start - value["bench_offset_s"],
     )
 

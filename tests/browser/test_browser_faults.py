@@ -1,4 +1,5 @@
-"""Faults of tests/support/hostile.py in a real browser, on the race page: what a user at a demo sees.
+"""Faults of tests/support/hostile.py in a real browser, on the race page: what a user at a
+demo sees.
 
 AppTest (tests/pages/test_faults.py) checks every fault on every page; here chromium shows the ones
 whose rendering matters: HTML that must not run, a stall that keeps the streamed words, and a

@@ -1,7 +1,8 @@
 """The Replay page in a real browser: pick a logged race in the table, save it as a recording,
 export it, refuse a bad file, then "Use in race" and race the recording on the race page.
 
-The app runs as a subprocess (tests/support/browser_harness.py) on a run log seeded with one live race
+The app runs as a subprocess (tests/support/browser_harness.py) on a run log seeded with one
+live race
 against a playback server; the race page then replays through the app's own replay server.
 Direct-URL and no-internet checks of this page are in test_browser.py (PAGES).
 """

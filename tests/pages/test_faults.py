@@ -1,4 +1,5 @@
-"""Every fault of tests/support/hostile.py, through the race page, the benchmark page and the guardrails
+"""Every fault of tests/support/hostile.py, through the race page, the benchmark page and the
+guardrails
 lab (AppTest of the whole app against the real hostile server on 127.0.0.1).
 
 For each fault and page: the user gets a clear message within the configured timeout, the run
@@ -84,16 +85,17 @@ def shown_errors(at) -> list[str]:
 
 def test_readme_lists_every_fault():
     readme = (ROOT / "README.md").read_text()
-    assert readme_table() in readme, "README's fault table is stale: python -m tests.support.hostile"
+    stale = "README's fault table is stale: python -m tests.support.hostile"
+    assert readme_table() in readme, stale
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.model for f in FAULTS])
 def test_race_page(fault, open_fault, store_url):
     at = open_fault(fault)
-    at.number_input(key="timeout_s").set_value(TIMEOUT_S)
-    at.text_area(key="prompt").input("Why stream?")
+    at.number_input(key="race_timeout_s").set_value(TIMEOUT_S)
+    at.text_area(key="race_prompt").input("Why stream?")
     started = time.monotonic()
-    at.button(key="run").click().run(timeout=TIMEOUT_S + SLACK_S)
+    at.button(key="race_run").click().run(timeout=TIMEOUT_S + SLACK_S)
     took = time.monotonic() - started
     assert not at.exception, [e.value for e in at.exception]
     assert took < TIMEOUT_S + SLACK_S
@@ -127,8 +129,8 @@ def test_race_page(fault, open_fault, store_url):
         assert not any(re.search(r"(?<!\\)<script", m.value) for m in at.markdown)
 
     # The app still works: another race runs, and is logged too.
-    at.text_area(key="prompt").input("Still there?")
-    at.button(key="run").click().run(timeout=SLACK_S)
+    at.text_area(key="race_prompt").input("Still there?")
+    at.button(key="race_run").click().run(timeout=SLACK_S)
     assert not at.exception
     assert Store(store_url).count() == 4
 

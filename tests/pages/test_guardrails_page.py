@@ -217,3 +217,18 @@ def test_moderation_is_offered_with_a_key_and_runs_locally(make_app, moderation_
     shown = json.dumps([e.value for e in _walk(at.main) if hasattr(e, "value")], default=str)
     assert MOD_KEY not in shown
     assert MOD_KEY not in json.dumps(Store(store_url).recent(10).astype(str).to_dict())
+
+
+def test_the_lab_keeps_its_prompt_and_preset_across_pages(make_app):
+    """As on the race page (app_pages/kept.py): a visit to another page loses nothing."""
+    at = make_app()
+    at.pills(key="guard_preset").set_value("Structured output (JSON)").run(timeout=TIMEOUT)
+    assert at.multiselect(key="guard_validators").value == ["json_schema", "pii"]
+    at.text_area(key="guard_prompt").input("My own guardrails prompt").run(timeout=TIMEOUT)
+    at.switch_page("app_pages/race.py").run(timeout=TIMEOUT)
+    at.switch_page(PAGE).run(timeout=TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.text_area(key="guard_prompt").value == "My own guardrails prompt"
+    assert at.multiselect(key="guard_validators").value == ["json_schema", "pii"]
+    assert at.number_input(key="guard_max_tokens").value == 60
+

@@ -62,7 +62,7 @@ def panel_text(at: AppTest, title: str) -> str:
 
 
 def run_race(at: AppTest) -> AppTest:
-    at.button(key="run").click().run(timeout=TIMEOUT)
+    at.button(key="race_run").click().run(timeout=TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -77,8 +77,8 @@ def test_page_renders_title_and_both_panels(make_app):
     headers = [h.value for h in at.subheader]
     assert any("Blocking call" in h for h in headers)
     assert any("Streaming call" in h for h in headers)
-    assert at.button(key="run").label.endswith("Run race")
-    assert at.text_area(key="prompt").value.strip()
+    assert at.button(key="race_run").label.endswith("Run race")
+    assert at.text_area(key="race_prompt").value.strip()
     # The sidebar starts from the configuration.
     assert at.sidebar.selectbox(key="endpoint_kind").value == "compatible"
     assert not at.error and not at.warning
@@ -121,7 +121,7 @@ def test_run_race_streams_scripted_text_and_logs_two_rows(make_app, server, stor
 
 def test_empty_prompt_warns_and_sends_nothing(make_app, server, store_url):
     at = make_app()
-    at.text_area(key="prompt").input("   ")
+    at.text_area(key="race_prompt").input("   ")
     before = len(server.received)
     run_race(at)
 
@@ -208,7 +208,7 @@ def sent_since(server, before: int) -> int:
 def test_a_200000_character_prompt_is_refused_before_sending(make_app, server, store_url):
     at = make_app()
     before = len(server.received)
-    at.text_area(key="prompt").set_value("x" * 200_000)
+    at.text_area(key="race_prompt").set_value("x" * 200_000)
     run_race(at)
     assert any("100,000" in w.value for w in at.warning), [w.value for w in at.warning]
     assert sent_since(server, before) == 0
@@ -220,7 +220,7 @@ def test_control_characters_right_to_left_and_emoji_arrive_and_are_logged_intact
     prompt = "Résumé\tטקסט מימין לשמאל \u202e🙂🏁\x07 مرحبا\u0000end"
     at = make_app()
     before = len(server.received)
-    at.text_area(key="prompt").set_value(prompt)
+    at.text_area(key="race_prompt").set_value(prompt)
     run_race(at)
     sent = [r.body["messages"][-1]["content"] for r in server.received[before:]]
     assert sent == [prompt, prompt]

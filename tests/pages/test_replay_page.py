@@ -118,7 +118,7 @@ def test_record_a_race_then_use_a_what_if_in_the_race(make_app, server, log):
     assert [t.value for t in at.title] == ["🏁 StreamRace"]  # st.switch_page to the race
     # AppTest stays on the page it was told, where a browser follows st.switch_page.
     ok(at.switch_page("app_pages/race.py").run())
-    ok(at.button(key="run").click().run(timeout=60))
+    ok(at.button(key="race_run").click().run(timeout=60))
     notes = [i.value for i in at.info]
     expected = "replayed from the recording 'demo-race' with a what-if transform"
     assert any(expected in n for n in notes), notes
@@ -217,13 +217,13 @@ def test_the_race_keeps_its_prompt_across_pages(make_app):
     """Going to the Replay page and back (or "Use in race") must not lose the race's prompt."""
     at = make_app()
     ok(at.switch_page("app_pages/race.py").run())
-    at.pills(key="preset").set_value("One-line answer")
+    at.pills(key="race_preset").set_value("One-line answer")
     ok(at.run())
-    assert "capital of France" in at.text_area(key="prompt").value
-    assert at.number_input(key="max_tokens").value == 48
-    ok(at.text_area(key="prompt").input("My own prompt").run())
+    assert "capital of France" in at.text_area(key="race_prompt").value
+    assert at.number_input(key="race_max_tokens").value == 48
+    ok(at.text_area(key="race_prompt").input("My own prompt").run())
     ok(at.switch_page(PAGE).run())
     ok(at.button(key="use_in_race").click().run())
     ok(at.switch_page("app_pages/race.py").run())
-    assert at.text_area(key="prompt").value == "My own prompt"
-    assert at.number_input(key="max_tokens").value == 48
+    assert at.text_area(key="race_prompt").value == "My own prompt"
+    assert at.number_input(key="race_max_tokens").value == 48
