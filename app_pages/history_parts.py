@@ -15,6 +15,7 @@ import streamlit as st
 from lib.core.trace import MODES
 from lib.present import charts, stats
 from lib.storage import history
+from lib.storage.store import SOURCES
 
 RANGES: dict[str, Any] = {
     "All time": None, "Last hour": timedelta(hours=1), "Last 24 hours": timedelta(days=1),
@@ -70,7 +71,7 @@ def filters_from_widgets(facets: pd.DataFrame, now: datetime) -> history.Filters
         elif span is not None:
             # Minute steps: the cached queries are not redone on every rerun.
             since = now.replace(second=0, microsecond=0) - span
-        sources = top[1].multiselect("Source", _options(facets, "source", history.SOURCES),
+        sources = top[1].multiselect("Source", _options(facets, "source", SOURCES),
                                      default=list(history.DEFAULT_SOURCES), key="history_sources",
                                      placeholder="any source")
         kinds = top[2].multiselect("Endpoint", _options(facets, "endpoint_kind"),

@@ -15,7 +15,7 @@ from lib.core.trace import MODES
 from lib.present import stats
 from lib.report import build
 from lib.storage import history
-from lib.storage.store import Store
+from lib.storage.store import SOURCES, Store
 
 DESCRIPTION = (
     "The stakeholder report: one self-contained HTML file about the filtered runs."
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--since", type=_moment, help="ISO date or date-time, inclusive (UTC)")
     parser.add_argument("--until", type=lambda t: _moment(t, end_of_day=True),
                         help="ISO date (inclusive: the whole day) or date-time (exclusive)")
-    parser.add_argument("--source", action="append", choices=history.SOURCES,
+    parser.add_argument("--source", action="append", choices=SOURCES,
                         help="repeatable; default: live")
     parser.add_argument("--endpoint", action="append", choices=ENDPOINT_KINDS,
                         help="endpoint kind, repeatable")

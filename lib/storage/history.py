@@ -23,8 +23,6 @@ import sqlalchemy as sa
 from lib.core import metrics
 from lib.storage.store import RUN_COLUMNS
 
-SOURCES = ("live", "benchmark", "guardrails", "replay", "simulated")
-"""Every source the run log knows; replayed and simulated runs are never live statistics."""
 DEFAULT_SOURCES = ("live",)
 HEAVY_COLUMNS = ("output_text", "timeline", "guard_timeline")
 TABLE_COLUMNS = tuple(c for c in RUN_COLUMNS if c not in HEAVY_COLUMNS)

@@ -53,6 +53,7 @@ ok; `transform` is JSON of what a replay endpoint played (lib.replay), empty for
 
 
 SOURCES = ("live", "benchmark", "guardrails", "replay", "simulated")
+"""Every value of the `source` column; replayed and simulated runs are never live statistics."""
 
 
 STATISTICS_SOURCES = ("live",)
