@@ -15,7 +15,8 @@ endif
 # Every package, transitive ones included, at the version the suite passed with (make lock).
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 
-.PHONY: run test install install-dev chromium bench clean lock llama-server rebuild-llama-server
+.PHONY: run test test-fast lint install install-dev chromium bench clean lock llama-server \
+	rebuild-llama-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +51,18 @@ chromium:
 run: install
 	env -u HOST -u PORT $(BIN)/streamlit run streamlit_app.py --server.port $(APP_PORT)
 
-test: install-dev
+# The whole suite, after the style checks (ruff, mypy: settings in pyproject.toml).
+test: install-dev lint
 	$(BIN)/python -m pytest -q
+
+# The edit loop, under a minute: unit and integration tests (real local servers); no pages, no
+# browser, no embedded model.
+test-fast: install-dev
+	$(BIN)/python -m pytest -q tests/unit tests/integration -m "not embedded"
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: install-dev
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from app_pages.kept import page_begins, page_ends
 from app_pages.shared import endpoint_sidebar
 
 st.set_page_config(page_title="StreamRace", page_icon="🏁", layout="wide")
@@ -14,10 +15,7 @@ page = st.navigation([
     st.Page("app_pages/guardrails.py", title="Guardrails", icon="🛡️", url_path="guardrails"),
 ])
 endpoint_sidebar()
-# Whether this page has not yet been drawn to the end since another page ran (or since a run of
-# it was interrupted): its widgets may be new in the browser, and a page restoring a kept value
-# must push it there (see app_pages/race.py).
-st.session_state["page_arrived"] = st.session_state.get("page_shown") != page.title
-st.session_state["page_shown"] = None  # until this run has drawn the page to its end (no st.stop)
+# Kept widget values are pushed to a page's widgets when it arrives (app_pages/kept.py).
+page_begins(page.title)
 page.run()
-st.session_state["page_shown"] = page.title
+page_ends(page.title)  # not reached when the run stops early: the page has not been drawn whole

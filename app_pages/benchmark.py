@@ -1,20 +1,30 @@
 """Benchmark: many requests under load, blocking against streaming, with percentiles."""
 
 import json
-import threading
+from typing import Any
 
 import streamlit as st
 
-from lib import charts, endpoints
-from lib.bench import (PROMPT_SETS, STOP_GRACE_S, Benchmark, BenchSettings, BenchSummary,
-                       compare_frame, logged_summary, parse_prompts, progress_line, results_frame)
-from lib.display import plain_markdown, seconds
-from lib.errors import InvalidInput, StreamRaceError
-from lib.metrics import Slo
-from lib.race import default_params
-from lib.store import to_csv
-from lib.trace import MODES
-from app_pages.shared import current_settings, run_log, settle_previous
+from app_pages.shared import current_settings, logged_run, run_log, settle_previous
+from lib.bench import (
+    PROMPT_SETS,
+    STOP_GRACE_S,
+    Benchmark,
+    BenchSettings,
+    BenchSummary,
+    compare_frame,
+    logged_summary,
+    parse_prompts,
+    progress_line,
+    results_frame,
+)
+from lib.core.errors import InvalidInput, StreamRaceError
+from lib.core.metrics import Slo
+from lib.core.trace import MODES
+from lib.endpoints.resolve import default_params, resolve
+from lib.present import charts
+from lib.present.display import plain_markdown, seconds
+from lib.storage.store import to_csv
 
 UPLOAD = "📄 My file"
 MS = st.column_config.NumberColumn(format="%.1f")
@@ -42,13 +52,11 @@ def settings_from_form(form: dict) -> BenchSettings:
 
 
 def run_benchmark(bench: Benchmark, results: dict) -> None:
-    """Show progress until the benchmark ends; Stop or a new run cancels it (finally)."""
-    settled = threading.Event()
-    results.update(running=bench, settled=settled)
+    """Show progress until the benchmark ends; Stop or a new run cancels it (logged_run).
+    The runner logs every call itself: the page keeps the benchmark in `results["last"]`."""
     bar = st.progress(0.0, text="Starting…")
     live = st.empty()
-    completed = False
-    try:
+    with logged_run(bench, results, "last", grace_s=STOP_GRACE_S + 20):
         while not bench.join(0.25):
             progress = bench.progress()
             bar.progress(progress.fraction, text=progress_line(progress))
@@ -58,17 +66,8 @@ def run_benchmark(bench: Benchmark, results: dict) -> None:
                                         seconds(p50["ttft_s"]), border=True)
                 cards[2 * index + 1].metric(f"{charts.LABELS[mode]} p50 blank screen",
                                             seconds(p50["perceived_s"]), border=True)
-        completed = True
         bar.empty()
         live.empty()
-    finally:
-        # No Streamlit call here: during a Stop each one would raise again (see the race page).
-        if not completed:
-            bench.cancel()
-        bench.join(STOP_GRACE_S + 20)  # the runner logs every call itself
-        results["last"] = bench
-        results.pop("running", None)
-        settled.set()
 
 
 def show_summary(bench: Benchmark, summary: BenchSummary) -> None:
@@ -112,51 +111,85 @@ def compare(store, current: BenchSummary | None, slo: Slo) -> None:
         st.caption("No earlier benchmark in the run log yet.")
         return
     labels = {row.bench_id: f"{row.created_at[:19].replace('T', ' ')} · {row.model} · "
-              f"{row.runs} runs · {row.status} · {row.bench_id[:8]}" for row in earlier.itertuples()}
-    chosen = st.selectbox("Earlier benchmark", list(labels), format_func=labels.get, index=None,
-                          placeholder="Pick a benchmark from the run log", key="bench_compare")
+              f"{row.runs} runs · {row.status} · {row.bench_id[:8]}"
+              for row in earlier.itertuples()}
+    chosen = st.selectbox(
+        "Earlier benchmark",
+        list(labels),
+        format_func=labels.get,
+        index=None,
+        placeholder="Pick a benchmark from the run log",
+        key="bench_compare",
+    )
     if chosen is None:
         return
     summaries = [s for s in (current, logged_summary(store, chosen, slo)) if s is not None]
     st.dataframe(compare_frame(summaries), hide_index=True, key="bench_compare_table")
-    st.plotly_chart(charts.bench_comparison([(s.bench_id[:8], s.modes) for s in summaries]),
-                    key="bench_compare_chart", config={"displaylogo": False})
+    st.plotly_chart(
+        charts.bench_comparison([(s.bench_id[:8], s.modes) for s in summaries]),
+        key="bench_compare_chart",
+        config={"displaylogo": False},
+    )
 
 
 st.title("📈 Benchmark")
-st.caption("Many requests, under load: blocking against streaming, with percentiles, throughput "
-           "and goodput. Every request is logged (source benchmark).")
+st.caption(
+    "Many requests, under load: blocking against streaming, with percentiles, throughput "
+    "and goodput. Every request is logged (source benchmark)."
+)
 with st.form("bench_form"):
-    cols = st.columns([2, 2, 3, 2])
-    form = {
+    cols = list(st.columns([2, 2, 3, 2]))
+    form: dict[str, Any] = {
         "prompts": cols[0].selectbox("Prompts", [*PROMPT_SETS, UPLOAD], key="bench_prompts"),
-        "requests": cols[1].number_input("Requests", 1, 100_000, 20, key="bench_requests",
-                                         help="Measured requests, all modes together."),
+        "requests": cols[1].number_input(
+            "Requests",
+            1,
+            100_000,
+            20,
+            key="bench_requests",
+            help="Measured requests, all modes together.",
+        ),
         "modes": cols[2].multiselect("Modes", MODES, MODES, key="bench_modes"),
-        "warmup": cols[3].number_input("Warm-up requests", 0, 10_000, 2, key="bench_warmup",
-                                       help="Sent first, logged, not counted."),
-        "file": st.file_uploader("Prompt file (with “📄 My file”)", type=["txt", "jsonl"],
-                                 key="bench_file"),
+        "warmup": cols[3].number_input(
+            "Warm-up requests",
+            0,
+            10_000,
+            2,
+            key="bench_warmup",
+            help="Sent first, logged, not counted.",
+        ),
+        "file": st.file_uploader(
+            "Prompt file (with “📄 My file”)", type=["txt", "jsonl"], key="bench_file"
+        ),
     }
-    cols = st.columns(4)
+    cols = list(st.columns(4))
     form["load"] = cols[0].radio("Load", ["Concurrency", "Request rate"], key="bench_load")
     form["concurrency"] = cols[1].number_input(
-        "Max in flight", 1, 1024, 4, key="bench_concurrency",
+        "Max in flight",
+        1,
+        1024,
+        4,
+        key="bench_concurrency",
         help="With a request rate, the cap: a request due while it is reached waits, and the "
-             "wait shows in queue_s.")
+        "wait shows in queue_s.",
+    )
     form["rate"] = cols[2].number_input("Rate (req/s)", 0.1, 10_000.0, 10.0, key="bench_rate")
     form["poisson"] = cols[3].checkbox("Poisson arrivals", key="bench_poisson")
-    cols = st.columns(6)
+    cols = list(st.columns(6))
     form["seed"] = cols[0].number_input("Seed (arrivals)", 0, 2**31 - 1, 0, key="bench_seed")
-    form["max_tokens"] = cols[1].number_input("Max tokens (0: set's)", 0, 32_768, 0,
-                                              key="bench_max_tokens")
-    form["deadline"] = cols[2].number_input("Deadline s (0: none)", 0.0, 86_400.0, 0.0,
-                                            key="bench_deadline")
+    form["max_tokens"] = cols[1].number_input(
+        "Max tokens (0: set's)", 0, 32_768, 0, key="bench_max_tokens"
+    )
+    form["deadline"] = cols[2].number_input(
+        "Deadline s (0: none)", 0.0, 86_400.0, 0.0, key="bench_deadline"
+    )
     form["timeout"] = cols[3].number_input("Timeout (s)", 1.0, 600.0, 60.0, key="bench_timeout")
-    form["slo_ttft_ms"] = cols[4].number_input("SLO TTFT ≤ ms", 1.0, 600_000.0, 200.0,
-                                               key="bench_slo_ttft")
-    form["slo_icl_ms"] = cols[5].number_input("SLO ICL p99 ≤ ms", 1.0, 600_000.0, 50.0,
-                                              key="bench_slo_icl")
+    form["slo_ttft_ms"] = cols[4].number_input(
+        "SLO TTFT ≤ ms", 1.0, 600_000.0, 200.0, key="bench_slo_ttft"
+    )
+    form["slo_icl_ms"] = cols[5].number_input(
+        "SLO ICL p99 ≤ ms", 1.0, 600_000.0, 50.0, key="bench_slo_icl"
+    )
     submitted = st.form_submit_button("▶️ Run benchmark", type="primary", key="bench_run")
 stop = st.button("⏹️ Stop", key="bench_stop")
 
@@ -168,7 +201,7 @@ try:
     if submitted:
         settings = settings_from_form(form)
         with st.spinner("Starting the embedded model (once per app process)…", show_time=True):
-            endpoint = endpoints.resolve(current_settings())
+            endpoint = resolve(current_settings())
         params = default_params(endpoint, timeout_s=float(form["timeout"]))
         bench = Benchmark(endpoint, settings, params, store)
         if bench.note:
@@ -181,13 +214,17 @@ last = results.get("last")
 summary = last.summary() if last is not None else None
 if last is not None:
     if last.status in ("stopped", "deadline"):
-        st.info("Stopped by you." if last.status == "stopped" else "The deadline passed.",
-                icon="⏹️")
-        st.caption("Requests in flight were cancelled and logged as cancelled with what they "
-                   "had received; the rest were not sent.")
+        st.info("Stopped by you." if last.status == "stopped" else "The deadline passed.", icon="⏹️")
+        st.caption(
+            "Requests in flight were cancelled and logged as cancelled with what they "
+            "had received; the rest were not sent."
+        )
     if last.note and not submitted:
         st.info(last.note, icon="🖥️")
     show_summary(last, summary)
 if store is not None:
-    compare(store, summary, summary.slo if summary else
-            Slo(form["slo_ttft_ms"] / 1000, form["slo_icl_ms"] / 1000))
+    compare(
+        store,
+        summary,
+        summary.slo if summary else Slo(form["slo_ttft_ms"] / 1000, form["slo_icl_ms"] / 1000),
+    )

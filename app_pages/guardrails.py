@@ -1,28 +1,45 @@
 """Guardrails lab: one streamed answer, every validation strategy side by side, measured."""
 
 import json
+from typing import cast
 
 import pandas as pd
 import streamlit as st
 
-from lib import charts, endpoints, guards
-from lib.config import moderation_config
-from lib.display import clipped_note, guard_held, guard_markdown, guard_runs, guard_status, plain_markdown
-from lib.errors import StreamRaceError
-from lib.race import default_params
-from lib.store import to_csv
+from app_pages.kept import Kept
 from app_pages.shared import Changes, current_settings, logged_run, run_log, settle_previous
+from lib import guards
+from lib.core.config import moderation_config
+from lib.core.errors import StreamRaceError
+from lib.endpoints.resolve import default_params, resolve
+from lib.present import charts
+from lib.present.display import (
+    clipped_note,
+    guard_held,
+    guard_markdown,
+    guard_runs,
+    guard_status,
+    plain_markdown,
+)
+from lib.storage.store import to_csv
 
 SECONDS = {"perceived_s": "blank screen", "delivered_ttft_s": "delivered TTFT",
            "guard_e2e_s": "E2E + validation"}
 MILLISECONDS = {"exposure_s": "exposure", "validation_s": "validation"}
 
 
+FIRST = guards.PRESETS[0]
+KEPT = Kept("guard", prompt=FIRST.prompt, max_tokens=FIRST.max_tokens,
+            validators=list(FIRST.validators), plant=FIRST.plant)
+"""What a preset sets survives a visit to another page, as on the race page (app_pages/kept.py)."""
+
+
 def apply_preset() -> None:
-    preset = next((p for p in guards.PRESETS if p.label == st.session_state.get("guard_preset")), None)
+    label = st.session_state.get("guard_preset")
+    preset = next((p for p in guards.PRESETS if p.label == label), None)
     if preset:
-        st.session_state.update(guard_prompt=preset.prompt, guard_max_tokens=preset.max_tokens,
-                                guard_validators=list(preset.validators), guard_plant=preset.plant)
+        KEPT.set(prompt=preset.prompt, max_tokens=preset.max_tokens,
+                 validators=list(preset.validators), plant=preset.plant)
 
 
 def panels(labels: list[str]) -> list[tuple]:
@@ -36,7 +53,9 @@ def panels(labels: list[str]) -> list[tuple]:
     return slots
 
 
-def draw(traces, slots, changes: Changes, elapsed: float | None = None, drawn: dict | None = None) -> None:
+def draw(
+    traces, slots, changes: Changes, elapsed: float | None = None, drawn: dict | None = None
+) -> None:
     """Each panel's status line, answer and held-back caption; an answer is rebuilt only when
     its strategy has new events (`drawn` remembers how many each panel showed)."""
     drawn = {} if drawn is None else drawn
@@ -52,8 +71,8 @@ def draw(traces, slots, changes: Changes, elapsed: float | None = None, drawn: d
 
 def run_lab(run: guards.GuardRun, store, results: dict, slots) -> None:
     """Redraw the panels as the strategies release text, until the run ends (or is stopped)."""
-    changes, drawn = Changes(), {}
-    with logged_run(run, store, results, "last_guard", run.traces):
+    changes, drawn = Changes(), dict[int, str]()
+    with logged_run(run, results, "last_guard", store=store, rows=run.traces):
         while True:
             finished = run.done  # read first: the frame drawn next then includes the end
             draw(run.traces(), slots, changes, run.elapsed(), drawn)
@@ -68,77 +87,156 @@ def show_outcome(traces) -> None:
     guard = traces[0].guard
     chars = sum(b - a for a, b in guard.violations)
     st.subheader("The trade-off")
-    st.caption(f"Validators: {', '.join(guard.validators)} · {len(guard.violations)} violation(s), "
-               f"{chars} characters, in the answer"
-               + (f" · 🧪 planted: “{guard.planted}”" if guard.planted else ""))
+    st.caption(
+        f"Validators: {', '.join(guard.validators)} · {len(guard.violations)} violation(s), "
+        f"{chars} characters, in the answer"
+        + (f" · 🧪 planted: “{guard.planted}”" if guard.planted else "")
+    )
     frame = pd.DataFrame(guards.summary_rows(traces))
     shown = frame.drop(columns=["status"] if set(frame["status"]) == {"ok"} else [])
     shown[list(MILLISECONDS)] = shown[list(MILLISECONDS)] * 1000  # the CSV keeps seconds
-    st.dataframe(shown, hide_index=True, key="guard_table", column_config={
-        **{name: st.column_config.NumberColumn(label, format="%.3f s") for name, label in SECONDS.items()},
-        **{name: st.column_config.NumberColumn(label, format="%.2f ms") for name, label in MILLISECONDS.items()},
-        "exposure_chars": "exposed chars", "leaked_chars": "never removed"})
+    st.dataframe(
+        shown,
+        hide_index=True,
+        key="guard_table",
+        column_config={
+            **{
+                name: st.column_config.NumberColumn(label, format="%.3f s")
+                for name, label in SECONDS.items()
+            },
+            **{
+                name: st.column_config.NumberColumn(label, format="%.2f ms")
+                for name, label in MILLISECONDS.items()
+            },
+            "exposure_chars": "exposed chars",
+            "leaked_chars": "never removed",
+        },
+    )
     left, right = st.columns(2)
-    left.plotly_chart(charts.guard_tradeoff(traces), key="guard_tradeoff", config={"displaylogo": False})
-    right.plotly_chart(charts.guard_timelines(traces), key="guard_timelines", config={"displaylogo": False})
-    st.download_button("⬇️ Download table (CSV)", to_csv(frame), "streamrace-guardrails.csv",
-                       "text/csv", key="guard_csv")
+    left.plotly_chart(
+        charts.guard_tradeoff(traces), key="guard_tradeoff", config={"displaylogo": False}
+    )
+    right.plotly_chart(
+        charts.guard_timelines(traces), key="guard_timelines", config={"displaylogo": False}
+    )
+    st.download_button(
+        "⬇️ Download table (CSV)",
+        to_csv(frame),
+        "streamrace-guardrails.csv",
+        "text/csv",
+        key="guard_csv",
+    )
 
 
 st.title("🛡️ Guardrails lab")
-st.caption("Streaming shows text before the whole answer can be validated; validating first brings "
-           "the blank screen back. One streamed answer goes to every strategy at once: each panel "
-           "shows what its user would see (struck out: shown, then removed; held back: not shown yet).")
+st.caption(
+    "Streaming shows text before the whole answer can be validated; validating first brings "
+    "the blank screen back. One streamed answer goes to every strategy at once: each panel "
+    "shows what its user would see (struck out: shown, then removed; held back: not shown yet)."
+)
 st.pills("Preset", [p.label for p in guards.PRESETS], key="guard_preset", on_change=apply_preset)
-first = guards.PRESETS[0]
-for key, value in (("guard_prompt", first.prompt), ("guard_max_tokens", first.max_tokens),
-                   ("guard_validators", list(first.validators)), ("guard_plant", first.plant)):
-    st.session_state.setdefault(key, value)
-prompt = st.text_area("Prompt", key="guard_prompt", height=70)
+KEPT.restore()
+prompt = st.text_area("Prompt", key=KEPT.key("prompt"), height=70, **KEPT.watch("prompt"))
 
 settings = current_settings()
 moderation_url, moderation_key = moderation_config()
 if settings.endpoint_kind == "openai" and not moderation_key:
     moderation_key = settings.api_key  # a key typed in the sidebar for OpenAI serves too
 choices = [name for name in guards.VALIDATORS if name != "moderation" or moderation_key]
-st.session_state["guard_validators"] = [v for v in st.session_state["guard_validators"] if v in choices]
+validators_key = KEPT.key("validators")
+st.session_state[validators_key] = [v for v in st.session_state[validators_key] if v in choices]
 cols = st.columns(2)
-chosen = cols[0].multiselect("Validators", choices, key="guard_validators",
-                             help="\n".join(f"- **{k}**: {v}" for k, v in guards.VALIDATORS.items()))
+chosen = cols[0].multiselect(
+    "Validators",
+    choices,
+    key=validators_key,
+    **KEPT.watch("validators"),
+    help="\n".join(f"- **{k}**: {v}" for k, v in guards.VALIDATORS.items()),
+)
 if not moderation_key:
     cols[0].caption("🔑 Set OPENAI_API_KEY to add OpenAI's moderation endpoint.")
-strategies = cols[1].multiselect("Strategies", list(guards.STRATEGIES), default=list(guards.STRATEGIES),
-                                 key="guard_strategies",
-                                 help="\n".join(f"- **{s.name}**: {s.summary}" for s in guards.STRATEGIES.values()))
+strategies = cols[1].multiselect(
+    "Strategies",
+    list(guards.STRATEGIES),
+    default=list(guards.STRATEGIES),
+    key="guard_strategies",
+    help="\n".join(f"- **{s.name}**: {s.summary}" for s in guards.STRATEGIES.values()),
+)
 plant_cols = st.columns([1, 2, 2])
-plant_on = plant_cols[0].toggle("🧪 Plant a violation", key="guard_plant",
-                                help="Inserts this text into the live stream, the same every run.")
-plant_text = plant_cols[1].text_input("Planted text", guards.DEFAULT_PLANT, key="guard_plant_text",
-                                      disabled=not plant_on)
-plant_at = plant_cols[2].slider("Position (fraction of max tokens)", 0.0, 1.0, 0.5, 0.05,
-                                key="guard_plant_at", disabled=not plant_on)
+plant_on = plant_cols[0].toggle(
+    "🧪 Plant a violation",
+    key=KEPT.key("plant"),
+    **KEPT.watch("plant"),
+    help="Inserts this text into the live stream, the same every run.",
+)
+plant_text = plant_cols[1].text_input(
+    "Planted text", guards.DEFAULT_PLANT, key="guard_plant_text", disabled=not plant_on
+)
+plant_at = plant_cols[2].slider(
+    "Position (fraction of max tokens)",
+    0.0,
+    1.0,
+    0.5,
+    0.05,
+    key="guard_plant_at",
+    disabled=not plant_on,
+)
 with st.expander("Settings: validators, strategies, sampling"):
-    c = st.columns(4)
-    banned = c[0].text_input("Banned terms", ", ".join(guards.ValidatorSettings.banned), key="guard_banned")
-    max_chars = c[1].number_input("Max length (characters)", 1, 100_000, guards.ValidatorSettings.max_chars,
-                                  key="guard_max_chars")
-    on_fail = c[2].radio("On failure", ["redact", "retract"], key="guard_on_fail", horizontal=True,
-                         help="redact: remove the violating span; retract: the whole answer, "
-                              "sentence or window it is in")
-    stream_first = c[3].toggle("window: stream_first", True, key="guard_stream_first",
-                               help="Release each window, then validate it (NeMo's default)")
-    c = st.columns(4)
-    window_tokens = c[0].number_input("window: tokens", 1, 1000, guards.GuardOptions.chunk_size,
-                                      key="guard_window_tokens")
-    window_context = c[1].number_input("window: context tokens", 0, 999, guards.GuardOptions.context_size,
-                                       key="guard_window_context")
-    max_tokens = c[2].number_input("Max tokens", 1, 4096, key="guard_max_tokens")
+    c = list(st.columns(4))
+    banned = c[0].text_input(
+        "Banned terms", ", ".join(guards.ValidatorSettings.banned), key="guard_banned"
+    )
+    max_chars = c[1].number_input(
+        "Max length (characters)",
+        1,
+        100_000,
+        guards.ValidatorSettings.max_chars,
+        key="guard_max_chars",
+    )
+    on_fail = c[2].radio(
+        "On failure",
+        ["redact", "retract"],
+        key="guard_on_fail",
+        horizontal=True,
+        help="redact: remove the violating span; retract: the whole answer, "
+        "sentence or window it is in",
+    )
+    stream_first = c[3].toggle(
+        "window: stream_first",
+        True,
+        key="guard_stream_first",
+        help="Release each window, then validate it (NeMo's default)",
+    )
+    c = list(st.columns(4))
+    window_tokens = c[0].number_input(
+        "window: tokens", 1, 1000, guards.GuardOptions.chunk_size, key="guard_window_tokens"
+    )
+    window_context = c[1].number_input(
+        "window: context tokens",
+        0,
+        999,
+        guards.GuardOptions.context_size,
+        key="guard_window_context",
+    )
+    max_tokens = c[2].number_input(
+        "Max tokens", 1, 4096, key=KEPT.key("max_tokens"), **KEPT.watch("max_tokens")
+    )
     seed = c[3].number_input("Seed", 0, 2**31 - 1, 42, key="guard_seed")
-    c = st.columns([3, 1])
-    schema = c[0].text_area("JSON Schema (json_schema)", json.dumps(guards.DEFAULT_SCHEMA, indent=1),
-                            key="guard_schema", height=120)
-    timeout_s = c[1].number_input("Timeout (s)", 1.0, 600.0, 60.0, key="guard_timeout",
-                                  help="Longest wait for the next byte before the call fails")
+    c = list(st.columns([3, 1]))
+    schema = c[0].text_area(
+        "JSON Schema (json_schema)",
+        json.dumps(guards.DEFAULT_SCHEMA, indent=1),
+        key="guard_schema",
+        height=120,
+    )
+    timeout_s = c[1].number_input(
+        "Timeout (s)",
+        1.0,
+        600.0,
+        60.0,
+        key="guard_timeout",
+        help="Longest wait for the next byte before the call fails",
+    )
 buttons = st.columns([1, 1, 6])
 run = buttons[0].button("▶️ Run", type="primary", key="guard_run")
 stop = buttons[1].button("⏹️ Stop", key="guard_stop")
@@ -152,26 +250,41 @@ except StreamRaceError as error:  # nothing is run that could not be logged
     st.warning(f"{error.message} Nothing is sent until the run log can be written.", icon="✋")
 if run and store is not None:
     try:
-        validators = guards.build_validators(chosen, guards.ValidatorSettings(
-            banned=tuple(banned.split(",")), max_chars=int(max_chars), schema=schema,
-            moderation_url=moderation_url, moderation_key=moderation_key))
+        validators = guards.build_validators(
+            chosen,
+            guards.ValidatorSettings(
+                banned=tuple(banned.split(",")),
+                max_chars=int(max_chars),
+                schema=schema,
+                moderation_url=moderation_url,
+                moderation_key=moderation_key,
+            ),
+        )
         names = guards.check_strategies(strategies)
-        options = guards.GuardOptions(on_fail, int(window_tokens), int(window_context), stream_first)
-        plant = guards.Plant.at_fraction(plant_text, plant_at, int(max_tokens)) if plant_on else None
+        options = guards.GuardOptions(
+            cast(guards.OnFail, on_fail), int(window_tokens), int(window_context), stream_first
+        )
+        plant = (
+            guards.Plant.at_fraction(plant_text, plant_at, int(max_tokens)) if plant_on else None
+        )
         with st.spinner("Starting the embedded model (once per app process)…", show_time=True):
-            endpoint = endpoints.resolve(settings)
-        params = default_params(endpoint, max_tokens=int(max_tokens), seed=int(seed),
-                                timeout_s=float(timeout_s))
+            endpoint = resolve(settings)
+        params = default_params(
+            endpoint, max_tokens=int(max_tokens), seed=int(seed), timeout_s=float(timeout_s)
+        )
         lab = guards.GuardRun(endpoint, prompt, params, validators, names, options, plant).start()
     except StreamRaceError as error:
         st.warning(error.message, icon="✋")
     else:
-        run_lab(lab, store, results, panels([l.label for l in lab.lanes]))
+        run_lab(lab, store, results, panels([lane.label for lane in lab.lanes]))
         show_outcome(lab.traces())
 elif "last_guard" in results:
     if stop:
-        st.info("Stopped: the generation was cancelled; what each strategy had shown is kept and "
-                "logged as cancelled.", icon="⏹️")
+        st.info(
+            "Stopped: the generation was cancelled; what each strategy had shown is kept and "
+            "logged as cancelled.",
+            icon="⏹️",
+        )
     last = results["last_guard"]
     draw(last, panels([t.guard.label for t in last]), Changes())
     show_outcome(last)

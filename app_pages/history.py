@@ -11,15 +11,21 @@ from datetime import datetime, timezone
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from lib import charts, history, report
-from lib.display import plain_markdown, seconds
-from lib.errors import StreamRaceError, redact
-from lib.store import to_csv, to_parquet
-from app_pages.shared import current_settings, run_log
 from app_pages.history_parts import (
-    TABLE_CONFIG, TABLE_ORDER, comparison_groups, display_table, filters_from_widgets,
+    TABLE_CONFIG,
+    TABLE_ORDER,
+    comparison_groups,
+    display_table,
+    filters_from_widgets,
     patience_settings,
 )
+from app_pages.shared import current_settings, run_log
+from lib import report
+from lib.core.errors import StreamRaceError, redact
+from lib.present import charts, stats
+from lib.present.display import plain_markdown, seconds
+from lib.storage import history
+from lib.storage.store import to_csv, to_parquet
 
 MAX_SELECTED = 12
 
@@ -50,7 +56,7 @@ def patience_section(frame, report_settings: dict) -> None:
     box = st.container()
     thresholds, headline_s = patience_settings()
     report_settings.update(thresholds_s=thresholds, headline_s=headline_s)
-    patience = charts.patience_data(frame, thresholds, headline_s)
+    patience = stats.patience_data(frame, thresholds, headline_s)
     headline = charts.patience_headline(patience)
     if headline:
         box.success(headline, icon="🏁")
@@ -79,7 +85,7 @@ def summary_cards(frame) -> None:
 
 
 def charts_section(frame, report_settings: dict) -> None:
-    ok = charts.ok_runs(frame)
+    ok = stats.ok_runs(frame)
     failed = len(frame) - len(ok)
     if ok["perceived_s"].notna().sum() == 0:
         st.info(f"None of the {len(frame):,} filtered runs ended ok ({failed:,} failed or were "
@@ -93,11 +99,11 @@ def charts_section(frame, report_settings: dict) -> None:
         st.caption(f"Charts use the {len(ok):,} runs that ended ok; the {failed:,} failed or "
                    "cancelled runs are in the table.")
     st.subheader("Blank screen per mode")
-    blank = charts.blank_screen_data(frame)
+    blank = stats.blank_screen_data(frame)
     st.plotly_chart(charts.blank_screen_figure(blank), key="chart_blank")
     st.caption(charts.blank_screen_caption(blank))
     st.subheader("Blank screen against answer length")
-    lengths = charts.length_data(frame)
+    lengths = stats.length_data(frame)
     if lengths:
         st.plotly_chart(charts.length_figure(lengths), key="chart_length")
         st.caption(charts.length_caption(lengths))
@@ -138,15 +144,15 @@ def detail(run_ids: list[str], engine) -> None:
         return
     runs = history.runs_by_id(engine, run_ids)
     stall_s = st.columns([1, 3])[0].number_input("Stall: a gap longer than (s)", 0.01, 60.0,
-                                                 charts.DEFAULT_STALL_S, 0.05, key="stall_s")
-    timelines = charts.timelines_data(runs, stall_s)
+                                                 stats.DEFAULT_STALL_S, 0.05, key="history_stall_s")
+    timelines = stats.timelines_data(runs, stall_s)
     if timelines.marks.empty:
         st.info("The selected runs received no text: no chunk to draw.", icon="🫥")
     else:
         st.plotly_chart(charts.timelines_figure(timelines), key="chart_timelines")
         st.caption(charts.timelines_caption(timelines))
     for index, (_, run) in enumerate(runs.iterrows()):
-        label = charts.run_label(run)
+        label = stats.run_label(run)
         with st.expander(label, expanded=index == 0):
             if run["error"]:
                 st.error(plain_markdown(run["error"]), icon="🚨")
@@ -176,13 +182,13 @@ def compare_section(url, filters, version, frame) -> None:
 
     (a_label, a), (b_label, b) = ((label, runs_of(group)) for label, group in groups)
     for label, runs in ((a_label, a), (b_label, b)):
-        if charts.ok_runs(runs).empty:
+        if stats.ok_runs(runs).empty:
             st.info(f"No ok runs in group “{label}” under the current filters.", icon="🫥")
             return
-    table = charts.group_comparison(a, b)
+    table = stats.group_comparison(a, b)
     st.plotly_chart(charts.group_comparison_figure(table, a_label, b_label), key="chart_compare")
     st.caption(charts.group_comparison_caption(table, a_label, b_label) +
-               f" Runs: A {len(charts.ok_runs(a)):,}, B {len(charts.ok_runs(b)):,}.")
+               f" Runs: A {len(stats.ok_runs(a)):,}, B {len(stats.ok_runs(b)):,}.")
     st.dataframe(table, hide_index=True, key="compare_table", height=35 * (len(table) + 1) + 3,
                  column_config={
         "A": st.column_config.NumberColumn(f"A: {a_label}", format="%.3f"),

@@ -7,16 +7,20 @@ what lib/ needs, so that app_pages/history.py reads as the page's outline.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from lib import charts, history
-from lib.trace import MODES
+from lib.core.trace import MODES
+from lib.present import charts, stats
+from lib.storage import history
+from lib.storage.store import SOURCES
 
-RANGES = {"All time": None, "Last hour": timedelta(hours=1), "Last 24 hours": timedelta(days=1),
-          "Last 7 days": timedelta(days=7), "Last 30 days": timedelta(days=30),
-          "Custom dates": "custom"}
+RANGES: dict[str, Any] = {
+    "All time": None, "Last hour": timedelta(hours=1), "Last 24 hours": timedelta(days=1),
+    "Last 7 days": timedelta(days=7), "Last 30 days": timedelta(days=30),
+    "Custom dates": "custom"}
 STATUSES = ("ok", "error", "cancelled")
 SECONDS = {"client_s": "client", "ttft_s": "TTFT", "perceived_s": "blank screen", "e2e_s": "E2E",
            "tpot_s": "TPOT", "icl_p50_s": "gap p50", "icl_p95_s": "gap p95",
@@ -67,7 +71,7 @@ def filters_from_widgets(facets: pd.DataFrame, now: datetime) -> history.Filters
         elif span is not None:
             # Minute steps: the cached queries are not redone on every rerun.
             since = now.replace(second=0, microsecond=0) - span
-        sources = top[1].multiselect("Source", _options(facets, "source", history.SOURCES),
+        sources = top[1].multiselect("Source", _options(facets, "source", SOURCES),
                                      default=list(history.DEFAULT_SOURCES), key="history_sources",
                                      placeholder="any source")
         kinds = top[2].multiselect("Endpoint", _options(facets, "endpoint_kind"),
@@ -101,6 +105,7 @@ def patience_settings() -> tuple[tuple[float, ...], float]:
     nielsen = cols[1].toggle("Nielsen's limits (0.1 s, 1 s, 10 s)", key="patience_nielsen")
     typed = cols[0].text_input("Patience thresholds (seconds, comma-separated)", "1, 3",
                                key="patience_thresholds", disabled=nielsen)
+    thresholds: tuple[float, ...] | None
     if nielsen:
         thresholds = charts.NIELSEN_S
     else:
@@ -108,7 +113,7 @@ def patience_settings() -> tuple[tuple[float, ...], float]:
         if thresholds is None:
             st.warning(f"“{typed}” is not a list of positive numbers of seconds, e.g. 1, 3: "
                        "using 1 s and 3 s.", icon="✋")
-            thresholds = charts.DEFAULT_THRESHOLDS_S
+            thresholds = stats.DEFAULT_THRESHOLDS_S
     default = 1.0 if 1.0 in thresholds else thresholds[0]
     headline = cols[2].selectbox("Headline at", thresholds, index=thresholds.index(default),
                                  format_func=lambda t: f"{t:g} s of patience",

@@ -2,35 +2,40 @@
 
 import streamlit as st
 
-from lib import charts, endpoints, metrics, replay
-from lib.display import (SHOWN_CHARS, MarkdownBlocks, clipped_note, plain_markdown, rate, seconds,
-                         shown, status_line)
-from lib.errors import StreamRaceError
-from lib.calls import check_request
-from lib.race import PRESETS, Race, default_params, summary_line
-from lib.store import to_csv
-from lib.trace import Params
+from app_pages.kept import Kept
 from app_pages.shared import Changes, current_settings, logged_run, run_log, settle_previous
+from lib import replay
+from lib.core import metrics
+from lib.core.calls import check_request
+from lib.core.errors import StreamRaceError
+from lib.core.trace import Params
+from lib.endpoints.resolve import default_params, resolve
+from lib.present import charts
+from lib.present.display import (
+    SHOWN_CHARS,
+    MarkdownBlocks,
+    clipped_note,
+    plain_markdown,
+    rate,
+    seconds,
+    shown,
+    status_line,
+)
+from lib.race import PRESETS, Race, summary_line
+from lib.storage.store import to_csv
 
 RECENT_COLUMNS = ["created_at", "source", "mode", "status", "model", "perceived_s", "ttft_s",
                   "e2e_s", "output_tokens", "token_source", "output_tps", "error", "prompt"]
-# Widget values kept across pages under keys of their own: Streamlit drops a widget's state on
-# pages that do not draw it, and a value restored with setdefault can miss the browser after a
-# page switch (st.switch_page from the Replay page left the prompt box empty while runs used it).
-KEPT = {"prompt": PRESETS[1].prompt, "max_tokens": PRESETS[1].max_tokens}
+KEPT = Kept("race", prompt=PRESETS[1].prompt, max_tokens=PRESETS[1].max_tokens)
+"""The prompt and its token limit survive a visit to another page (app_pages/kept.py)."""
 STARTING = {"local": "Starting the embedded model (once per app process)…",
             "replay": "Starting the replay server (once per app process)…"}
 
 
 def apply_preset() -> None:
-    preset = next((p for p in PRESETS if p.label == st.session_state.get("preset")), None)
+    preset = next((p for p in PRESETS if p.label == st.session_state.get("race_preset")), None)
     if preset:
-        st.session_state["kept_prompt"] = preset.prompt
-        st.session_state["kept_max_tokens"] = preset.max_tokens
-
-
-def keep(key: str) -> None:
-    st.session_state[f"kept_{key}"] = st.session_state[key]
+        KEPT.set(prompt=preset.prompt, max_tokens=preset.max_tokens)
 
 
 def new_block() -> None:
@@ -80,7 +85,7 @@ def run_race(race: Race, store, results: dict, left, right) -> None:
         if note:
             yield note
 
-    with logged_run(race, store, results, "last_race", lambda: race.traces):
+    with logged_run(race, results, "last_race", store=store, rows=lambda: list(race.traces)):
         with stream_body:
             st.write_stream(feed())
         show(stream_status, status_line(race.streaming.trace))
@@ -110,16 +115,25 @@ def show_outcome(blocking, streaming, left, right, live: bool) -> None:
                     delta=f"{factor:.1f}× sooner" if factor else None, border=True)
     # A rate over the few chunks before a failure is noise (two chunks 1 ms apart: 2,000 tok/s);
     # the run log keeps it, the cards show rates of completed calls only.
-    cards[2].metric("⚡ Streaming tokens/s", rate(s.output_tps if streaming.status == "ok" else None),
-                    border=True,
-                    help=f"Time to first token {seconds(s.ttft_s)}; worst stall {seconds(s.icl_max_s)}")
-    cards[3].metric("⏳ Blocking tokens/s", rate(b.output_tps if blocking.status == "ok" else None),
-                    border=True,
-                    help=f"{b.output_tokens} tokens ({b.token_source})")
+    cards[2].metric(
+        "⚡ Streaming tokens/s",
+        rate(s.output_tps if streaming.status == "ok" else None),
+        border=True,
+        help=f"Time to first token {seconds(s.ttft_s)}; worst stall {seconds(s.icl_max_s)}",
+    )
+    cards[3].metric(
+        "⏳ Blocking tokens/s",
+        rate(b.output_tps if blocking.status == "ok" else None),
+        border=True,
+        help=f"{b.output_tokens} tokens ({b.token_source})",
+    )
     if factor:
         st.success(summary_line(blocking, streaming), icon="🏁")
-    st.plotly_chart(charts.race_timeline(blocking, streaming), key="race_timeline",
-                    config={"displaylogo": False})
+    st.plotly_chart(
+        charts.race_timeline(blocking, streaming),
+        key="race_timeline",
+        config={"displaylogo": False},
+    )
 
 
 def recent_runs() -> None:
@@ -132,38 +146,50 @@ def recent_runs() -> None:
     if frame.empty:
         st.caption("No runs logged yet.")
         return
-    seconds_column = {name: st.column_config.NumberColumn(name, format="%.3f s")
-                      for name in ("perceived_s", "ttft_s", "e2e_s")}
-    st.dataframe(frame[RECENT_COLUMNS], hide_index=True, key="recent_runs", column_config={
-        **seconds_column, "output_tps": st.column_config.NumberColumn("output_tps", format="%.1f"),
-    })
-    st.download_button("⬇️ Download CSV", to_csv(frame), "streamrace-runs.csv", "text/csv",
-                       key="download_csv")
+    seconds_column = {
+        name: st.column_config.NumberColumn(name, format="%.3f s")
+        for name in ("perceived_s", "ttft_s", "e2e_s")
+    }
+    st.dataframe(
+        frame[RECENT_COLUMNS],
+        hide_index=True,
+        key="recent_runs",
+        column_config={
+            **seconds_column,
+            "output_tps": st.column_config.NumberColumn("output_tps", format="%.1f"),
+        },
+    )
+    st.download_button(
+        "⬇️ Download CSV", to_csv(frame), "streamrace-runs.csv", "text/csv", key="download_csv"
+    )
 
 
 st.title("🏁 StreamRace")
-st.caption("The same prompt to the same model at the same instant: a blocking call on the left, "
-           "the same request streamed on the right. Every run is timed and logged.")
-st.pills("Preset", [p.label for p in PRESETS], key="preset", on_change=apply_preset)
-for name, default in KEPT.items():
-    # Set when the page is drawn anew or the value changed, not on every run: a value the
-    # script sets is pushed to the browser and replaces what the user is typing there (20
-    # sessions on a loaded machine lost a typed prompt so).
-    kept = st.session_state.setdefault(f"kept_{name}", default)
-    if st.session_state.get(name) != kept or st.session_state.get("page_arrived", True):
-        st.session_state[name] = kept
-prompt = st.text_area("Prompt", key="prompt", height=90, on_change=keep, args=("prompt",))
+st.caption(
+    "The same prompt to the same model at the same instant: a blocking call on the left, "
+    "the same request streamed on the right. Every run is timed and logged."
+)
+st.pills("Preset", [p.label for p in PRESETS], key="race_preset", on_change=apply_preset)
+KEPT.restore()
+prompt = st.text_area("Prompt", key=KEPT.key("prompt"), height=90, **KEPT.watch("prompt"))
 with st.expander("Parameters"):
     cols = st.columns(4)
-    temperature = cols[0].slider("Temperature", 0.0, 2.0, 0.7, 0.05, key="temperature")
-    max_tokens = cols[1].number_input("Max tokens", 1, 4096, key="max_tokens", on_change=keep,
-                                      args=("max_tokens",))
-    seed = cols[2].number_input("Seed", 0, 2**31 - 1, 42, key="seed")
-    timeout_s = cols[3].number_input("Timeout (s)", 1.0, 600.0, 60.0, key="timeout_s",
-                                     help="Longest wait for any byte: first byte or between chunks.")
+    temperature = cols[0].slider("Temperature", 0.0, 2.0, 0.7, 0.05, key="race_temperature")
+    max_tokens = cols[1].number_input(
+        "Max tokens", 1, 4096, key=KEPT.key("max_tokens"), **KEPT.watch("max_tokens")
+    )
+    seed = cols[2].number_input("Seed", 0, 2**31 - 1, 42, key="race_seed")
+    timeout_s = cols[3].number_input(
+        "Timeout (s)",
+        1.0,
+        600.0,
+        60.0,
+        key="race_timeout_s",
+        help="Longest wait for any byte: first byte or between chunks.",
+    )
 buttons = st.columns([1, 1, 6])
-run = buttons[0].button("▶️ Run race", type="primary", key="run")
-stop = buttons[1].button("⏹️ Stop", key="stop")
+run = buttons[0].button("▶️ Run race", type="primary", key="race_run")
+stop = buttons[1].button("⏹️ Stop", key="race_stop")
 
 left, right = st.columns(2, gap="large")
 left.subheader("⏳ Blocking call")
@@ -173,14 +199,19 @@ results = st.session_state.setdefault("race_results", {})
 settle_previous(results)
 if run:
     settings = current_settings()
-    params = Params(temperature=temperature, max_tokens=int(max_tokens), seed=int(seed),
-                    timeout_s=float(timeout_s))
+    params = Params(
+        temperature=temperature,
+        max_tokens=int(max_tokens),
+        seed=int(seed),
+        timeout_s=float(timeout_s),
+    )
     try:
         check_request(prompt, params)  # before anything starts: nothing is sent for bad input
         store = run_log(settings.database_url)
-        with st.spinner(STARTING.get(settings.endpoint_kind, "Checking the endpoint…"),
-                        show_time=True):
-            endpoint = endpoints.resolve(settings)
+        with st.spinner(
+            STARTING.get(settings.endpoint_kind, "Checking the endpoint…"), show_time=True
+        ):
+            endpoint = resolve(settings)
         if endpoint.note:
             st.info(endpoint.note, icon="🔄")
         race = Race(endpoint, prompt, default_params(endpoint, **params.as_dict())).start()
@@ -191,9 +222,12 @@ if run:
         show_outcome(*race.traces, left, right, live=True)
 elif "last_race" in results:
     if stop:
-        st.info("Stopped: the requests still running were cancelled; what they had received "
-                "is kept and logged as cancelled.",
-                icon="⏹️")
-    show_outcome(*results["last_race"], left, right, live=False)
+        st.info(
+            "Stopped: the requests still running were cancelled; what they had received "
+            "is kept and logged as cancelled.",
+            icon="⏹️",
+        )
+    blocking, streaming = results["last_race"]
+    show_outcome(blocking, streaming, left, right, live=False)
 
 recent_runs()

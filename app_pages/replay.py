@@ -3,11 +3,13 @@
 import pandas as pd
 import streamlit as st
 
-from lib import charts, metrics, replay
-from lib.display import rate, seconds
-from lib.errors import StreamRaceError
-from lib.replay import Profile, Spec, Transform
 from app_pages.shared import REPLAY_CHOICES, current_settings, run_log
+from lib import replay
+from lib.core import metrics
+from lib.core.errors import StreamRaceError
+from lib.present import charts
+from lib.present.display import rate, seconds
+from lib.replay import Profile, Spec, Transform
 
 RUN_COLUMNS = ["created_at", "source", "mode", "model", "ttft_s", "e2e_s", "output_tokens",
                "prompt"]
@@ -119,8 +121,8 @@ def what_if_spec(saved) -> Spec:
                                          format_func=lambda v: f"×{v:g}"),
         max_tokens_per_s=cap or None,
         jitter_s=cols[3].slider("Jitter ± (ms)", 0, 200, 0, 5, key="jitter_ms") / 1000,
-        seed=int(stall[0].number_input("Jitter seed", 0, 2**31 - 1, 0, key="seed")),
-        stall_s=stall[1].slider("Stall (s)", 0.0, 10.0, 0.0, 0.1, key="stall_s"),
+        seed=int(stall[0].number_input("Jitter seed", 0, 2**31 - 1, 0, key="replay_seed")),
+        stall_s=stall[1].slider("Stall (s)", 0.0, 10.0, 0.0, 0.1, key="replay_stall_s"),
         stall_at=stall[2].slider("Stall at (% of the answer)", 0, 100, 50, 5, key="stall_at") / 100,
     ))
 

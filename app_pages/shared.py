@@ -15,10 +15,13 @@ from typing import Callable, Iterator
 
 import streamlit as st
 
-from lib import embedded, replay
-from lib.config import ENDPOINT_KINDS, OPENAI_BASE_URL, Settings, key_for, load_settings
-from lib.errors import StreamRaceError
-from lib.store import Store
+from lib import replay
+from lib.core import runs
+from lib.core.config import ENDPOINT_KINDS, OPENAI_BASE_URL, Settings, key_for, load_settings
+from lib.core.errors import StreamRaceError
+from lib.core.runs import Run
+from lib.serving import embedded
+from lib.storage.store import Store
 
 KIND_LABELS = {
     "local": "🖥️ Embedded model (llama.cpp)",
@@ -50,7 +53,8 @@ def _prestart_embedded(model_path: str | None) -> threading.Thread:
 
 def settle_previous(results: dict) -> None:
     """Streamlit starts the next run while the interrupted one unwinds on its own thread:
-    cancel the run (a race, a benchmark, a guardrails run) that was going and wait until its rows are logged.
+    cancel the run (a race, a benchmark, a guardrails run) that was going and wait until its
+    rows are logged.
 
     `results` is the page's plain dict in the session: `running` has a `cancel()`, `settled`
     is the Event its finally block sets.
@@ -62,28 +66,39 @@ def settle_previous(results: dict) -> None:
 
 
 @contextmanager
-def logged_run(run, store: Store, results: dict, key: str, rows: Callable[[], list]) -> Iterator[None]:
-    """Around a page's live run (anything with `cancel()` and `join(timeout)`): however the
-    block ends (finished, Stop, re-click), cancel the run if unfinished, wait for it, log its
-    `rows()`, keep them in `results[key]`, and let the next script run go on (settle_previous).
+def logged_run(
+    run: Run,
+    results: dict,
+    key: str,
+    *,
+    store: Store | None = None,
+    rows: Callable[[], list] | None = None,
+    grace_s: float = runs.GRACE_S,
+) -> Iterator[None]:
+    """Around a page's live run (a race, a benchmark, a guardrails run) while the page draws it:
+    however the block ends (finished, Stop, re-click), cancel the run if unfinished and wait for
+    it (lib.core.runs.supervised); then log its `rows()` to `store` (a run that logs itself, the
+    benchmark, has none), keep them (or the run) in `results[key]`, and let the next script run
+    go on (settle_previous).
     """
     settled = threading.Event()
     results.update(running=run, settled=settled)
-    completed = False
-    try:
-        yield
-        completed = True
-    finally:
+
+    def on_end() -> None:
         # During a Stop or re-click the script is being interrupted: any Streamlit call here,
         # even a session_state assignment, would raise again before the runs are logged.
-        if not completed:
-            run.cancel()
-        run.join(10)
-        logged = rows()
-        store.log(logged)
-        results[key] = logged
+        if rows is not None:
+            logged = rows()
+            if store is not None:
+                store.log(logged)
+            results[key] = logged
+        else:
+            results[key] = run
         results.pop("running", None)
         settled.set()
+
+    with runs.supervised(run, on_end, grace_s):
+        yield
 
 
 class Changes:
@@ -120,27 +135,42 @@ def endpoint_sidebar() -> Settings:
     st.session_state.setdefault("endpoint_kind", base.endpoint_kind)
     with st.sidebar:
         st.header("Endpoint")
-        kind = st.selectbox("Endpoint", ENDPOINT_KINDS, format_func=KIND_LABELS.get,
-                            key="endpoint_kind")
+        kind = st.selectbox(
+            "Endpoint", ENDPOINT_KINDS, format_func=KIND_LABELS.get, key="endpoint_kind"
+        )
         settings = base.with_overrides(endpoint_kind=kind)
         if kind == "replay":
-            settings = replace(settings, base_url="", model=replay_picker(base), api_key=None,
-                               key_origin=None)
+            settings = replace(
+                settings, base_url="", model=replay_picker(base), api_key=None, key_origin=None
+            )
         elif kind == "local":
             _prestart_embedded(base.model_path)
-            st.caption("Gemma 3 270M on 127.0.0.1, served by llama.cpp's llama-server. "
-                       "Set STREAMRACE_MODEL_PATH for another GGUF file.")
+            st.caption(
+                "Gemma 3 270M on 127.0.0.1, served by llama.cpp's llama-server. "
+                "Set STREAMRACE_MODEL_PATH for another GGUF file."
+            )
         else:
             default_url = OPENAI_BASE_URL if kind == "openai" else base.base_url
-            url = st.text_input("Base URL", value=default_url, key=f"base_url_{kind}",
-                                disabled=kind == "openai",
-                                placeholder="http://127.0.0.1:11434/v1")
-            model = st.text_input("Model", value=base.model if base.endpoint_kind == kind else
-                                  ("gpt-4o-mini" if kind == "openai" else ""),
-                                  key=f"model_{kind}", placeholder="e.g. llama3.2 or org/model")
+            url = st.text_input(
+                "Base URL",
+                value=default_url,
+                key=f"base_url_{kind}",
+                disabled=kind == "openai",
+                placeholder="http://127.0.0.1:11434/v1",
+            )
+            model = st.text_input(
+                "Model",
+                value=base.model
+                if base.endpoint_kind == kind
+                else ("gpt-4o-mini" if kind == "openai" else ""),
+                key=f"model_{kind}",
+                placeholder="e.g. llama3.2 or org/model",
+            )
             configured_key, origin = key_for(kind)
             typed = st.text_input(
-                "API key", type="password", key=f"api_key_{kind}",
+                "API key",
+                type="password",
+                key=f"api_key_{kind}",
                 placeholder="(optional)" if kind == "compatible" else "sk-…",
                 help="Never stored, logged or exported.",
             )
@@ -154,8 +184,9 @@ def endpoint_sidebar() -> Settings:
                 st.caption("No key: set OPENAI_API_KEY or type one above.")
             # Built whole, not overridden: a key configured for one kind never follows
             # the user to another endpoint.
-            settings = replace(settings, base_url=url, model=model, api_key=api_key,
-                               key_origin=origin)
+            settings = replace(
+                settings, base_url=url, model=model, api_key=api_key, key_origin=origin
+            )
     st.session_state["settings"] = settings
     return settings
 
@@ -175,8 +206,10 @@ def replay_picker(base: Settings) -> str:
     if st.session_state.get("replay_model") not in options:
         st.session_state.pop("replay_model", None)  # deleted since: fall back to the first
     model = st.selectbox("Recording", options, key="replay_model", format_func=replay_label)
-    st.caption("Played on 127.0.0.1 at its recorded offsets. Runs are logged as `replay` or "
-               "`simulated`, never as live measurements.")
+    st.caption(
+        "Played on 127.0.0.1 at its recorded offsets. Runs are logged as `replay` or "
+        "`simulated`, never as live measurements."
+    )
     return model
 
 

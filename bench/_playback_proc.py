@@ -91,7 +91,7 @@ class RemotePlayback:
 
 
 def _serve() -> None:
-    from lib.playback import PlaybackServer, Script
+    from lib.serving.playback import PlaybackServer, Script
 
     spec = json.loads(sys.stdin.readline())
     scripts = {name: Script(offsets=tuple(s["offsets"]), texts=tuple(s["texts"]), usage=s["usage"])

@@ -44,11 +44,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `make bench` runs us by path
 
 from bench._playback_proc import RemotePlayback  # noqa: E402
-from lib import metrics  # noqa: E402
-from lib.calls import Call, warm_up  # noqa: E402
+from lib.core import metrics  # noqa: E402
+from lib.core.calls import Call, warm_up  # noqa: E402
+from lib.core.trace import MODES, Params  # noqa: E402
 from lib.endpoints import Endpoint  # noqa: E402
-from lib.playback import Script  # noqa: E402
-from lib.trace import MODES, Params  # noqa: E402
+from lib.serving.playback import Script  # noqa: E402
 
 TARGET_P99_MS = 2.0
 WARM_UP_RUNS = 5

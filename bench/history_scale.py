@@ -26,11 +26,12 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from lib import charts, history  # noqa: E402
-from lib.playback import WORDS  # noqa: E402
+from lib.core.trace import Chunk, Params, Request, Trace  # noqa: E402
+from lib.present import charts, stats  # noqa: E402
 from lib.race import PRESETS  # noqa: E402
-from lib.store import RUN_COLUMNS, Store, trace_to_row  # noqa: E402
-from lib.trace import Chunk, Params, Request, Trace  # noqa: E402
+from lib.serving.playback import WORDS  # noqa: E402
+from lib.storage import history  # noqa: E402
+from lib.storage.store import RUN_COLUMNS, Store, trace_to_row  # noqa: E402
 
 LIMIT_S = 2.0
 TEMPLATE_RACES = 600
@@ -94,7 +95,7 @@ def fill(store: Store, runs: int, seed: int = 7) -> None:
     insert = sa.text(f"INSERT INTO runs ({names}) VALUES ({values})")
     batch: list[dict] = []
     with store.engine.begin() as conn:
-        for race in range(runs // 2):
+        for _ in range(runs // 2):
             created = end - timedelta(seconds=rng.uniform(0, 30 * 86400))
             race_id, source = uuid.uuid4().hex, rng.choice(SOURCES)
             for row in rng.choice(templates):
@@ -135,11 +136,11 @@ def data_path(engine: sa.Engine, filters: history.Filters) -> float:
     for name, build in (
         ("summary per mode", lambda: history.summary(frame)),
         ("blank screen per mode",
-         lambda: charts.blank_screen_figure(charts.blank_screen_data(frame))),
-        ("blank screen vs length", lambda: charts.length_figure(charts.length_data(frame))),
-        ("patience", lambda: charts.patience_figure(charts.patience_data(frame))),
+         lambda: charts.blank_screen_figure(stats.blank_screen_data(frame))),
+        ("blank screen vs length", lambda: charts.length_figure(stats.length_data(frame))),
+        ("patience", lambda: charts.patience_figure(stats.patience_data(frame))),
         (f"compare {models[0]} with {models[1]}", lambda: charts.group_comparison_figure(
-            charts.group_comparison(*(history.chart_frame(engine, g) for g in groups)), *models)),
+            stats.group_comparison(*(history.chart_frame(engine, g) for g in groups)), *models)),
     ):
         total += timed(name, build)[1]
     return total

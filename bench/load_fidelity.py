@@ -33,18 +33,17 @@ import gc
 import os
 import sys
 import time
-
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `make bench` runs us by path
 
 from bench._playback_proc import RemotePlayback
-from lib import metrics
-from lib.bench import BenchPrompt, Benchmark, BenchSettings, PromptSet
-from lib.calls import warm_up
+from lib.bench import Benchmark, BenchPrompt, BenchSettings, PromptSet
+from lib.core import metrics
+from lib.core.calls import warm_up
+from lib.core.trace import MODES, Params
 from lib.endpoints import Endpoint
-from lib.playback import Script
-from lib.trace import MODES, Params
+from lib.serving.playback import Script
 
 TARGETS_MS = {1: 2.0, 16: 5.0, 64: 10.0}
 PROMPTS = PromptSet("fidelity", (BenchPrompt("fidelity probe"),), 64)
@@ -90,17 +89,33 @@ def level(server: RemotePlayback, script: Script, concurrency: int, requests: in
     if len(records) == len(traces) == len(ok):
         legs = {
             "request leg": mean([r["t_received"] for r in records]) - mean([t.t0 for t in ok]),
-            "server late": (mean([r["sent"][0] for r in records])
-                            - mean([r["t_received"] for r in records]) - offset),
-            "response leg": mean([t.chunks[0].t for t in ok]) - mean([r["sent"][0] for r in records]),
+            "server late": (
+                mean([r["sent"][0] for r in records])
+                - mean([r["t_received"] for r in records])
+                - offset
+            ),
+            "response leg": mean([t.chunks[0].t for t in ok])
+            - mean([r["sent"][0] for r in records]),
         }
     reached = max_in_flight([(t.t_run, t.t_end) for t in traces])
-    return {"concurrency": concurrency, "n": len(ok), "failed": len(traces) - len(ok),
-            "errors": errors, "legs": legs, "reached": reached,
-            "client": [metrics.client_s(t) for t in ok], "queue": [metrics.queue_s(t) for t in ok],
-            "icl": [g - (script.offsets[1] - script.offsets[0])
-                    for t in ok for g in metrics.inter_chunk_gaps(t)],
-            "gc": gc_clock, "duration": run.duration_s, "cpu": cpu / wall}
+    return {
+        "concurrency": concurrency,
+        "n": len(ok),
+        "failed": len(traces) - len(ok),
+        "errors": errors,
+        "legs": legs,
+        "reached": reached,
+        "client": [metrics.client_s(t) for t in ok],
+        "queue": [metrics.queue_s(t) for t in ok],
+        "icl": [
+            g - (script.offsets[1] - script.offsets[0])
+            for t in ok
+            for g in metrics.inter_chunk_gaps(t)
+        ],
+        "gc": gc_clock,
+        "duration": run.duration_s,
+        "cpu": cpu / wall,
+    }
 
 
 def max_in_flight(intervals) -> int:
@@ -125,10 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ttft-ms", type=float, default=200.0)
     parser.add_argument("--gap-ms", type=float, default=20.0)
     parser.add_argument("--chunks", type=int, default=16)
-    parser.add_argument("--switch-interval-ms", type=float,
-                        help="sys.setswitchinterval for this run (Python's default: 5 ms)")
-    parser.add_argument("--no-gc", action="store_true",
-                        help="diagnostic: gc.disable() (leaks ~27 MB per 1000 calls)")
+    parser.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        help="sys.setswitchinterval for this run (Python's default: 5 ms)",
+    )
+    parser.add_argument(
+        "--no-gc",
+        action="store_true",
+        help="diagnostic: gc.disable() (leaks ~27 MB per 1000 calls)",
+    )
     args = parser.parse_args(argv)
     if args.no_gc:
         gc.disable()
@@ -144,31 +165,49 @@ def main(argv: list[str] | None = None) -> int:
         for concurrency in levels:
             results.append(level(server, script, concurrency, args.requests))
 
-    print(f"script: first text at {args.ttft_ms:g} ms, then {args.chunks - 1} chunks "
-          f"{args.gap_ms:g} ms apart; {args.requests} measured streaming requests per level; "
-          f"GIL switch interval {sys.getswitchinterval() * 1e3:g} ms")
-    print(f"load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f} on "
-          f"{os.cpu_count()} CPUs (other work on the machine shows up as tail latency)")
-    print(f"{'':>4} {'ok':>4} {'reached':>7}  ttft error ms: {'p50':>7} {'p90':>7} {'p99':>7} "
-          f"{'max':>7} | mean legs ms: {'request':>7} {'server':>7} {'response':>8} | "
-          f"client_s p50/p99 ms, queue_s p99 | |icl err| p99 | gc ms (longest) | client CPU")
+    print(
+        f"script: first text at {args.ttft_ms:g} ms, then {args.chunks - 1} chunks "
+        f"{args.gap_ms:g} ms apart; {args.requests} measured streaming requests per level; "
+        f"GIL switch interval {sys.getswitchinterval() * 1e3:g} ms"
+    )
+    print(
+        f"load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f} on "
+        f"{os.cpu_count()} CPUs (other work on the machine shows up as tail latency)"
+    )
+    print(
+        f"{'':>4} {'ok':>4} {'reached':>7}  ttft error ms: {'p50':>7} {'p90':>7} {'p99':>7} "
+        f"{'max':>7} | mean legs ms: {'request':>7} {'server':>7} {'response':>8} | "
+        f"client_s p50/p99 ms, queue_s p99 | |icl err| p99 | gc ms (longest) | client CPU"
+    )
     for r in results:
         e, legs = r["errors"], r["legs"]
-        leg = (" ".join(ms(legs[k]) for k in ("request leg", "server late")) + " " +
-               ms(legs["response leg"]) + " ") if legs else "   (records did not match)  "
-        print(f"c={r['concurrency']:<3}{r['n']:>4} {r['reached']:>7}                "
-              f"{ms(metrics.percentile(e, 50))} {ms(metrics.percentile(e, 90))} "
-              f"{ms(metrics.percentile(e, 99))} {ms(max(e) if e else None)} |"
-              f"               {leg}|"
-              f" {ms(metrics.percentile(r['client'], 50))}/{ms(metrics.percentile(r['client'], 99))},"
-              f" {ms(metrics.percentile(r['queue'], 99))} |"
-              f" {ms(metrics.percentile([abs(v) for v in r['icl']], 99))} |"
-              f" {r['gc'].total * 1e3:.0f} ({r['gc'].longest * 1e3:.1f}) | {r['cpu']:.0%}"
-              + (f" | {r['failed']} FAILED" if r["failed"] else ""))
+        leg = (
+            (
+                " ".join(ms(legs[k]) for k in ("request leg", "server late"))
+                + " "
+                + ms(legs["response leg"])
+                + " "
+            )
+            if legs
+            else "   (records did not match)  "
+        )
+        print(
+            f"c={r['concurrency']:<3}{r['n']:>4} {r['reached']:>7}                "
+            f"{ms(metrics.percentile(e, 50))} {ms(metrics.percentile(e, 90))} "
+            f"{ms(metrics.percentile(e, 99))} {ms(max(e) if e else None)} |"
+            f"               {leg}|"
+            f" {ms(metrics.percentile(r['client'], 50))}/{ms(metrics.percentile(r['client'], 99))},"
+            f" {ms(metrics.percentile(r['queue'], 99))} |"
+            f" {ms(metrics.percentile([abs(v) for v in r['icl']], 99))} |"
+            f" {r['gc'].total * 1e3:.0f} ({r['gc'].longest * 1e3:.1f}) | {r['cpu']:.0%}"
+            + (f" | {r['failed']} FAILED" if r["failed"] else "")
+        )
     figure = " ".join(
         f"c{r['concurrency']}={metrics.percentile(r['errors'], 99) * 1e3:.2f}"
         f"(target<={TARGETS_MS.get(r['concurrency'], float('nan')):g})"
-        for r in results if r["errors"])
+        for r in results
+        if r["errors"]
+    )
     print(f"ttft_error_p99_ms {figure}")
     return 1 if any(r["failed"] or not r["errors"] for r in results) else 0
 

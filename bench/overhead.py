@@ -48,11 +48,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `make bench` 
 import httpx  # noqa: E402
 
 from bench._playback_proc import RemotePlayback  # noqa: E402
-from lib.calls import Call, warm_up  # noqa: E402
+from lib.core.calls import Call, warm_up  # noqa: E402
+from lib.core.metrics import percentile  # noqa: E402
+from lib.core.trace import MODES, Params  # noqa: E402
 from lib.endpoints import Endpoint  # noqa: E402
-from lib.metrics import percentile  # noqa: E402
-from lib.playback import WORDS, Script  # noqa: E402
-from lib.trace import MODES, Params  # noqa: E402
+from lib.serving.playback import WORDS, Script  # noqa: E402
 
 TARGET_RATIO = 1.2
 MODEL = "burst"

@@ -56,15 +56,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,8 +69,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `make bench` runs us by path
 
 from bench._playback_proc import RemotePlayback  # noqa: E402
-from lib.serving.process import free_port  # noqa: E402
-from lib.playback import Script  # noqa: E402
+from lib.serving.playback import Script  # noqa: E402
+from lib.serving.process import ManagedProcess, free_port  # noqa: E402
 
 RATES = (200, 1000, 2000)
 SECONDS = 3.0
@@ -175,7 +172,8 @@ def _descendants(pid: int) -> list[int]:
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{entry}/stat") as handle:
-                parents.setdefault(int(handle.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])  # /proc stat: ppid
+                parents.setdefault(parent, []).append(int(entry))
         except (OSError, IndexError, ValueError):
             continue
     out, todo = [], [pid]
@@ -214,12 +212,16 @@ class CpuSampler(threading.Thread):
                 self.harness.append(pid)
 
     def _sample(self) -> dict[str, float]:
-        values = {"t": time.perf_counter(), "machine": _machine_busy_s(),
-                  "app": _cpu_s(self.app_pid),
-                  "playback": _cpu_s(self.playback_pid) if self.playback_pid else 0.0,
-                  "chromium": sum(map(_cpu_s, self.chromium)),
-                  "harness": sum(map(_cpu_s, self.harness)),
-                  "renderer_run": 0.0, "renderer_wait": 0.0}
+        values = {
+            "t": time.perf_counter(),
+            "machine": _machine_busy_s(),
+            "app": _cpu_s(self.app_pid),
+            "playback": _cpu_s(self.playback_pid) if self.playback_pid else 0.0,
+            "chromium": sum(map(_cpu_s, self.chromium)),
+            "harness": sum(map(_cpu_s, self.harness)),
+            "renderer_run": 0.0,
+            "renderer_wait": 0.0,
+        }
         try:
             tids = os.listdir(f"/proc/{self.app_pid}/task")
         except OSError:
@@ -257,69 +259,87 @@ class CpuSampler(threading.Thread):
             last.update(sample)
         delta = {k: last[k] - first.get(k, 0.0) for k in last}
         wall = max(delta.pop("t"), 1e-9)
-        threads = sorted(((delta[k], delta["wait" + k[3:]], k[3:]) for k in delta
-                          if k.startswith("run") and k[3:].isdigit()), reverse=True)
+        threads = sorted(
+            (
+                (delta[k], delta["wait" + k[3:]], k[3:])
+                for k in delta
+                if k.startswith("run") and k[3:].isdigit()
+            ),
+            reverse=True,
+        )
         ours = delta["app"] + delta["playback"] + delta["chromium"] + delta["harness"]
         cores = {k: delta[k] / wall for k in ("app", "chromium", "playback", "harness", "machine")}
-        return {"wall": wall, **cores, "others": max(0.0, delta["machine"] - ours) / wall,
-                "threads": threads[:3], "main_tid": str(self.app_pid),
-                "renderer_run": delta["renderer_run"], "renderer_wait": delta["renderer_wait"]}
+        return {
+            "wall": wall,
+            **cores,
+            "others": max(0.0, delta["machine"] - ours) / wall,
+            "threads": threads[:3],
+            "main_tid": str(self.app_pid),
+            "renderer_run": delta["renderer_run"],
+            "renderer_wait": delta["renderer_wait"],
+        }
 
 
 # -- the app ------------------------------------------------------------------------------
 
+
 class App:
     """The real Streamlit app in a subprocess (its own session), configured by environment."""
 
-    def __init__(self, base_url: str, model: str, database_url: str, log_path: Path,
-                 app_dir: Path = ROOT):
+    def __init__(
+        self, base_url: str, model: str, database_url: str, log_path: Path, app_dir: Path = ROOT
+    ):
         self.port = free_port()
         self.log_path = log_path
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("STREAMRACE_API_KEY", "OPENAI_API_KEY", "STREAMRACE_MODEL_PATH")}
-        env.update(STREAMRACE_ENDPOINT="compatible", STREAMRACE_BASE_URL=base_url,
-                   STREAMRACE_MODEL=model, DATABASE_URL=database_url)
-        with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-                 "--server.port", str(self.port), "--server.headless", "true",
-                 "--browser.gatherUsageStats", "false"],
-                cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        # Sealed: the endpoint and run log it is given, nothing else of ours (no key, no model).
+        self.server = ManagedProcess(
+            "streamlit",
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "streamlit_app.py",
+                "--server.port",
+                str(self.port),
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            health_url=f"{self.url}_stcore/health",
+            log_path=log_path,
+            cwd=app_dir,
+            env={
+                "STREAMRACE_ENDPOINT": "compatible",
+                "STREAMRACE_BASE_URL": base_url,
+                "STREAMRACE_MODEL": model,
+                "DATABASE_URL": database_url,
+            },
+            start_timeout_s=APP_START_TIMEOUT_S,
+        )
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
+    @property
+    def proc(self):
+        return self.server.process
+
     def log_tail(self, lines: int = 5) -> str:
         return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
 
     def wait_healthy(self) -> None:
-        deadline = time.monotonic() + APP_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {self.proc.returncode}: {self.log_tail()}")
-            try:
-                with urllib.request.urlopen(self.url + "_stcore/health", timeout=1) as response:
-                    if response.read().strip() == b"ok":
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("streamlit did not become healthy")
+        """Start it and wait until it answers (ServerStartFailed says why it did not)."""
+        self.server.start()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)  # its own session: only its processes
-                self.proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        self.server.stop(grace_s=10)
 
 
 # -- one measurement ----------------------------------------------------------------------
+
 
 @dataclass
 class Result:
@@ -366,13 +386,15 @@ def browser_to_perf(page) -> float:
     return best[1]
 
 
-def measure_rate(browser, server: RemotePlayback, rate: int, tmp: Path, trials: int,
-                 warm_up: bool, app_dir: Path) -> list[Result]:
+def measure_rate(
+    browser, server: RemotePlayback, rate: int, tmp: Path, trials: int, warm_up: bool, app_dir: Path
+) -> list[Result]:
     """Start the app for this rate and run `trials` races, each in a fresh page (session);
     with `warm_up`, one more race first, not counted."""
     database = tmp / f"runs-{rate}.db"
-    app = App(server.base_url, f"rate{rate}", f"sqlite:///{database}", tmp / f"app-{rate}.log",
-              app_dir)
+    app = App(
+        server.base_url, f"rate{rate}", f"sqlite:///{database}", tmp / f"app-{rate}.log", app_dir
+    )
     results = []
     try:
         app.wait_healthy()
@@ -390,8 +412,9 @@ def measure_rate(browser, server: RemotePlayback, rate: int, tmp: Path, trials: 
     return results
 
 
-def trial(browser, server: RemotePlayback, app: App, script: Script, rate: int,
-          database: Path) -> Result:
+def trial(
+    browser, server: RemotePlayback, app: App, script: Script, rate: int, database: Path
+) -> Result:
     """One race in a fresh page: click Run race, record the page until every token shows."""
     n = len(script.texts)
     result = Result(rate, n, scripted_span=script.offsets[-1] - script.offsets[0])
@@ -400,15 +423,18 @@ def trial(browser, server: RemotePlayback, app: App, script: Script, rate: int,
     sampler = None
     try:
         ws_frames: list[int] = []
-        page.on("websocket", lambda ws: ws.on(
-            "framereceived", lambda payload: ws_frames.append(len(payload))))
+        page.on(
+            "websocket",
+            lambda ws: ws.on("framereceived", lambda payload: ws_frames.append(len(payload))),
+        )
         page.goto(app.url, wait_until="domcontentloaded")
         run_button = page.get_by_role("button", name="Run race")
         run_button.wait_for(timeout=APP_START_TIMEOUT_S * 1000)
         page.get_by_role("heading", name="Streaming call").wait_for()
         # Let the first script run end (the "Running..." widget goes away), then settle.
-        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached",
-                               timeout=APP_START_TIMEOUT_S * 1000)
+        page.wait_for_selector(
+            '[data-testid="stStatusWidget"]', state="detached", timeout=APP_START_TIMEOUT_S * 1000
+        )
         page.wait_for_timeout(200)
         offset = browser_to_perf(page)
         page.evaluate(RECORDER_JS, n)
@@ -421,9 +447,11 @@ def trial(browser, server: RemotePlayback, app: App, script: Script, rate: int,
         while time.monotonic() < deadline and page.evaluate("window.__keepup.count") < n:
             page.wait_for_timeout(100)
         sampler.stop()
-        recorded = page.evaluate("(() => { const r = window.__keepup; r.running = false; "
-                                 "return {samples: r.samples, gaps: r.gaps, long: r.long, "
-                                 "blocking: r.blocking}; })()")
+        recorded = page.evaluate(
+            "(() => { const r = window.__keepup; r.running = false; "
+            "return {samples: r.samples, gaps: r.gaps, long: r.long, "
+            "blocking: r.blocking}; })()"
+        )
         # Let the race end (the blocking answer, the run log) before the page goes away.
         records = _wait_records(server)
         stream = next((r for r in records if len(r["sent"]) == n), None)
@@ -486,8 +514,9 @@ def _streaming_rows(database: Path) -> int:
         return 0  # no run log yet
 
 
-def _client_receipt(result: Result, database: Path, logged_before: int,
-                    stream: dict | None) -> None:
+def _client_receipt(
+    result: Result, database: Path, logged_before: int, stream: dict | None
+) -> None:
     """The app's own receipt times, from the run log's timeline ([[s after t0, text], ...]).
 
     Mapped onto the server's clock through its t_received = t0 + the request leg (~1 ms), so
@@ -501,7 +530,8 @@ def _client_receipt(result: Result, database: Path, logged_before: int,
     with sqlite3.connect(database) as conn:
         timeline, status, error = conn.execute(
             "SELECT timeline, status, error FROM runs WHERE mode = 'streaming' "
-            "ORDER BY created_at DESC LIMIT 1").fetchone()
+            "ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()
     result.stream_status = status + (f" ({error})" if error else "")
     timeline = json.loads(timeline)
     if len(timeline) < 2:
@@ -519,30 +549,44 @@ def report(r: Result) -> None:
     ratio = "-" if r.ratio is None else f"{r.ratio:.3f}"
     visible = "-" if r.visible_rate is None else f"{r.visible_rate:.0f}"
     produced = "-" if not r.sent_span else f"{(r.n - 1) / r.sent_span:.0f}"
-    print(f"rate {r.rate:>4}/s  n={r.n:<5} produced {produced:>5} chunks/s "
-          f"(span {r.sent_span or 0:.3f} s, scripted {r.scripted_span:.3f} s)  "
-          f"visible {visible:>5} chunks/s (span {r.visible_span or 0:.3f} s)  "
-          f"ratio {ratio}  frames {r.frames}")
+    print(
+        f"rate {r.rate:>4}/s  n={r.n:<5} produced {produced:>5} chunks/s "
+        f"(span {r.sent_span or 0:.3f} s, scripted {r.scripted_span:.3f} s)  "
+        f"visible {visible:>5} chunks/s (span {r.visible_span or 0:.3f} s)  "
+        f"ratio {ratio}  frames {r.frames}"
+    )
     client = "-" if not r.client_span else f"{(r.n - 1) / r.client_span:.0f} chunks/s"
-    blocking = ("after the last token" if r.blocking_lag is None
-                else f"{round(r.blocking_lag * 1000):+d} ms from the last token")
-    print(f"    app received {client} (span {r.client_span or 0:.3f} s, last chunk "
-          f"<= {_ms(r.client_last_lag)} after sent) | on screen: first {_ms(r.first_lag)}, "
-          f"last {_ms(r.last_lag)} after sent; blocking answer {blocking}")
-    print(f"    browser: rAF gap p95 {_ms(r.raf_gap_p95)}, max {_ms(r.raf_gap_max)}; "
-          f"{len(r.long_tasks)} long tasks, {_ms(sum(r.long_tasks))} in all | websocket "
-          f"{r.ws_messages} msgs, {r.ws_bytes / 1e6:.2f} MB")
+    blocking = (
+        "after the last token"
+        if r.blocking_lag is None
+        else f"{round(r.blocking_lag * 1000):+d} ms from the last token"
+    )
+    print(
+        f"    app received {client} (span {r.client_span or 0:.3f} s, last chunk "
+        f"<= {_ms(r.client_last_lag)} after sent) | on screen: first {_ms(r.first_lag)}, "
+        f"last {_ms(r.last_lag)} after sent; blocking answer {blocking}"
+    )
+    print(
+        f"    browser: rAF gap p95 {_ms(r.raf_gap_p95)}, max {_ms(r.raf_gap_max)}; "
+        f"{len(r.long_tasks)} long tasks, {_ms(sum(r.long_tasks))} in all | websocket "
+        f"{r.ws_messages} msgs, {r.ws_bytes / 1e6:.2f} MB"
+    )
     cpu = r.cpu
     if cpu:
         threads = ", ".join(
             f"{'main' if tid == cpu['main_tid'] else 'tid ' + tid} {run:.2f}+{wait:.2f}"
-            for run, wait, tid in cpu["threads"])
-        print(f"    cpu over {cpu['wall']:.1f} s, in cores: app {cpu['app']:.2f}, chromium "
-              f"{cpu['chromium']:.2f}, playback {cpu['playback']:.2f}, this harness "
-              f"{cpu['harness']:.2f}, others {cpu['others']:.2f}; machine {cpu['machine']:.2f} "
-              f"of {os.cpu_count()}")
-        print(f"    seconds on a CPU + waiting for one: app's busiest threads [{threads}]; "
-              f"page renderer main thread {cpu['renderer_run']:.2f}+{cpu['renderer_wait']:.2f}")
+            for run, wait, tid in cpu["threads"]
+        )
+        print(
+            f"    cpu over {cpu['wall']:.1f} s, in cores: app {cpu['app']:.2f}, chromium "
+            f"{cpu['chromium']:.2f}, playback {cpu['playback']:.2f}, this harness "
+            f"{cpu['harness']:.2f}, others {cpu['others']:.2f}; machine {cpu['machine']:.2f} "
+            f"of {os.cpu_count()}"
+        )
+        print(
+            f"    seconds on a CPU + waiting for one: app's busiest threads [{threads}]; "
+            f"page renderer main thread {cpu['renderer_run']:.2f}+{cpu['renderer_wait']:.2f}"
+        )
     if r.error:
         print(f"    error: {r.error}")
     sys.stdout.flush()
@@ -551,24 +595,39 @@ def report(r: Result) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", type=int, nargs="+", default=list(RATES))
-    parser.add_argument("--trials", type=int,
-                        help="races per rate, the median counts (default: 3 at 2000, else 2)")
-    parser.add_argument("--app-dir", type=Path, default=ROOT, metavar="DIR",
-                        help="run the app from another checkout (default: this one)")
+    parser.add_argument(
+        "--trials", type=int, help="races per rate, the median counts (default: 3 at 2000, else 2)"
+    )
+    parser.add_argument(
+        "--app-dir",
+        type=Path,
+        default=ROOT,
+        metavar="DIR",
+        help="run the app from another checkout (default: this one)",
+    )
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     results: dict[int, list[Result]] = {}
-    with tempfile.TemporaryDirectory(prefix="render-keepup-") as tmp, \
-            RemotePlayback({f"rate{rate}": script_for(rate) for rate in args.rates}) as server, \
-            sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=CHROMIUM_ARGS)
+    with (
+        tempfile.TemporaryDirectory(prefix="render-keepup-") as tmp,
+        RemotePlayback({f"rate{rate}": script_for(rate) for rate in args.rates}) as server,
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
         try:
             for index, rate in enumerate(args.rates):
-                results[rate] = measure_rate(browser, server, rate, Path(tmp),
-                                             args.trials or TRIALS.get(rate, 2),
-                                             warm_up=index == 0, app_dir=args.app_dir.resolve())
+                results[rate] = measure_rate(
+                    browser,
+                    server,
+                    rate,
+                    Path(tmp),
+                    args.trials or TRIALS.get(rate, 2),
+                    warm_up=index == 0,
+                    app_dir=args.app_dir.resolve(),
+                )
         finally:
             browser.close()
     print(f"\nload average (1 min): {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
@@ -578,10 +637,12 @@ def main(argv: list[str] | None = None) -> int:
         visible = [r.visible_rate for r in trials if r.visible_rate is not None]
         produced = [(r.n - 1) / r.sent_span for r in trials if r.sent_span]
         medians[rate] = statistics.median(ratios) if ratios and len(ratios) == len(trials) else None
-        print(f"rate {rate:>4}/s: produced {_median(produced, '.0f')} chunks/s, visible "
-              f"{_median(visible, '.0f')} chunks/s, keep-up ratio {_median(ratios, '.3f')} "
-              f"(median of {len(trials)}: {', '.join(f'{x:.3f}' for x in ratios) or '-'}), "
-              f"frames {', '.join(str(r.frames) for r in trials)}")
+        print(
+            f"rate {rate:>4}/s: produced {_median(produced, '.0f')} chunks/s, visible "
+            f"{_median(visible, '.0f')} chunks/s, keep-up ratio {_median(ratios, '.3f')} "
+            f"(median of {len(trials)}: {', '.join(f'{x:.3f}' for x in ratios) or '-'}), "
+            f"frames {', '.join(str(r.frames) for r in trials)}"
+        )
     failed = any(r.error for trials in results.values() for r in trials)
     if 2000 in medians:
         print(f"target: render_keepup_2000 >= {TARGET}")

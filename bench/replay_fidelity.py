@@ -22,12 +22,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib import endpoints, metrics, replay  # noqa: E402
-from lib.config import Settings  # noqa: E402
+from lib import replay  # noqa: E402
+from lib.core import metrics  # noqa: E402
+from lib.core.config import Settings  # noqa: E402
+from lib.core.trace import Params  # noqa: E402
+from lib.endpoints.resolve import resolve  # noqa: E402
 from lib.race import run_headless  # noqa: E402
 from lib.replay import Recording, Recordings, Spec, Transform, play, timeline_trace  # noqa: E402
-from lib.store import Store  # noqa: E402
-from lib.trace import Params  # noqa: E402
+from lib.storage.store import Store  # noqa: E402
 
 
 def recording() -> Recording:
@@ -62,7 +64,7 @@ def main() -> int:
         ttft_all = []
         for transform in (Transform(), Transform(time_scale=2, first_chunk_delay_s=0.2)):
             spec = Spec(recording=rec.name, transform=transform)
-            endpoint = endpoints.resolve(Settings(endpoint_kind="replay", model=spec.model,
+            endpoint = resolve(Settings(endpoint_kind="replay", model=spec.model,
                                                   database_url=url))
             found = errors_ms(endpoint, transform, args.races, rec)
             print(f"{replay.label(spec)}: {args.races} races, error in ms (replayed − timeline)")

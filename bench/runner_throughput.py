@@ -34,20 +34,19 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import httpx
-
-from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `make bench` runs us by path
 
 from bench._playback_proc import RemotePlayback
-from lib import metrics
-from lib.bench import BenchPrompt, Benchmark, BenchSettings, PromptSet, measured_span
-from lib.calls import warm_up
+from lib.bench import Benchmark, BenchPrompt, BenchSettings, PromptSet, measured_span
+from lib.core import metrics
+from lib.core.calls import warm_up
+from lib.core.trace import MODES, Params
 from lib.endpoints import Endpoint
-from lib.playback import Script
-from lib.trace import MODES, Params
+from lib.serving.playback import Script
 
 TARGET_RATIO = 0.8
 MODEL = "instant"
@@ -132,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     clients = {
         "runner (lib.bench)": lambda url: runner(url, args.requests, args.concurrency),
         "httpx async": lambda url: plain(url, args.requests, args.concurrency, pooled=True),
-        "httpx async, new conn.": lambda url: plain(url, args.requests, args.concurrency, pooled=False),
+        "httpx async, new conn.": lambda url: plain(
+            url, args.requests, args.concurrency, pooled=False
+        ),
     }
     rps: dict[str, list[float]] = {name: [] for name in clients}
     cpu: dict[str, list[float]] = {name: [] for name in clients}
@@ -150,24 +151,32 @@ def main(argv: list[str] | None = None) -> int:
                 failures += failed
                 server.records()  # keep the child's memory flat
 
-    print(f"{args.requests} streaming requests at concurrency {args.concurrency}, "
-          f"{args.reps} alternating repetitions, medians; GIL switch interval "
-          f"{sys.getswitchinterval() * 1e3:g} ms; load average {load_before:.2f} -> "
-          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print(f"  {'client':<24}{'req/s':>9}{'  (min–max)':>16}{'client CPU ms/req':>19}"
-          f"{'CPU share':>11}")
+    print(
+        f"{args.requests} streaming requests at concurrency {args.concurrency}, "
+        f"{args.reps} alternating repetitions, medians; GIL switch interval "
+        f"{sys.getswitchinterval() * 1e3:g} ms; load average {load_before:.2f} -> "
+        f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
+    print(
+        f"  {'client':<24}{'req/s':>9}{'  (min–max)':>16}{'client CPU ms/req':>19}{'CPU share':>11}"
+    )
     for name in clients:
-        print(f"  {name:<24}{metrics.percentile(rps[name], 50):9.1f}  "
-              f"({min(rps[name]):6.1f}–{max(rps[name]):6.1f})"
-              f"{metrics.percentile(cpu[name], 50) * 1e3:19.2f}"
-              f"{metrics.percentile(share[name], 50):11.0%}")
+        print(
+            f"  {name:<24}{metrics.percentile(rps[name], 50):9.1f}  "
+            f"({min(rps[name]):6.1f}–{max(rps[name]):6.1f})"
+            f"{metrics.percentile(cpu[name], 50) * 1e3:19.2f}"
+            f"{metrics.percentile(share[name], 50):11.0%}"
+        )
     # Both clients are CPU-bound (one core at most: the GIL, one event loop). Under other
     # load the OS gives a 64-thread process more CPU than a one-thread one, which flatters
     # the runner's wall figure: the CPU figure is the one the machine's load does not move.
-    cpu_ratio = (metrics.percentile(cpu["httpx async"], 50)
-                 / metrics.percentile(cpu["runner (lib.bench)"], 50))
-    print(f"cpu_bound_ratio_runner_over_httpx={cpu_ratio:.2f} (httpx CPU per request / ours: "
-          f"the wall ratio on an otherwise idle core)")
+    cpu_ratio = metrics.percentile(cpu["httpx async"], 50) / metrics.percentile(
+        cpu["runner (lib.bench)"], 50
+    )
+    print(
+        f"cpu_bound_ratio_runner_over_httpx={cpu_ratio:.2f} (httpx CPU per request / ours: "
+        f"the wall ratio on an otherwise idle core)"
+    )
     if failures:
         print(f"  {failures} requests failed", file=sys.stderr)
     ours = metrics.percentile(rps["runner (lib.bench)"], 50)

@@ -14,25 +14,25 @@ Anything that needs a known timeline can also use `replay_endpoint`: a real `rep
 playing a Recording (hand-made, or saved from a logged run), transformed if asked:
 
     def test_something(replay_endpoint):
-        endpoint = replay_endpoint(Recording("tick", (0.1, 0.2), ("a", "b")), Transform(time_scale=2))
+        recording = Recording("tick", (0.1, 0.2), ("a", "b"))
+        endpoint = replay_endpoint(recording, Transform(time_scale=2))
         blocking, streaming = run_headless(endpoint, "prompt", Params(), store=None)
 """
 
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib.calls import warm_up
-from lib.endpoints import Endpoint
-from lib.playback import PlaybackServer, Received, Script
-from lib import replay
+from lib.core.calls import warm_up
+from lib.endpoints import Endpoint, replayed
 from lib.replay import Profile, Recording, ReplayServer, Spec, Transform
-from lib.store import Store
+from lib.serving.playback import PlaybackServer, Received, Script
+from lib.storage.store import Store
 
 SCRIPTS: dict[str, Script] = {
     # The reference timeline: first text at 300 ms, then one word every 20 ms (e2e 680 ms).
@@ -96,13 +96,20 @@ def replay_endpoint(replay_server) -> Callable[..., Endpoint]:
     a `replay` endpoint whose calls get exactly that timeline (logged as source `replay`, or
     `simulated` for a profile, with the transform)."""
 
-    def make(recording: Recording | None = None, transform: Transform = Transform(), *,
-             profile: Profile | None = None) -> Endpoint:
+    def make(
+        recording: Recording | None = None,
+        transform: Transform = Transform(),
+        *,
+        profile: Profile | None = None,
+    ) -> Endpoint:
         if recording is not None:
             replay_server.recordings[recording.name] = recording
-        spec = Spec(recording=recording.name, transform=transform) if profile is None else Spec(
-            profile=profile)
-        return replay.endpoint_for(replay_server.base_url, spec.model)
+        spec = (
+            Spec(recording=recording.name, transform=transform)
+            if profile is None
+            else Spec(profile=profile)
+        )
+        return replayed.endpoint_for(replay_server.base_url, spec.model)
 
     return make
 
@@ -131,7 +138,8 @@ def unique_prompt() -> str:
 def received_for(server: PlaybackServer, prompt: str) -> list[Received]:
     """The requests the server received whose user message is `prompt`, in arrival order."""
     return [
-        record for record in list(server.received)
+        record
+        for record in list(server.received)
         if any(m.get("content") == prompt for m in record.body.get("messages", []))
     ]
 
@@ -165,14 +173,23 @@ def open_app(store_url, monkeypatch) -> Callable[..., AppTest]:
     """`open_app(base_url, model, page=None, **env)`: the whole app (`streamlit_app.py`, its
     navigation and sidebar) in AppTest, pointed at a server by the environment variables a user
     would set, with this test's run log (`store_url`), switched to `page` if given."""
-    for name in ("STREAMRACE_API_KEY", "OPENAI_API_KEY", "STREAMRACE_MODEL_PATH",
-                 "STREAMRACE_MODERATION_URL"):
+    for name in (
+        "STREAMRACE_API_KEY",
+        "OPENAI_API_KEY",
+        "STREAMRACE_MODEL_PATH",
+        "STREAMRACE_MODERATION_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(ROOT)  # .streamlit/ and the pages are found from the project root
 
     def open_(base_url: str, model: str, page: str | None = None, **env: str) -> AppTest:
-        env = {"STREAMRACE_ENDPOINT": "compatible", "STREAMRACE_BASE_URL": base_url,
-               "STREAMRACE_MODEL": model, "DATABASE_URL": store_url, **env}
+        env = {
+            "STREAMRACE_ENDPOINT": "compatible",
+            "STREAMRACE_BASE_URL": base_url,
+            "STREAMRACE_MODEL": model,
+            "DATABASE_URL": store_url,
+            **env,
+        }
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=APP_TIMEOUT_S)
@@ -188,7 +205,7 @@ def open_app(store_url, monkeypatch) -> Callable[..., AppTest]:
 @pytest.fixture(scope="session")
 def browser():
     """Debian's chromium, headless, driven by Playwright (never `playwright install`)."""
-    from browser_harness import CHROMIUM, CHROMIUM_ARGS
+    from tests.support.browser_harness import CHROMIUM, CHROMIUM_ARGS
 
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (make chromium)")

@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from lib.errors import ServerStartFailed
+from lib.core.errors import ServerStartFailed
 
 KEPT_VARIABLES = ("PATH", "HOME", "TMPDIR", "USER", "LOGNAME")
 """What a child keeps of our environment: where programs and the home folder are. Locale is

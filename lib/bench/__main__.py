@@ -1,0 +1,3 @@
+from lib.cli.bench import main
+
+raise SystemExit(main())

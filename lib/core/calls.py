@@ -1,0 +1,247 @@
+"""One call to an endpoint through Mirascope 2, blocking or streamed, recorded in a Trace.
+
+Both modes share everything but the sending: request checks, the provider and its client
+(our timeout, no retries: a silent retry would hide inside a measurement), the t0 hook,
+error mapping and cancellation. Timestamps are taken on the thread that runs the call,
+the thread that receives the bytes.
+
+Cancellation closes the HTTP connection from any thread: the client's sockets are tracked
+and shut down, which wakes a read blocked on a silent server at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import ssl
+import threading
+import time
+
+import httpx
+from mirascope import llm
+from mirascope.llm.tools import Toolkit
+
+from lib.core import errors
+from lib.core.seams import OpenAIClient, Provider, SocketTracker, use_network_backend
+from lib.core.trace import MODES, Chunk, Mode, Params, Request, Trace
+from lib.endpoints import Endpoint
+
+MAX_PROMPT_CHARS = 100_000
+
+
+MAX_TOKENS_LIMIT = 32_768
+
+
+def check_request(prompt: str, params: Params) -> None:
+    """Refuse, before anything is sent, what no endpoint should receive."""
+    if not prompt or not prompt.strip():
+        raise errors.InvalidInput("Type a prompt first: nothing was sent.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise errors.InvalidInput(
+            f"The prompt has {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}."
+        )
+    if not 1 <= params.max_tokens <= MAX_TOKENS_LIMIT:
+        raise errors.InvalidInput(f"max_tokens must be between 1 and {MAX_TOKENS_LIMIT:,}.")
+    if not 0.0 <= params.temperature <= 2.0:
+        raise errors.InvalidInput("temperature must be between 0 and 2.")
+    if not 0.1 <= params.timeout_s <= 3600:
+        raise errors.InvalidInput("The timeout must be between 0.1 s and 3600 s.")
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context shared by every call (httpx's own default, built once):
+    httpx builds a fresh one per client, and loading the CA bundle costs ~40 ms of CPU, which
+    would cap a benchmark at ~25 requests a second. An SSLContext is safe to share."""
+    return httpx.create_ssl_context()
+
+
+class Call:
+    """A single call: build it, `run()` it on a worker thread, `cancel()` it from any thread.
+
+    `progress` is notified on every chunk and at the end, so a renderer can wait on it.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        prompt: str,
+        params: Params,
+        mode: Mode,
+        *,
+        source: str = "live",
+        race_id: str | None = None,
+    ) -> None:
+        check_request(prompt, params)
+        self.endpoint = endpoint
+        self.params = params
+        base_url = endpoint.url_for(mode)
+        request = Request(prompt, params, endpoint.kind, base_url, endpoint.model,
+                          endpoint.transform)
+        # A replayed or simulated timing is never logged as anything else (nor as live).
+        source = endpoint.source or source
+        self.trace = Trace(request=request, mode=mode, source=source, race_id=race_id)
+        self.progress = threading.Condition()
+        self._cancelled = threading.Event()
+        self._tracker = SocketTracker()
+        # Built before t_start: constructing clients is set-up, not part of the call.
+        timeout = httpx.Timeout(params.timeout_s, connect=min(params.timeout_s, 10.0))
+        transport = httpx.HTTPTransport(verify=_ssl_context())
+        use_network_backend(transport, self._tracker)
+        self._http = httpx.Client(
+            transport=transport, timeout=timeout, event_hooks={"request": [self._on_request]}
+        )
+        client = OpenAIClient(
+            api_key=endpoint.api_key or "not-needed",
+            base_url=base_url,
+            http_client=self._http,
+            max_retries=0,
+            timeout=timeout,
+        )
+        if params.repeat_penalty is not None:
+            # Mirascope's Params have no slot for server extensions; the SDK's extra_body does.
+            completions = client.chat.completions
+            completions.create = functools.partial(  # type: ignore[method-assign,assignment]
+                completions.create, extra_body={"repeat_penalty": params.repeat_penalty}
+            )
+        self._provider = Provider(client, openai_features=endpoint.kind == "openai")
+        self._kwargs = {
+            "model_id": Provider.PREFIX + endpoint.model,
+            "messages": [llm.messages.user(prompt)],
+            "toolkit": Toolkit(None),
+            "temperature": params.temperature,
+            "max_tokens": params.max_tokens,
+            **({"seed": params.seed} if params.seed is not None else {}),
+            **({"stop_sequences": list(params.stop)} if params.stop else {}),
+        }
+
+    # -- shared bookkeeping -------------------------------------------------------------
+
+    def _on_request(self, request: httpx.Request) -> None:
+        # The request hook fires before the connection exists; httpcore's trace tells when
+        # the request's bytes start to go out, which is t0 (connecting counts as client_s).
+        request.extensions["trace"] = self._on_http_event
+
+    def _on_http_event(self, event: str, info: dict) -> None:
+        if self.trace.t0 is None and event.endswith(".send_request_headers.started"):
+            self.trace.t0 = time.perf_counter()
+
+    def _add_text(self, text: str) -> None:
+        now = time.perf_counter()
+        with self.progress:
+            self.trace.chunks.append(Chunk(now, text))
+            self.progress.notify_all()
+
+    def _finish(self, status: str, error: errors.StreamRaceError | None = None) -> None:
+        with self.progress:
+            self.trace.t_end = time.perf_counter()
+            if error is not None:
+                self.trace.error = error.message
+                self.trace.error_kind = error.kind
+            self.trace.status = status  # type: ignore[assignment]
+            self.progress.notify_all()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        """Stop the call from any thread; its trace ends `cancelled` with what it measured."""
+        self._cancelled.set()
+        self._tracker.abort()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the call has ended; True if it has."""
+        with self.progress:
+            return self.progress.wait_for(lambda: self.trace.done, timeout)
+
+    # -- the sending, the only part that differs --------------------------------------
+
+    def run(self, t_start: float | None = None) -> Trace:
+        """Make the call on this thread. Never raises: the outcome is in the trace.
+
+        `t_start` is when the caller decided to start it (default: now); the wait until this
+        thread got going is kept apart (`t_run`).
+        """
+        self.trace.t_run = time.perf_counter()
+        self.trace.t_start = t_start if t_start is not None else time.perf_counter()
+        try:
+            if self.cancelled:
+                raise _Cancelled()
+            if self.trace.mode == "blocking":
+                self._run_blocking()
+            else:
+                self._run_streaming()
+            self._finish("cancelled" if self.cancelled else "ok")
+        except Exception as exc:  # noqa: BLE001 - every outcome becomes a trace status
+            if self.cancelled:
+                self._finish("cancelled")
+            else:
+                self._finish("error", self._map(exc))
+        finally:
+            self._http.close()
+        return self.trace
+
+    def _run_blocking(self) -> None:
+        response = self._provider.call(**self._kwargs)
+        text = response.text(sep="")
+        if text:
+            self._add_text(text)
+        self._take_usage(response.usage)
+
+    def _run_streaming(self) -> None:
+        stream = self._provider.stream(**self._kwargs)
+        for text in stream.text_stream(sep=""):
+            if text:
+                self._add_text(text)
+            if self.cancelled:
+                raise _Cancelled()
+        self._take_usage(stream.usage)
+
+    def _take_usage(self, usage) -> None:
+        if usage is not None and (usage.output_tokens or usage.input_tokens):
+            self.trace.input_tokens = usage.input_tokens
+            self.trace.output_tokens = usage.output_tokens
+
+    def _map(self, exc: Exception) -> errors.StreamRaceError:
+        secrets = (self.endpoint.api_key,) if self.endpoint.api_key else ()
+        return errors.from_exception(
+            exc,
+            base_url=self.trace.request.base_url,
+            model=self.endpoint.model,
+            timeout_s=self.params.timeout_s,
+            started=bool(self.trace.chunks),
+            secrets=secrets,
+        )
+
+
+class _Cancelled(Exception):
+    """Raised inside a call to unwind it after `cancel()`."""
+
+
+_warm_lock = threading.Lock()
+
+
+_warmed = False
+
+
+def warm_up() -> None:
+    """Pay the first-call cost of Mirascope and the SDK (lazy imports, ~0.5 s) off the clock.
+
+    Both modes make one real call to a throwaway playback server; once per process.
+    """
+    global _warmed
+    with _warm_lock:
+        if _warmed:
+            return
+        from lib.serving.playback import PlaybackServer, Script
+
+        with PlaybackServer({"warm-up": Script(offsets=(0.0,), texts=("ok",))}) as server:
+            endpoint = Endpoint("compatible", "warm-up", {m: server.base_url for m in MODES})
+            for mode in MODES:
+                Call(endpoint, "warm up", Params(timeout_s=5), mode).run()
+        _warmed = True
+        # A full collection pauses every thread for 40-100+ ms while it walks the heap loaded at
+        # import; frozen, that heap is never walked again, and no call stalls on it.
+        gc.collect()
+        gc.freeze()

@@ -1,0 +1,111 @@
+"""Configuration, the same for the app and every `python -m lib.<name>` command.
+
+Read from the environment, then `.streamlit/secrets.toml` (same names), then defaults.
+The sidebar starts from these settings; CLI flags override them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+ENDPOINT_KINDS = ("local", "openai", "compatible", "replay")
+DEFAULT_MODELS = {"local": "gemma-3-270m", "openai": "gpt-4o-mini", "compatible": "", "replay": ""}
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+SECRETS_PATH = Path(".streamlit/secrets.toml")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where calls go and where runs are logged. `api_key` never appears in repr."""
+
+    endpoint_kind: str = "local"
+    base_url: str = ""
+    model: str = ""
+    api_key: str | None = field(default=None, repr=False)
+    key_origin: str | None = None
+    """Where the key came from, for the UI: 'environment', 'secrets.toml' or 'typed'."""
+    model_path: str | None = None
+    database_url: str | None = None
+
+    def with_overrides(self, **changes) -> "Settings":
+        """A copy with the non-None changes applied (CLI flags, sidebar widgets)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _read_secrets(path: Path) -> dict:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, (str, int, float))}
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, secrets_path: Path | None = None
+) -> Settings:
+    """Settings from the environment, then secrets.toml, then defaults."""
+    environ = os.environ if environ is None else environ
+    secrets = _read_secrets(secrets_path or SECRETS_PATH)
+
+    def get(name: str) -> tuple[str | None, str | None]:
+        return _lookup(name, environ, secrets)
+
+    kind = (get("STREAMRACE_ENDPOINT")[0] or "local").strip().lower()
+    if kind not in ENDPOINT_KINDS:
+        kind = "local"
+    base_url = OPENAI_BASE_URL if kind == "openai" else get("STREAMRACE_BASE_URL")[0] or ""
+    keyless = kind in ("local", "replay")
+    api_key, origin = (None, None) if keyless else key_for(kind, environ, secrets_path)
+    return Settings(
+        endpoint_kind=kind,
+        base_url=base_url,
+        model=get("STREAMRACE_MODEL")[0] or DEFAULT_MODELS[kind],
+        api_key=api_key,
+        key_origin=origin,
+        model_path=get("STREAMRACE_MODEL_PATH")[0],
+        database_url=get("DATABASE_URL")[0],
+    )
+
+
+def _lookup(
+    name: str, environ: Mapping[str, str], secrets: Mapping
+) -> tuple[str | None, str | None]:
+    """A setting's value and its origin: the environment wins over secrets.toml."""
+    if environ.get(name):
+        return environ[name], "environment"
+    if secrets.get(name):
+        return str(secrets[name]), "secrets.toml"
+    return None, None
+
+
+def key_for(
+    kind: str, environ: Mapping[str, str] | None = None, secrets_path: Path | None = None
+) -> tuple[str | None, str | None]:
+    """The configured key and its origin for an endpoint kind (the sidebar switches kinds)."""
+    environ = os.environ if environ is None else environ
+    name = "OPENAI_API_KEY" if kind == "openai" else "STREAMRACE_API_KEY"
+    return _lookup(name, environ, _read_secrets(secrets_path or SECRETS_PATH))
+
+
+def moderation_config(
+    environ: Mapping[str, str] | None = None, secrets_path: Path | None = None
+) -> tuple[str, str | None]:
+    """Where the moderation validator sends text, and the key it sends (OPENAI_API_KEY).
+
+    `STREAMRACE_MODERATION_URL` points it elsewhere than api.openai.com (a gateway, a test server).
+    """
+    environ = os.environ if environ is None else environ
+    secrets = _read_secrets(secrets_path or SECRETS_PATH)
+    url = _lookup("STREAMRACE_MODERATION_URL", environ, secrets)[0] or OPENAI_BASE_URL
+    return url, key_for("openai", environ, secrets_path)[0]
+
+
+def default_data_dir() -> Path:
+    """The user's data folder for StreamRace (XDG on Linux)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "streamrace"

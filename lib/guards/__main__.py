@@ -1,0 +1,3 @@
+from lib.cli.guards import main
+
+raise SystemExit(main())

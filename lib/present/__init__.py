@@ -1,0 +1,1 @@
+"""Presentation without Streamlit: statistics behind the charts, plotly figures, display text."""

@@ -1,0 +1,3 @@
+from lib.cli.race import main
+
+raise SystemExit(main())

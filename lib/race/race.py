@@ -1,0 +1,167 @@
+"""The race: the same prompt sent blocking and streamed at the same instant.
+
+Both calls run on worker threads released together by a barrier; each takes its own
+t_start at the release. The renderer (a page, or nothing when headless) reads the stream
+through `frames()`, which batches chunks into frames so that a fast stream never waits on
+rendering and rendering never alters the timestamps.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Iterator
+
+from lib.core import metrics, runs
+from lib.core.calls import Call, check_request, warm_up
+from lib.core.runs import Log
+from lib.core.trace import Params, Trace
+from lib.endpoints import Endpoint
+
+FRAME_S = 0.04
+"""Shortest time between two frames handed to the renderer (25 frames a second)."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    label: str
+    prompt: str
+    max_tokens: int
+
+
+PRESETS = (
+    Preset("One-line answer", "In one sentence, what is the capital of France?", 48),
+    Preset(
+        "Long report (~300 tokens)",
+        "Write a report of about 300 words on why streaming responses improve the user "
+        "experience of chat applications.",
+        300,
+    ),
+)
+
+
+class Race:
+    """Two calls of the same request, one blocking and one streamed, started together."""
+
+    def __init__(self, endpoint: Endpoint, prompt: str, params: Params, source: str = "live"):
+        check_request(prompt, params)
+        warm_up()
+        self.race_id = uuid.uuid4().hex
+        self.blocking = Call(
+            endpoint, prompt, params, "blocking", source=source, race_id=self.race_id
+        )
+        self.streaming = Call(
+            endpoint, prompt, params, "streaming", source=source, race_id=self.race_id
+        )
+        # The barrier's action runs once, before either worker is released: both calls share
+        # one t_start, and whichever thread gets the GIL second pays for it in client_s.
+        self._released_at = 0.0
+        self._barrier = threading.Barrier(2, action=self._mark_release)
+        self._threads: list[threading.Thread] = []
+
+    def _mark_release(self) -> None:
+        self._released_at = time.perf_counter()
+
+    @property
+    def calls(self) -> tuple[Call, Call]:
+        return self.blocking, self.streaming
+
+    @property
+    def traces(self) -> tuple[Trace, Trace]:
+        return self.blocking.trace, self.streaming.trace
+
+    def start(self) -> "Race":
+        def release() -> float:
+            self._barrier.wait()
+            return self._released_at
+
+        for call in self.calls:
+            thread = threading.Thread(
+                target=lambda c=call: c.run(release()), daemon=True, name=f"race-{call.trace.mode}"
+            )
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def cancel(self) -> None:
+        """Cancel whatever is still running; finished calls keep their outcome."""
+        for call in self.calls:
+            if not call.trace.done:
+                call.cancel()
+
+    def join(self, timeout: float | None = None) -> bool:
+        runs.join_all(self._threads, timeout)
+        return self.done
+
+    @property
+    def done(self) -> bool:
+        return all(call.trace.done for call in self.calls)
+
+    def elapsed(self) -> float:
+        """Seconds since the race started (0 before it did)."""
+        starts = [t.t_start for t in self.traces if t.t_start is not None]
+        return time.perf_counter() - min(starts) if starts else 0.0
+
+    def frames(self, frame_s: float = FRAME_S, tick_s: float = 0.05) -> Iterator[str]:
+        """The streamed text as the renderer should receive it.
+
+        Yields each new batch of text as soon as it arrives, but never two batches within
+        `frame_s`; yields "" every `tick_s` while nothing new came (so a caller can update a
+        timer). Marks the moment the first text is handed over as the stream's `t_shown`.
+        Ends when the streaming call ends.
+        """
+        call = self.streaming
+        trace = call.trace
+        seen = 0
+        last_frame = 0.0
+        while True:
+            with call.progress:
+                call.progress.wait_for(  # the lambda runs in this iteration: B023 does not apply
+                    lambda: len(trace.chunks) > seen or trace.done, tick_s)  # noqa: B023
+                available = len(trace.chunks)
+                finished = trace.done
+            if available > seen:
+                wait = last_frame + frame_s - time.perf_counter()
+                if wait > 0 and not finished:
+                    time.sleep(wait)  # let more chunks join this frame
+                    available = len(trace.chunks)
+                text = "".join(chunk.text for chunk in trace.chunks[seen:available])
+                seen = available
+                if trace.t_shown is None:
+                    trace.t_shown = time.perf_counter()
+                last_frame = time.perf_counter()
+                yield text
+            elif finished:
+                return
+            else:
+                yield ""
+
+    def mark_blocking_shown(self) -> None:
+        """The renderer has the blocking answer: its blank screen ends now."""
+        if self.blocking.trace.chunks and self.blocking.trace.t_shown is None:
+            self.blocking.trace.t_shown = time.perf_counter()
+
+
+def summary_line(blocking: Trace, streaming: Trace) -> str:
+    """One sentence on the outcome, for the CLI and the page."""
+    factor = metrics.speedup(blocking, streaming)
+    if factor is None:
+        return "No comparison: at least one call showed no text."
+    return f"Streaming showed the first words {factor:.1f}× sooner."
+
+
+def run_headless(
+    endpoint: Endpoint,
+    prompt: str,
+    params: Params,
+    store: Log | None,
+    timeout_s: float | None = None,
+) -> tuple[Trace, Trace]:
+    """Run one race without a renderer, log both rows, return the traces."""
+    race = Race(endpoint, prompt, params)
+    blocking, streaming = runs.run_logged(
+        race, lambda: list(race.traces), store, timeout_s, grace_s=5
+    )
+    return blocking, streaming

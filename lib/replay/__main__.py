@@ -1,0 +1,3 @@
+from lib.cli.replay import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from lib.cli.report import main
+
+raise SystemExit(main())

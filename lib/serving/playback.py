@@ -1,0 +1,384 @@
+"""An OpenAI-compatible HTTP server that plays scripted timelines of chunks.
+
+Each `Script` says when each piece of text leaves (seconds after the request arrived),
+whether usage is sent, and which fault to play (an HTTP status, a hang before headers, a
+dropped connection mid-stream). Because it is a real server on 127.0.0.1, whatever talks to
+it measures the real network and client path: tests, benchmarks and demos that need a known
+timeline use it. It also answers POST /v1/moderations like OpenAI's moderation endpoint,
+flagging any input that contains one of its `flagged_terms` (for the moderation validator).
+With `echo_key`, its error messages quote the Authorization header they got, as careless
+gateways do (LiteLLM's proxy prints the key it received): only scrubbing keeps it off screen.
+
+    server = PlaybackServer({"scripted": Script.regular(ttft_s=0.3, gap_s=0.02, n=20)})
+    server.start(); ...; server.stop()
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+WORDS = (
+    "Streaming shows the first words while the rest is still being written, so the reader "
+    "starts at once instead of staring at a blank screen for the whole answer. "
+).split(" ")
+
+
+@dataclass(frozen=True)
+class Script:
+    """One scripted answer: text pieces and their send times after the request arrived."""
+
+    offsets: tuple[float, ...] = ()
+    texts: tuple[str, ...] = ()
+    usage: bool = True
+    status: int = 200
+    """Non-200 answers with an OpenAI-style error body and no stream."""
+    retry_after_s: float | None = None
+    hang_s: float = 0.0
+    """Wait this long before sending any header."""
+    drop_after: int | None = None
+    """Close the connection abruptly after this many content chunks."""
+    blocking_at_s: float | None = None
+    """When the blocking answer leaves; default: with the stream's last chunk."""
+    status_schedule: tuple[int, ...] = ()
+    """Statuses for this model's requests in their order of arrival, cycled: (200, 200, 500)
+    fails every third request. Replaces `status` when set."""
+    output_tokens: int | None = None
+    input_tokens: int | None = None
+    """The usage to report; default: one token per text piece, and the prompt's length / 4."""
+    error_message: str | None = None
+    """The message of a non-200 answer (default: "Scripted failure <status>")."""
+    echo: bool = False
+    """Begin the answer with "[<prompt>] ", so a test can tell whose answer it reads."""
+    # Faults of broken gateways (tests/support/hostile.py names one script per fault):
+    inject: tuple[tuple[int, bytes], ...] = ()
+    """Raw bytes written into the stream just before content chunk i: a malformed SSE line,
+    invalid UTF-8. An index past the last chunk writes them after it."""
+    blocking_body: bytes | None = None
+    """Raw bytes sent as the blocking answer's body instead of its JSON."""
+    done: bool = True
+    """False: the stream never sends `data: [DONE]`; it stays open `hold_s`, then ends."""
+    hold_s: float = 0.0
+
+    @classmethod
+    def regular(cls, ttft_s: float, gap_s: float, n: int, **kwargs) -> "Script":
+        """n chunks of one word each: the first at ttft_s, then one every gap_s."""
+        texts = tuple(WORDS[i % len(WORDS)] + " " for i in range(n))
+        offsets = tuple(ttft_s + i * gap_s for i in range(n))
+        return cls(offsets=offsets, texts=texts, **kwargs)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.texts)
+
+    def texts_for(self, body: dict) -> tuple[str, ...]:
+        """The pieces sent for one request (with its prompt in front when echoing)."""
+        if not self.echo or not self.texts:
+            return self.texts
+        prompt = "".join(str(m.get("content", "")) for m in body.get("messages", []))
+        return (f"[{prompt}] " + self.texts[0],) + self.texts[1:]
+
+
+@dataclass
+class Received:
+    """What the server saw of one request, for tests to check."""
+
+    t_received: float
+    body: dict
+    authorization: str | None
+    sent: list[float] = field(default_factory=list)
+    t_done: float | None = None
+    """Just before the answer's last bytes were written (a client cannot have finished sooner):
+    with t_received, how many requests the server had in hand at any moment."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_Server"
+
+    def log_message(self, format, *args):  # noqa: A002 - silence per-request stderr lines
+        pass
+
+    def handle(self):
+        playback = self.server.playback
+        with playback.lock:
+            playback.open_connections += 1
+        try:
+            super().handle()
+        finally:
+            with playback.lock:
+                playback.open_connections -= 1
+
+    def _send_json(self, status: int, payload: dict, headers: dict | None = None) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, message: str, headers: dict | None = None) -> None:
+        if self.server.playback.echo_key:
+            message += f" Received Authorization: {self.headers.get('Authorization')!r}."
+        error = {"message": message, "type": "error", "code": status}
+        self._send_json(status, {"error": error}, headers)
+
+    def do_GET(self):  # noqa: N802
+        if self.path.rstrip("/").endswith("/models"):
+            models = [
+                {"id": name, "object": "model", "owned_by": "playback"}
+                for name in self.server.playback.model_names()
+            ]
+            self._send_json(200, {"object": "list", "data": models})
+        else:
+            self._error(404, f"No route {self.path}")
+
+    def do_POST(self):  # noqa: N802
+        t_received = time.perf_counter()
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        playback = self.server.playback
+        record = Received(t_received, body, self.headers.get("Authorization"))
+        playback.received.append(record)
+        if self.path.rstrip("/").endswith("/moderations"):
+            return self._moderate(record)
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            return self._error(404, f"No route {self.path}")
+        if playback.api_key and record.authorization != f"Bearer {playback.api_key}":
+            return self._error(401, "Incorrect API key provided.")
+        try:
+            script = playback.script_for(str(body.get("model", "")))
+        except LookupError as exc:
+            return self._error(404, str(exc.args[0]) if exc.args else "Unknown model")
+        if script.hang_s:
+            time.sleep(script.hang_s)
+        status = playback.next_status(body["model"], script)
+        if status != 200:
+            headers = {"Retry-After": f"{script.retry_after_s:g}"} if script.retry_after_s else None
+            record.t_done = time.perf_counter()
+            return self._error(
+                status, script.error_message or f"Scripted failure {status}", headers
+            )
+        if body.get("stream"):
+            self._stream(script, record)
+        else:
+            self._blocking(script, record)
+
+    def _moderate(self, record: Received) -> None:
+        playback = self.server.playback
+        if playback.api_key and record.authorization != f"Bearer {playback.api_key}":
+            return self._error(401, "Incorrect API key provided.")
+        inputs = record.body.get("input", "")
+        results = []
+        for text in inputs if isinstance(inputs, list) else [inputs]:
+            hits = [term for term in playback.flagged_terms if term.lower() in str(text).lower()]
+            results.append(
+                {
+                    "flagged": bool(hits),
+                    "categories": {"violence": bool(hits), "harassment": False},
+                    "category_scores": {"violence": 0.97 if hits else 0.001, "harassment": 0.001},
+                }
+            )
+        self._send_json(
+            200, {"id": "modr-playback", "model": record.body.get("model"), "results": results}
+        )
+
+    def _blocking(self, script: Script, record: Received) -> None:
+        at = script.blocking_at_s
+        if at is None:
+            at = script.offsets[-1] if script.offsets else 0.0
+        _sleep_until(record.t_received + at)
+        if script.blocking_body is not None:
+            record.t_done = time.perf_counter()
+            record.sent.append(record.t_done)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(script.blocking_body)))
+            self.end_headers()
+            self.wfile.write(script.blocking_body)
+            return
+        message = {"role": "assistant", "content": "".join(script.texts_for(record.body))}
+        payload = {
+            "id": "chatcmpl-playback",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": record.body.get("model"),
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        }
+        if script.usage:
+            payload["usage"] = _usage(record.body, script)
+        # Stamped before the write: once the bytes are out, the client may read `sent` at once.
+        record.t_done = time.perf_counter()
+        record.sent.append(record.t_done)
+        self._send_json(200, payload)
+
+    def _stream(self, script: Script, record: Received) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        model = record.body.get("model")
+
+        def event(delta: dict | None, finish: str | None = None, usage: dict | None = None) -> None:
+            chunk = {
+                "id": "chatcmpl-playback",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": []
+                if delta is None
+                else [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            if usage is not None:
+                chunk["usage"] = usage
+            self._write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+        # A role-only chunk at once, as real servers do; it carries no text and must not count.
+        event({"role": "assistant", "content": ""})
+        inject = dict(script.inject)
+        texts = script.texts_for(record.body)
+        for index, (offset, text) in enumerate(zip(script.offsets, texts)):
+            if script.drop_after is not None and index >= script.drop_after:
+                record.t_done = time.perf_counter()
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            _sleep_until(record.t_received + offset)
+            if index in inject:
+                self._write(inject.pop(index))
+            event({"content": text})
+            record.sent.append(time.perf_counter())
+        for raw in inject.values():
+            self._write(raw)
+        record.t_done = time.perf_counter()
+        event({}, finish="stop")
+        if script.usage and record.body.get("stream_options", {}).get("include_usage"):
+            event(None, usage=_usage(record.body, script))
+        if script.done:
+            self._write(b"data: [DONE]\n\n")
+        else:
+            time.sleep(script.hold_s)
+        self._write(b"", last=True)
+
+    def _write(self, data: bytes, last: bool = False) -> None:
+        frame = f"{len(data):x}\r\n".encode() + data + b"\r\n" if data else b""
+        if last:
+            frame += b"0\r\n\r\n"
+        self.wfile.write(frame)
+        self.wfile.flush()
+
+
+def _usage(body: dict, script: Script) -> dict:
+    output_tokens = script.output_tokens if script.output_tokens is not None else len(script.texts)
+    prompt_tokens = script.input_tokens
+    if prompt_tokens is None:
+        prompt = "".join(str(m.get("content", "")) for m in body.get("messages", []))
+        prompt_tokens = max(1, len(prompt) // 4)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": output_tokens,
+        "total_tokens": prompt_tokens + output_tokens,
+    }
+
+
+def _sleep_until(deadline: float) -> None:
+    """Sleep to a perf_counter deadline; the last millisecond is spun for precision."""
+    while True:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            return
+        time.sleep(remaining - 0.001 if remaining > 0.002 else 0)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    # socketserver's default backlog is 5: a benchmark opening 64 connections at once would
+    # overflow it, and each dropped SYN costs the client a 1 s retransmission.
+    request_queue_size = 1024
+    playback: "PlaybackServer"
+
+    def handle_error(self, request, client_address):
+        # Clients that cancel or time out close their connection: expected, not news.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+class PlaybackServer:
+    """A playback server on 127.0.0.1 and a free port, in a background thread.
+
+    Requests find their script through `script_for` and `/v1/models` lists `model_names`:
+    a subclass can resolve names on demand (lib.replay does).
+    """
+
+    def __init__(
+        self,
+        scripts: dict[str, Script] | None = None,
+        api_key: str | None = None,
+        port: int = 0,
+        flagged_terms: tuple[str, ...] = (),
+        echo_key: bool = False,
+    ):
+        self.scripts = dict(scripts or {})
+        self.api_key = api_key
+        self.flagged_terms = flagged_terms
+        self.echo_key = echo_key
+        self.received: list[Received] = []
+        self.open_connections = 0
+        """Connections a handler thread is still serving (0 once every client has gone)."""
+        self.lock = threading.Lock()
+        self._served: dict[str, int] = {}
+        self._httpd = _Server(("127.0.0.1", port), _Handler)
+        self._httpd.playback = self
+        self._thread: threading.Thread | None = None
+
+    def next_status(self, model: str, script: Script) -> int:
+        """The status of this model's next request: its script's schedule, else its status."""
+        if not script.status_schedule:
+            return script.status
+        with self.lock:
+            index = self._served.get(model, 0)
+            self._served[model] = index + 1
+        return script.status_schedule[index % len(script.status_schedule)]
+
+    def script_for(self, model: str) -> Script:
+        """The script to play for a request's model name; LookupError(message) if none."""
+        try:
+            return self.scripts[model]
+        except KeyError:
+            raise LookupError(f"The model '{model}' does not exist") from None
+
+    def model_names(self) -> list[str]:
+        return list(self.scripts)
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> "PlaybackServer":
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, daemon=True, kwargs={"poll_interval": 0.05}
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> "PlaybackServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

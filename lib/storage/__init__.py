@@ -1,0 +1,1 @@
+"""The run log's database: the store and its migrations, the History queries, recordings."""

@@ -1,0 +1,362 @@
+"""The run log: one row per call, in SQLite by default or any SQLAlchemy URL (`DATABASE_URL`).
+
+Its columns are a public interface (exports, reports, other tools read them); they change
+only through the ordered, named migrations of lib.storage.migrations, and tests pin them.
+A failed or cancelled call is logged with whatever it measured: nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Callable, Collection, Iterable, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+
+from lib.core import metrics
+from lib.core.config import default_data_dir
+from lib.core.errors import InvalidInput, redact
+from lib.core.trace import Chunk, Guarded, Params, Request, Trace
+from lib.storage.migrations import MIGRATIONS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+RUN_COLUMNS = (
+    "run_id", "race_id", "created_at", "source", "endpoint_kind", "base_url", "model", "mode",
+    "status", "error", "prompt", "params", "client_s", "ttft_s", "perceived_s", "e2e_s",
+    "tpot_s", "icl_p50_s", "icl_p95_s", "icl_max_s", "output_tokens", "input_tokens",
+    "token_source", "output_tps", "output_chars", "output_text", "timeline",
+    # m002_benchmark
+    "bench_id", "bench_phase", "bench_offset_s", "queue_s", "icl_p99_s",
+    # m003_guardrails: one row per strategy of a guardrails run (NULL on other rows)
+    "strategy", "validators", "planted", "guard_params", "delivered_ttft_s", "guard_e2e_s",
+    "exposure_chars", "exposure_s", "leaked_chars", "retractions", "validation_s",
+    "guard_timeline",
+    # m004_replay
+    "transform",
+    # m006_error_kind
+    "error_kind",
+)
+"""Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...];
+`error_kind` is the failure's class (lib.core.errors: auth, timeout, stream_broken...), empty when
+ok; `transform` is JSON of what a replay endpoint played (lib.replay), empty for other runs;
+`guard_timeline` is JSON: {"events": [[seconds after t0, kind, start, end, note], ...],
+"checks_s": [...], "violations": [[start, end], ...]} (character offsets in output_text)."""
+
+
+SOURCES = ("live", "benchmark", "guardrails", "replay", "simulated")
+"""Every value of the `source` column; replayed and simulated runs are never live statistics."""
+
+
+STATISTICS_SOURCES = ("live",)
+"""What statistics include unless the user asks for more: replayed and simulated timings
+are not measurements of an endpoint, and must never be mixed into live figures silently."""
+
+
+BENCH_COLUMNS = (
+    "bench_id", "created_at", "endpoint_kind", "base_url", "model", "settings", "status",
+    "duration_s",
+)
+"""Every column of `benchmarks`: one row per benchmark, its settings as JSON, how it ended
+(`running`, `completed`, `stopped`, `deadline`) and the measured phase's duration."""
+
+
+def default_url() -> str:
+    folder = default_data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'runs.db'}"
+
+
+class Store:
+    """The run log behind one SQLAlchemy engine. Safe to share between threads and sessions."""
+
+    def __init__(self, url: str | None = None):
+        self.url = url or default_url()
+        try:
+            self.engine = sa.create_engine(self.url, pool_pre_ping=True)
+        except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
+            raise InvalidInput(
+                f"DATABASE_URL is not a usable SQLAlchemy URL ({redact(str(exc))})."
+            ) from exc
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            self.migrate()
+        except OperationalError as exc:
+            raise InvalidInput(
+                f"Cannot open the run log at "
+                f"{self.engine.url.render_as_string(hide_password=True)}: "
+                f"{redact(str(exc.orig))}"
+            ) from exc
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet applied; return their names."""
+        applied: list[str] = []
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "CREATE TABLE IF NOT EXISTS _migrations "
+                    "(name VARCHAR(64) PRIMARY KEY, applied_at VARCHAR(32))"
+                )
+            )
+            done = {row[0] for row in conn.execute(sa.text("SELECT name FROM _migrations"))}
+            for name, migration in MIGRATIONS:
+                if name in done:
+                    continue
+                migration(conn)
+                conn.execute(
+                    sa.text("INSERT INTO _migrations (name, applied_at) VALUES (:n, :t)"),
+                    {"n": name, "t": datetime.now().isoformat(timespec="seconds")},
+                )
+                applied.append(name)
+        return applied
+
+    def columns(self) -> list[str]:
+        return [column["name"] for column in sa.inspect(self.engine).get_columns("runs")]
+
+    def log(self, traces: Iterable[Trace]) -> None:
+        """Write finished traces, each once (a second write of the same run_id replaces it)."""
+        self._replace("runs", "run_id", RUN_COLUMNS, [trace_to_row(trace) for trace in traces])
+
+    def save_benchmark(self, record: Mapping) -> None:
+        """Write (or rewrite) one benchmark's row: BENCH_COLUMNS, settings as a dict."""
+        row = {name: record.get(name) for name in BENCH_COLUMNS}
+        row["settings"] = json.dumps(record["settings"], sort_keys=True)
+        self._replace("benchmarks", "bench_id", BENCH_COLUMNS, [row])
+
+    def benchmarks(self, limit: int = 50) -> pd.DataFrame:
+        """The newest benchmarks first, with the number of runs each logged."""
+        query = sa.text(
+            f"SELECT {', '.join('b.' + c for c in BENCH_COLUMNS)}, "
+            "(SELECT COUNT(*) FROM runs r WHERE r.bench_id = b.bench_id) AS runs "
+            "FROM benchmarks b ORDER BY b.created_at DESC LIMIT :limit"
+        )
+        return self._frame(query, {"limit": limit})
+
+    def benchmark(self, bench_id: str) -> dict | None:
+        """One benchmark's row (settings as a dict), or None if it is not in the log."""
+        query = sa.text(f"SELECT {', '.join(BENCH_COLUMNS)} FROM benchmarks WHERE bench_id = :id")
+        with self.engine.connect() as conn:
+            row = conn.execute(query, {"id": bench_id}).mappings().first()
+        if row is None:
+            return None
+        return {**row, "settings": json.loads(row["settings"])}
+
+    def bench_traces(self, bench_id: str) -> list[Trace]:
+        """Every logged call of one benchmark, as Traces, in the order they were due."""
+        query = sa.text(
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE bench_id = :id "
+            "ORDER BY bench_offset_s, mode"
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query, {"id": bench_id}).mappings().all()
+        return [trace_from_row(row) for row in rows]
+
+    def _replace(self, table: str, key: str, columns: tuple[str, ...], rows: list[dict]) -> None:
+        """Insert rows, replacing any with the same key, in one transaction."""
+        if not rows:
+            return
+        names = ", ".join(columns)
+        values = ", ".join(f":{c}" for c in columns)
+        ids = [row[key] for row in rows]
+        delete = sa.text(f"DELETE FROM {table} WHERE {key} IN :ids").bindparams(
+            sa.bindparam("ids", expanding=True)
+        )
+        insert = sa.text(f"INSERT INTO {table} ({names}) VALUES ({values})")
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(delete, {"ids": ids})
+                    conn.execute(insert, rows)
+                return
+            except OperationalError as exc:
+                # SQLite under many writers: the busy timeout usually suffices; retry if not.
+                if "locked" not in str(exc).lower() or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def recent(self, limit: int = 50, sources: Collection[str] | None = None) -> pd.DataFrame:
+        """The newest runs first, every column; only those of `sources` when given.
+
+        Statistics pass `sources=STATISTICS_SOURCES` unless the user asked for more.
+        """
+        return self._select(limit=limit, column="source", values=sources)
+
+    def runs(self, run_ids: Collection[str]) -> pd.DataFrame:
+        """The runs with these ids, newest first."""
+        return self._select(limit=None, column="run_id", values=run_ids)
+
+    def _select(
+        self, limit: int | None, column: str, values: Collection[str] | None
+    ) -> pd.DataFrame:
+        where = f"WHERE {column} IN :values " if values is not None else ""
+        query = sa.text(
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM runs {where}"
+            "ORDER BY created_at DESC, mode" + (" LIMIT :limit" if limit else "")
+        )
+        params: dict = {}
+        if values is not None:
+            query = query.bindparams(sa.bindparam("values", expanding=True))
+            params["values"] = list(values)
+        if limit:
+            params["limit"] = limit
+        return self._frame(query, params)
+
+    def _frame(self, query, params: dict) -> pd.DataFrame:
+        import pandas as pd  # imported here: the replay server reads no frame, and starts faster
+
+        with self.engine.connect() as conn:
+            return pd.read_sql(query, conn, params=params)
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text("SELECT COUNT(*) FROM runs")).scalar_one()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def trace_to_row(trace: Trace) -> dict:
+    """A trace as a run-log row: request, outcome, every metric, and the chunk timeline."""
+    request = trace.request
+    values = metrics.compute(trace).as_dict()
+    t0 = trace.t0
+
+    def offset(t: float) -> float | None:
+        return round(t - t0, 6) if t0 is not None else None
+
+    timeline = [[offset(chunk.t), chunk.text] for chunk in trace.chunks]
+    row = {
+        "run_id": trace.run_id,
+        "race_id": trace.race_id,
+        "created_at": trace.created_at.isoformat(timespec="milliseconds"),
+        "source": trace.source,
+        "endpoint_kind": request.endpoint_kind,
+        "base_url": request.base_url,
+        "model": request.model,
+        "mode": trace.mode,
+        "status": trace.status,
+        "error": trace.error,
+        "error_kind": trace.error_kind,
+        "prompt": request.prompt,
+        "params": json.dumps(request.params.as_dict(), sort_keys=True),
+        **values,
+        "output_text": trace.text,
+        "timeline": json.dumps(timeline, ensure_ascii=False),
+        "bench_id": trace.bench_id,
+        "bench_phase": trace.bench_phase,
+        "transform": request.transform,
+        **_guard_columns(trace.guard, offset),
+    }
+    return {column: row[column] for column in RUN_COLUMNS}
+
+
+def _guard_columns(guard: Guarded | None, offset: Callable[[float], float | None]) -> dict:
+    """The descriptive guardrails columns (the figures come with the metrics)."""
+    if guard is None:
+        return {
+            "strategy": None,
+            "validators": None,
+            "planted": None,
+            "guard_params": None,
+            "guard_timeline": None,
+        }
+    timeline = {
+        "events": [[offset(e.t), e.kind, e.start, e.end, e.note] for e in guard.events],
+        "checks_s": [round(d, 9) for d in guard.checks_s],
+        "violations": [list(span) for span in guard.violations],
+    }
+    return {
+        "strategy": guard.strategy,
+        "validators": ",".join(guard.validators),
+        "planted": guard.planted,
+        "guard_params": json.dumps(guard.params, sort_keys=True),
+        "guard_timeline": json.dumps(timeline, ensure_ascii=False),
+    }
+
+
+def trace_from_row(row: Mapping) -> Trace:
+    """A logged run as a Trace again, so that every metric and summary of it is computed by the
+    same code as for a live call. Its moments are relative to t0 = 0 (to t_start = 0 when
+    nothing was sent); what the log does not keep (t_end) is None.
+    """
+    value = {name: _present(row.get(name)) for name in RUN_COLUMNS}
+    timeline = json.loads(value["timeline"] or "[]")
+    sent = value["client_s"] is not None or any(offset is not None for offset, _ in timeline)
+    t0 = 0.0 if sent else None
+    if t0 is None:
+        t_start = 0.0
+    elif value["client_s"] is not None:
+        t_start = t0 - value["client_s"]
+    else:
+        t_start = None
+
+    def after_start(name: str) -> float | None:
+        return None if t_start is None or value[name] is None else t_start + value[name]
+
+    known = {f.name for f in dataclasses.fields(Params)}
+    params: dict = {
+        k: tuple(v) if k == "stop" else v
+        for k, v in json.loads(value["params"] or "{}").items()
+        if k in known
+    }
+    from_server = value["token_source"] == "server"
+    return Trace(
+        request=Request(
+            value["prompt"],
+            Params(**params),
+            value["endpoint_kind"],
+            value["base_url"],
+            value["model"],
+            value.get("transform"),
+        ),
+        mode=value["mode"],
+        source=value["source"],
+        run_id=value["run_id"],
+        race_id=value["race_id"],
+        created_at=datetime.fromisoformat(value["created_at"]),
+        t_start=t_start,
+        t_run=after_start("queue_s"),
+        t0=t0,
+        chunks=[Chunk(offset, text) for offset, text in timeline if offset is not None],
+        t_shown=after_start("perceived_s"),
+        input_tokens=value["input_tokens"] if from_server else None,
+        output_tokens=value["output_tokens"] if from_server else None,
+        status=value["status"],
+        error=value["error"],
+        error_kind=value["error_kind"],
+        bench_id=value["bench_id"],
+        bench_phase=value["bench_phase"],
+        t_bench=None
+        if t_start is None or value["bench_offset_s"] is None
+        else t_start - value["bench_offset_s"],
+    )
+
+
+def _present(value):
+    """None for SQL NULL as pandas or a driver hands it over (None or NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def to_csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def to_parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()

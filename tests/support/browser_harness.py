@@ -1,0 +1,118 @@
+"""What every real-browser test needs: the app as a subprocess, Debian's chromium, screenshots.
+
+Tests open pages with the session-scoped `browser` fixture (tests/conftest.py) and start the
+app with `start_app(folder, **env)`; a new page's browser test is a new file using these.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from lib.core.errors import ServerStartFailed
+from lib.serving.process import ManagedProcess, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+DOCS_SCREENSHOT = ROOT / "docs" / "screenshot.png"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+VIEWPORT = {"width": 1400, "height": 1800}
+
+PAGES = [
+    # (direct URL, text the page shows once its script has run to the end)
+    ("/", "Recent runs"),  # the race page is the app's home (a default page lives at "/")
+    ("/benchmark", "Compare with an earlier benchmark"),
+    ("/history", "No runs logged yet"),  # a fresh app's run log is empty
+    ("/replay", "Use in race"),
+    ("/guardrails", "Plant a violation"),
+]
+"""Every page of the app: a new page is one more line here."""
+NAV_TITLES = {"Race", "Benchmark", "History", "Replay", "Guardrails"}
+"""The titles st.navigation gives the pages; the sidebar must list no other."""
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+LOCAL_SCHEMES = {"data", "blob", "about"}
+
+START_TIMEOUT_S = 60
+PAGE_TIMEOUT_MS = 90_000
+RACE_TIMEOUT_MS = 240_000
+"""Starting the embedded model and the first race on a busy 2-core machine."""
+
+class expect:  # noqa: N801 - reads as Playwright's own expect
+    """Playwright's `expect` with this machine's patience on every check (its default is 5 s):
+    `expect(locator).to_be_visible()`, or `expect(locator, RACE_TIMEOUT_MS)` for longer."""
+
+    def __init__(self, locator, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
+        from playwright.sync_api import expect as playwright_expect
+
+        self._assertions = playwright_expect(locator)
+        self._timeout_ms = timeout_ms
+
+    def __getattr__(self, name: str):
+        check = getattr(self._assertions, name)
+        return lambda *args, **kwargs: check(*args, **{"timeout": self._timeout_ms, **kwargs})
+
+
+# -- the app as a subprocess ------------------------------------------------------------------
+
+
+@dataclass
+class App:
+    server: ManagedProcess
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+def start_app(folder: Path, **env_vars: str) -> App:
+    """`streamlit run streamlit_app.py` on a free port with its own run log; waits for health.
+
+    Its environment is sealed (lib.serving.process): the run log and data folder below and
+    `env_vars` (STREAMRACE_*, a key for a test), nothing of the shell that runs the tests.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {
+        "DATABASE_URL": f"sqlite:///{folder / 'runs.db'}",
+        "XDG_DATA_HOME": str(folder / "data"),  # the embedded servers' logs stay in tmp
+        **env_vars,
+    }
+    port = free_port()
+    log_path = folder / "streamlit.log"
+    server = ManagedProcess(
+        "streamlit", [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+                      "--server.port", str(port), "--server.headless", "true"],
+        health_url=f"http://127.0.0.1:{port}/_stcore/health", log_path=log_path, env=env,
+        cwd=ROOT, start_timeout_s=START_TIMEOUT_S)
+    app = App(server, port, log_path)
+    try:
+        server.start()
+    except ServerStartFailed as exc:
+        raise RuntimeError(f"{exc.message}\n{app.log()}") from exc
+    return app
+
+
+def stop_app(app: App) -> None:
+    """Stop the app (its atexit stops the servers it started), then anything left in its group."""
+    app.server.stop(grace_s=30)
+
+
+def save_screenshot(page, path: Path) -> None:
+    """A full-page screenshot; the viewport grows if the app's own scroll area is taller."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate("""() => Math.max(...[...document.querySelectorAll(
+        '[data-testid="stMain"], [data-testid="stAppViewContainer"], body')]
+        .map(e => e.scrollHeight))""")
+    if height > VIEWPORT["height"]:
+        page.set_viewport_size({"width": VIEWPORT["width"], "height": int(height)})
+    page.screenshot(path=str(path), full_page=True)
