@@ -119,7 +119,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--llama-cpp-python", metavar="PYTHON",
                         help="measure llama-cpp-python's server from this interpreter instead")
+    parser.add_argument("--threads", type=int,
+                        help="llama-server's CPU threads (default: lib.serving.embedded's choice)")
     args = parser.parse_args()
+    if args.threads:
+        embedded.threads = lambda: args.threads  # type: ignore[assignment]
     model_path = embedded.bundled_model_path()
     started = time.monotonic()
     if args.llama_cpp_python:

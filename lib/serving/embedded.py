@@ -78,13 +78,17 @@ def server_binary() -> str:
 
 
 def threads() -> int:
-    """CPU threads for the server: every core it may use, at most 8 (beyond, small models
-    gain nothing and a shared machine loses)."""
+    """CPU threads for the server: every core it may use but one, at most 8.
+
+    The core left over is the app's and the browser's: ggml's threads wait for each other at
+    every step, so when the page's own rendering takes one of them the whole decode stalls
+    (measured on 2 cores with the test suite beside it: 2 threads gave 5-28 tokens/s per lane,
+    erratic; 1 thread a steady 18)."""
     try:
         available = len(os.sched_getaffinity(0))
     except AttributeError:
         available = os.cpu_count() or 1
-    return max(1, min(8, available))
+    return max(1, min(8, available - 1))
 
 
 class EmbeddedServer:
