@@ -4,25 +4,41 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PORT ?= 8501
-# Build llama.cpp without its multimodal part and tools: ~6 minutes instead of ~20.
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF
+# `make run PORT=8601` picks the app's port; a PORT (or HOST) that is merely in the environment,
+# as containers and PaaS set them, is ignored: it was meant for something else. The address is
+# 127.0.0.1 (.streamlit/config.toml): the dashboard is not published on the network.
+ifeq ($(origin PORT),command line)
+APP_PORT := $(PORT)
+else
+APP_PORT := 8501
+endif
+# Every package, transitive ones included, at the version the suite passed with (make lock).
+PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 
-.PHONY: run test test-fast lint install install-dev chromium bench clean
+.PHONY: run test test-fast lint install install-dev chromium bench clean lock llama-server rebuild-llama-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: requirements.txt | $(BIN)/python
-	$(BIN)/pip install -r requirements.txt
+$(VENV)/.installed: requirements.txt constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
-	$(BIN)/pip install -r requirements-dev.txt
+$(VENV)/.installed-dev: requirements-dev.txt constraints.txt $(VENV)/.installed
+	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev chromium
+# llama.cpp's own server, built portable (never -march=native: GGML_NATIVE=OFF) and cached per
+# machine under ~/.cache/streamrace: see scripts/build_llama_server.py.
+$(BIN)/llama-server: scripts/build_llama_server.py scripts/llama-server.txt | $(BIN)/python
+	$(BIN)/python scripts/build_llama_server.py --install $@
+
+llama-server: $(BIN)/llama-server
+rebuild-llama-server: | $(BIN)/python
+	$(BIN)/python scripts/build_llama_server.py --force --install $(BIN)/llama-server
+
+install: $(VENV)/.installed $(BIN)/llama-server
+install-dev: install $(VENV)/.installed-dev chromium
 
 # Debian's chromium for the browser tests, and an emoji font so screenshots show the app's
 # icons instead of empty boxes (root, or sudo without a password).
@@ -32,7 +48,7 @@ chromium:
 	  $$SUDO apt-get update && $$SUDO apt-get install -y chromium fonts-noto-color-emoji; }
 
 run: install
-	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
+	env -u HOST -u PORT $(BIN)/streamlit run streamlit_app.py --server.port $(APP_PORT)
 
 # The whole suite, after the style checks (ruff, mypy: settings in pyproject.toml).
 test: install-dev lint
@@ -49,6 +65,15 @@ lint: install-dev
 
 bench: install-dev
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+# Refresh constraints.txt: resolve requirements-dev.txt (which includes requirements.txt) anew
+# in a scratch venv and pin everything it installed.
+lock:
+	rm -rf $(VENV)-lock && $(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/pip install --quiet -r requirements-dev.txt
+	{ echo "# Every package make run / make test install, pinned. Refresh: make lock"; \
+	  $(VENV)-lock/bin/pip freeze --exclude-editable | LC_ALL=C sort -f; } > constraints.txt
+	rm -rf $(VENV)-lock
 
 clean:
 	rm -rf $(VENV)

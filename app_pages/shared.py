@@ -144,10 +144,8 @@ def endpoint_sidebar() -> Settings:
             )
         elif kind == "local":
             _prestart_embedded(base.model_path)
-            st.caption(
-                "Gemma 3 270M on 127.0.0.1, one llama.cpp server per lane. "
-                "Set STREAMRACE_MODEL_PATH for another GGUF file."
-            )
+            st.caption("Gemma 3 270M on 127.0.0.1, served by llama.cpp's llama-server. "
+                       "Set STREAMRACE_MODEL_PATH for another GGUF file.")
         else:
             default_url = OPENAI_BASE_URL if kind == "openai" else base.base_url
             url = st.text_input(

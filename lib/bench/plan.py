@@ -15,6 +15,7 @@ from lib.core.calls import MAX_TOKENS_LIMIT, check_request
 from lib.core.errors import InvalidInput
 from lib.core.metrics import Slo
 from lib.core.trace import MODES, Mode, Params, Trace
+from lib.embedded import SLOTS
 from lib.endpoints import Endpoint
 
 MAX_REQUESTS = 100_000
@@ -139,17 +140,13 @@ def measured_span(traces: Sequence[Trace]) -> float | None:
 
 
 def lane_note(endpoint: Endpoint, settings: BenchSettings) -> str | None:
-    """What the user must know about the embedded model's servers under load."""
+    """What the user must know about the embedded model's server under load."""
     if endpoint.kind != "local":
         return None
-    if settings.rate is None and settings.concurrency == 1:
-        return (
-            "Embedded model: each mode is sent to its own llama.cpp server (one lane per "
-            "mode), which answers one request at a time."
-        )
-    return (
-        "Embedded model: each mode goes to its own llama.cpp server, which answers ONE "
-        "request at a time. Above one request in flight per mode, requests wait in the "
-        "server's queue, and that wait shows in TTFT: real server queueing, not client "
-        "queueing (which is client_s / queue_s)."
-    )
+    note = (f"Embedded model: one llama-server decodes up to {SLOTS} requests at once, sharing "
+            "this machine's cores: the more run together, the slower each one.")
+    if settings.rate is None and settings.concurrency <= SLOTS:
+        return note
+    return note + (f" Beyond {SLOTS} in flight, requests wait in the server's queue, and that "
+                   "wait shows in TTFT: real server queueing, not client queueing (which is "
+                   "client_s / queue_s).")

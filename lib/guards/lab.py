@@ -257,8 +257,8 @@ class GuardPreset:
 
 PRESETS = (
     # Gemma 3 270M (a base model) repeats contact details given in the prompt, and invents more
-    # (checked on the embedded model: seed 42 writes the e-mail, a phone number and a second
-    # address). It is the pattern of a support bot leaking its context.
+    # (checked on the embedded model, llama-server: seed 42 invents info@example.com within its
+    # 60 tokens). It is the pattern of a support bot leaking its context.
     GuardPreset(
         "Contact details (PII)",
         "In one sentence: the support e-mail is help@example.com and the phone number is "

@@ -36,6 +36,11 @@ KEPT_PREFIXES = ("OPENBLAS_",)
 crash on their CPU without them: a Python child that imports numpy needs them too."""
 
 
+OWNER_VARIABLE = "STREAMRACE_OWNER_PID"
+"""Set in every child's environment: whoever looks (a test, a person with `grep -z`) can tell
+which process started it, and find a child that outlived its parent."""
+
+
 def sealed_env(extra: Mapping[str, str] | None = None,
                environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for a child server: a few harmless variables of ours, plus `extra`."""
@@ -44,6 +49,7 @@ def sealed_env(extra: Mapping[str, str] | None = None,
            if name in KEPT_VARIABLES or name.startswith(KEPT_PREFIXES)}
     env.setdefault("PATH", os.defpath)
     env.update(LANG="C.UTF-8", LC_ALL="C.UTF-8", PYTHONUNBUFFERED="1")
+    env[OWNER_VARIABLE] = str(os.getpid())
     env.update(extra or {})
     return env
 
@@ -164,6 +170,17 @@ class ManagedProcess:
         _running.discard(self)
         if process is not None:
             stop_group(process, grace_s)
+
+
+def stop_process(process: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """Stop one child (SIGTERM, SIGKILL after `grace_s`) that has no process group of its own."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def stop_group(process: subprocess.Popen, grace_s: float = 5.0) -> None:

@@ -469,8 +469,9 @@ def test_the_deadline_cancels_what_is_running(server, store):
 
 def test_embedded_endpoint_says_the_server_queues():
     local = Endpoint("local", "gemma", {m: "http://127.0.0.1:9/v1" for m in MODES})
-    assert "one request at a time" in bench.lane_note(local, settings(concurrency=1))
-    assert "server's queue" in bench.lane_note(local, settings(concurrency=4))
+    assert "up to 4 requests at once" in bench.lane_note(local, settings(concurrency=1))
+    assert "server's queue" not in bench.lane_note(local, settings(concurrency=4))
+    assert "server's queue" in bench.lane_note(local, settings(concurrency=5))
     assert (
         bench.lane_note(endpoint_for_url("http://127.0.0.1:9/v1"), settings(concurrency=4)) is None
     )
@@ -697,7 +698,7 @@ def test_cli_refuses_a_bad_prompt_file_and_touches_nothing(keyed_server, tmp_pat
 
 @pytest.mark.embedded
 def test_a_small_benchmark_on_the_embedded_model(tmp_path):
-    """Each mode goes to its own llama.cpp lane; the summary says the server queues."""
+    """Both modes go to the one llama-server; the summary says how it shares the cores."""
     from lib.core.config import Settings
     from lib.endpoints.resolve import default_params, resolve
 
@@ -710,7 +711,7 @@ def test_a_small_benchmark_on_the_embedded_model(tmp_path):
     assert [t.status for t in run.traces] == ["ok", "ok"], [t.error for t in run.traces]
     assert {t.mode: t.request.base_url for t in run.traces} == dict(local.urls)
     summary = run.summary()
-    assert "one request at a time" in summary.note
+    assert "up to 4 requests at once" in summary.note
     assert all(m.ok == 1 and m.metrics["ttft_s"].n == 1 for m in summary.modes.values())
     assert store.count() == 2
 

@@ -11,7 +11,7 @@ from lib.guards import PRESETS, STRATEGIES, GuardRun, PersonalData, Plant, merge
 
 pytestmark = pytest.mark.embedded
 
-MAX_TOKENS = 40
+MAX_TOKENS = PRESETS[0].max_tokens  # 60: the model's own e-mail address comes after token 40
 PLANT = "call me at 555-0100"
 
 
