@@ -15,7 +15,8 @@ endif
 # Every package, transitive ones included, at the version the suite passed with (make lock).
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 
-.PHONY: run test test-fast lint install install-dev chromium bench clean lock llama-server rebuild-llama-server
+.PHONY: run test test-fast lint install install-dev chromium bench clean lock llama-server \
+	rebuild-llama-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

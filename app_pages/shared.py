@@ -15,11 +15,12 @@ from typing import Callable, Iterator
 
 import streamlit as st
 
-from lib import embedded, replay
+from lib import replay
 from lib.core import runs
 from lib.core.config import ENDPOINT_KINDS, OPENAI_BASE_URL, Settings, key_for, load_settings
 from lib.core.errors import StreamRaceError
 from lib.core.runs import Run
+from lib.serving import embedded
 from lib.storage.store import Store
 
 KIND_LABELS = {
@@ -144,8 +145,10 @@ def endpoint_sidebar() -> Settings:
             )
         elif kind == "local":
             _prestart_embedded(base.model_path)
-            st.caption("Gemma 3 270M on 127.0.0.1, served by llama.cpp's llama-server. "
-                       "Set STREAMRACE_MODEL_PATH for another GGUF file.")
+            st.caption(
+                "Gemma 3 270M on 127.0.0.1, served by llama.cpp's llama-server. "
+                "Set STREAMRACE_MODEL_PATH for another GGUF file."
+            )
         else:
             default_url = OPENAI_BASE_URL if kind == "openai" else base.base_url
             url = st.text_input(

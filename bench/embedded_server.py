@@ -3,13 +3,14 @@
     .venv/bin/python bench/embedded_server.py [--rounds 5]
     .venv/bin/python bench/embedded_server.py --llama-cpp-python /path/to/python
 
-By default it measures what the app runs: llama.cpp's `llama-server` (lib.embedded: one process,
-parallel slots). With `--llama-cpp-python PYTHON` it measures what the app ran before: two
-`python -m llama_cpp.server` processes (llama-cpp-python 0.3.x, one request at a time each),
-one per lane, one thread each, from a venv where that package is installed.
+By default it measures what the app runs: llama.cpp's `llama-server` (lib.serving.embedded:
+one process, parallel slots). With `--llama-cpp-python PYTHON` it measures what the app ran
+before: two `python -m llama_cpp.server` processes (llama-cpp-python 0.3.x, one request at a
+time each), one per lane, one thread each, from a venv where that package is installed.
 
 Each round sends the race's two requests at the same instant (one per lane, streamed, the same
-prompt, 128 tokens, the embedded sampling defaults) and reads per lane: time to first token and
+prompt, up to 128 tokens, the embedded sampling defaults without the stop sequence; an answer
+that ends before 16 tokens is left out) and reads per lane: time to first token and
 tokens/s after it (the server's own usage count / (last token − first token)). Also printed:
 time from launch to a warm server, and resident memory of the server processes afterwards.
 The last line is `per_lane_tokens_per_s=…` (the median over lanes and rounds).
@@ -30,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `make bench` 
 
 import httpx  # noqa: E402
 
-from lib import embedded  # noqa: E402
 from lib.core.config import default_data_dir  # noqa: E402
+from lib.serving import embedded  # noqa: E402
 from lib.serving.process import ManagedProcess, free_port  # noqa: E402
 
 PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
@@ -48,7 +49,7 @@ def rss_mb(pid: int) -> float:
 def stream_once(base_url: str, model: str, barrier: threading.Barrier) -> tuple[float, float]:
     """(ttft_s, tokens/s after the first token) of one streamed request."""
     body = {"model": model, "max_tokens": TOKENS, "stream": True, "temperature": 0.7,
-            "seed": 42, "repeat_penalty": embedded.REPEAT_PENALTY, "stop": list(embedded.STOP),
+            "seed": 42, "repeat_penalty": embedded.REPEAT_PENALTY,
             "stream_options": {"include_usage": True},
             "messages": [{"role": "user", "content": PROMPT}]}
     barrier.wait()
@@ -69,6 +70,8 @@ def stream_once(base_url: str, model: str, barrier: threading.Barrier) -> tuple[
                 chunks += 1
             if data.get("usage"):
                 tokens = data["usage"]["completion_tokens"]
+    if chunks < 16:  # the model ended early: too few tokens for a rate
+        return first - start if first else float("nan"), float("nan")
     tokens = tokens or chunks  # llama-cpp-python's server sends no usage on streams
     return first - start, (tokens - 1) / (last - first)
 
@@ -78,13 +81,19 @@ def race_round(urls: list[str], model: str) -> list[tuple[float, float]]:
     results: list = [None] * len(urls)
 
     def lane(i: int) -> None:
-        results[i] = stream_once(urls[i], model, barrier)
+        try:
+            results[i] = stream_once(urls[i], model, barrier)
+        except Exception as exc:  # handed to the main thread
+            results[i] = exc
 
     threads = [threading.Thread(target=lane, args=(i,)) for i in range(len(urls))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
     return results
 
 
@@ -130,8 +139,11 @@ def main() -> int:
     ttfts, rates = [], []
     for _ in range(args.rounds):
         for ttft, rate in race_round(urls, embedded.MODEL_ALIAS):
-            ttfts.append(ttft)
-            rates.append(rate)
+            if rate == rate:  # not NaN: an answer long enough to measure
+                ttfts.append(ttft)
+                rates.append(rate)
+    if not rates:
+        sys.exit("error: every answer ended before 16 tokens: nothing to measure")
     memory = sum(rss_mb(pid) for pid in pids)
     if args.llama_cpp_python:
         for server in servers:
@@ -141,9 +153,9 @@ def main() -> int:
     print(f"server: {what}")
     print(f"load average: {os.getloadavg()[0]:.2f}")
     print(f"launch to warm: {ready_s:.2f} s; resident memory: {memory:.0f} MB")
-    print(f"two lanes at once, {args.rounds} rounds: TTFT p50 {statistics.median(ttfts):.3f} s "
-          f"(max {max(ttfts):.3f}); tokens/s per lane min {min(rates):.1f}, "
-          f"max {max(rates):.1f}")
+    print(f"two lanes at once, {len(rates)} lane-answers of {2 * args.rounds}: "
+          f"TTFT p50 {statistics.median(ttfts):.3f} s (max {max(ttfts):.3f}); "
+          f"tokens/s per lane min {min(rates):.1f}, max {max(rates):.1f}")
     print(f"per_lane_tokens_per_s={statistics.median(rates):.1f}")
     return 0
 

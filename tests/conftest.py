@@ -30,7 +30,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.core.calls import warm_up
 from lib.endpoints import Endpoint, replayed
-from lib.replay import Profile, Recording, ReplayServer, Spec, Transform, stop_server
+from lib.replay import Profile, Recording, ReplayServer, Spec, Transform
 from lib.serving.playback import PlaybackServer, Received, Script
 from lib.storage.store import Store
 
@@ -215,12 +215,3 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
-
-
-@pytest.fixture(autouse=True)
-def no_replay_server_left():
-    """The app's replay server lives as long as the process that started it (lib.replay.server);
-    in the tests' process it must not outlive its test: tests/integration/test_serving.py
-    counts the children a process leaves behind."""
-    yield
-    stop_server()

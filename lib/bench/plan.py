@@ -15,8 +15,8 @@ from lib.core.calls import MAX_TOKENS_LIMIT, check_request
 from lib.core.errors import InvalidInput
 from lib.core.metrics import Slo
 from lib.core.trace import MODES, Mode, Params, Trace
-from lib.embedded import SLOTS
 from lib.endpoints import Endpoint
+from lib.serving.embedded import SLOTS
 
 MAX_REQUESTS = 100_000
 

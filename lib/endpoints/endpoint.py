@@ -20,7 +20,7 @@ class Endpoint:
     kind: str
     model: str
     urls: dict[Mode, str]
-    """Base URL per lane (today the same URL for every lane of an endpoint)."""
+    """Base URL per lane (one URL for every lane of an endpoint today)."""
     api_key: str | None = field(default=None, repr=False)
     note: str | None = None
     """Something the user should know, e.g. that the embedded server was restarted."""

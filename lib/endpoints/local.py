@@ -1,10 +1,10 @@
-"""The `local` kind: the embedded llama.cpp model, started on first use (lib.embedded)."""
+"""The `local` kind: the embedded llama.cpp model, started on first use (lib.serving.embedded)."""
 
 from __future__ import annotations
 
-from lib import embedded
 from lib.core.config import Settings
 from lib.endpoints.endpoint import Endpoint
+from lib.serving import embedded
 
 DEFAULTS = {"repeat_penalty": embedded.REPEAT_PENALTY, "stop": embedded.STOP}
 """A small base model: the repeat penalty and stop sequences keep it readable."""

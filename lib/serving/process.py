@@ -102,6 +102,8 @@ class ManagedProcess:
         self.rebuild_hint = rebuild_hint
         """Said after a SIGILL: the command that builds a version this machine can run."""
         self.process: subprocess.Popen | None = None
+        self.pid: int | None = None
+        """The last child's pid, kept after it stopped: also its process group's id."""
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -117,6 +119,7 @@ class ManagedProcess:
                 self.process = subprocess.Popen(
                     self.command, cwd=self.cwd, env=self.env, stdout=log,
                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                self.pid = self.process.pid
             except OSError as exc:  # missing or not executable
                 raise ServerStartFailed(
                     f"{self.name} could not be started: {self.command[0]} "

@@ -46,7 +46,7 @@ RUN_COLUMNS = (
     "error_kind",
 )
 """Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...];
-`error_kind` is the failure's class (lib.errors: auth, timeout, stream_broken...), empty when
+`error_kind` is the failure's class (lib.core.errors: auth, timeout, stream_broken...), empty when
 ok; `transform` is JSON of what a replay endpoint played (lib.replay), empty for other runs;
 `guard_timeline` is JSON: {"events": [[seconds after t0, kind, start, end, note], ...],
 "checks_s": [...], "violations": [[start, end], ...]} (character offsets in output_text)."""

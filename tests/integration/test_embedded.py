@@ -4,11 +4,11 @@ from urllib.parse import urlparse
 
 import pytest
 
-from lib import embedded
 from lib.core import metrics
 from lib.core.config import Settings
 from lib.endpoints.resolve import default_params, resolve
 from lib.race import PRESETS, run_headless
+from lib.serving import embedded
 
 pytestmark = pytest.mark.embedded
 
@@ -53,8 +53,9 @@ def test_the_lanes_run_at_once_not_in_a_queue(endpoint):
     for t in threads:
         t.join()
     assert len(firsts) == 2
-    # Each first token comes long before the other stream ends.
-    assert max(firsts.values()) < min(lasts.values()) / 2, (firsts, lasts)
+    # Queued, one stream's first token would come after the other's last: here both streams
+    # are under way together.
+    assert max(firsts.values()) < min(lasts.values()), (firsts, lasts)
 
 
 def test_race_on_the_embedded_model(endpoint, tmp_path):
@@ -122,7 +123,7 @@ def test_two_app_processes_do_not_fight_over_the_servers():
 
     import httpx
 
-    script = ("import json; from lib import embedded; "
+    script = ("import json; from lib.serving import embedded; "
               "print(json.dumps(embedded.ensure_lanes().urls))")
     other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                            timeout=300, cwd=str(__import__("pathlib").Path(__file__).parents[2]))

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from lib import embedded
 from lib.core.errors import ServerStartFailed
+from lib.serving import embedded
+from tests.support.processes import owned_by
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).parent))
-from test_serving import owned_by  # noqa: E402
 
 STANDINS = {
     # name: (shell body, what the message must say)
@@ -30,7 +29,7 @@ STANDINS = {
                "machine with `make rebuild-llama-server`"),
     "exits": ("echo 'gguf_init: failed to load model' >&2; exit 1",
               "exited with code 1. Its log:"),
-    "silent": ("exec sleep 600", "did not answer within 2 s"),
+    "silent": ("while :; do sleep 1; done", "did not answer within 2 s"),
 }
 
 
@@ -60,7 +59,7 @@ def test_every_failed_start_is_a_message_and_leaves_nothing(name, tmp_path, monk
     assert STANDINS[name][1] in caught.value.message
     assert caught.value.message.startswith("The embedded llama.cpp server ")
     assert time.monotonic() - started < 10
-    assert not owned_by(os.getpid())
+    assert not owned_by(os.getpid(), running=str(tmp_path))
 
 
 def test_a_missing_server_says_how_to_install_it(tmp_path, monkeypatch, no_server):
@@ -90,7 +89,8 @@ def test_the_race_command_says_why_and_exits(tmp_path):
 
 
 @pytest.mark.parametrize("page, button", [
-    (None, "race_run"), ("app_pages/benchmark.py", "bench_run"),
+    (None, "race_run"),
+    ("app_pages/benchmark.py", "bench_run"),
     ("app_pages/guardrails.py", "guard_run"),
 ])
 def test_every_page_says_why(page, button, tmp_path, monkeypatch, open_app, no_server):
@@ -101,7 +101,7 @@ def test_every_page_says_why(page, button, tmp_path, monkeypatch, open_app, no_s
     said = " ".join(e.value for e in [*at.error, *at.warning])
     assert "this build uses CPU instructions this machine cannot run" in said
     assert "make rebuild-llama-server" in said
-    assert not owned_by(os.getpid())
+    assert not owned_by(os.getpid(), running=str(tmp_path))
 
 
 @pytest.mark.embedded

@@ -16,27 +16,12 @@ import pytest
 
 from lib.core.errors import ServerStartFailed
 from lib.serving.process import OWNER_VARIABLE, ManagedProcess, free_port, http_ok, sealed_env
+from tests.support.processes import group_alive, owned_by
 
 HOSTILE_ENV = {"HOST": "0.0.0.0", "PORT": "1", "CONFIG_FILE": "/nonexistent.json",
                "MODEL": "/nonexistent.gguf", "LLAMA_ARG_HOST": "0.0.0.0",
                "LLAMA_ARG_PORT": "1", "STREAMLIT_SERVER_PORT": "1", "LC_ALL": "de_DE.UTF-8",
                "OPENAI_API_KEY": "sk-not-for-children", "STREAMRACE_API_KEY": "key-x"}
-
-
-def owned_by(pid: int) -> list[int]:
-    """Processes alive whose environment says `pid` started them."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if f"{OWNER_VARIABLE}={pid}".encode() in environ and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 def script(tmp_path: Path, body: str) -> list[str]:
@@ -78,7 +63,7 @@ def test_a_child_gets_a_sealed_environment(tmp_path, monkeypatch):
     assert not set(HOSTILE_ENV) - {"LC_ALL"} & set(seen), "nothing of the user's shell leaks"
     assert seen["LC_ALL"] == "C.UTF-8" and seen["DATABASE_URL"] == "sqlite:///x.db"
     assert seen[OWNER_VARIABLE] == str(os.getpid())
-    assert not owned_by(os.getpid())
+    assert not group_alive(server.pid)
 
 
 def test_sealed_env_keeps_openblas_settings():
@@ -101,7 +86,7 @@ def test_a_crash_while_starting_says_how_it_ended(tmp_path, body, expected):
     assert expected in caught.value.message
     assert str(tmp_path / "standin.log") in caught.value.message
     assert time.monotonic() - started < 10, "a dead child is noticed at once, not at the limit"
-    assert not server.alive() and not owned_by(os.getpid())
+    assert not server.alive() and not group_alive(server.pid)
 
 
 def test_the_last_log_line_is_quoted(tmp_path):
@@ -122,10 +107,7 @@ def test_a_server_that_never_answers_is_stopped_at_the_limit(tmp_path):
     with pytest.raises(ServerStartFailed, match=r"did not answer within 1.5 s"):
         server.start()
     assert 1.5 <= time.monotonic() - started < 10
-    deadline = time.monotonic() + 5
-    while owned_by(os.getpid()) and time.monotonic() < deadline:
-        time.sleep(0.05)  # SIGKILLed children are reaped by init: give it a moment
-    assert not owned_by(os.getpid()), "no child or grandchild survives a failed start"
+    assert not group_alive(server.pid), "no child or grandchild survives a failed start"
 
 
 def test_a_missing_binary_is_a_message(tmp_path):
@@ -145,7 +127,7 @@ def test_a_failed_warm_up_is_a_message_and_stops_the_server(tmp_path):
 
     with pytest.raises(ServerStartFailed, match="failed its first request .*peer closed"):
         server.start(ready=warm_up)
-    assert not server.alive() and not owned_by(os.getpid())
+    assert not server.alive() and not group_alive(server.pid)
 
 
 def test_children_are_stopped_when_their_parent_exits(tmp_path):

@@ -38,7 +38,7 @@ ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline",
                *GUARD_COLUMNS,
                # m004_replay: what a replay endpoint did to its recording
                "transform",
-               # m006_error_kind: the failure's class (lib.errors)
+               # m006_error_kind: the failure's class (lib.core.errors)
                "error_kind"]
 
 

@@ -50,7 +50,7 @@ class Outcome:
     """What one mode's call must end as."""
 
     status: str  # "ok" or "error"
-    kind: str | None = None  # the error kind (lib.errors), None when ok
+    kind: str | None = None  # the error kind (lib.core.errors), None when ok
     says: str = ""  # words the message shown to the user contains
     partial: bool = False  # text arrived before the failure, and is kept
 

@@ -1,6 +1,6 @@
 """Canary keys, and a scan of every file and text for them (tests/test_key_scan*.py).
 
-The canaries are deliberately not `sk-...`-shaped: the generic `sk-` mask of lib.errors.redact
+The canaries are deliberately not `sk-...`-shaped: the generic `sk-` mask of lib.core.errors.redact
 cannot hide them, only real scrubbing of the key in use can. A scan looks for each canary
 whole, and for its first 12 and last 10 characters (a key shown half-masked, or cut short by a
 length limit, still leaks). Files are read as bytes; SQLite files are also read row by row

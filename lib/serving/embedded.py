@@ -22,10 +22,10 @@ from pathlib import Path
 
 import httpx
 
-from lib.config import default_data_dir
-from lib.errors import InvalidInput, ServerStartFailed
+from lib.core.config import default_data_dir
+from lib.core.errors import InvalidInput, ServerStartFailed
+from lib.core.trace import MODES, Mode
 from lib.serving.process import ManagedProcess, free_port
-from lib.trace import MODES, Mode
 
 MODEL_ALIAS = "gemma-3-270m"
 START_TIMEOUT_S = 180.0
