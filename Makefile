@@ -56,9 +56,9 @@ test: install-dev lint
 	$(BIN)/python -m pytest -q
 
 # The edit loop, under a minute: unit and integration tests (real local servers); no pages, no
-# browser, no embedded model.
+# browser, no embedded model, nothing marked slow.
 test-fast: install-dev
-	$(BIN)/python -m pytest -q tests/unit tests/integration -m "not embedded"
+	$(BIN)/python -m pytest -q tests/unit tests/integration -m "not embedded and not slow"
 
 lint: install-dev
 	$(BIN)/ruff check .

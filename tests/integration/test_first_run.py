@@ -137,6 +137,7 @@ BEYOND_AVX2 = re.compile(
     r"|\bvpdpbusds?\b|\bvpdpwssds?\b")  # VNNI (AVX-512 or AVX-VNNI)
 
 
+@pytest.mark.slow  # disassembles the whole binary
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 instruction check")
 def test_the_installed_server_uses_nothing_beyond_avx2():
     """Disassembled, the binary holds no AVX-512, AMX or VNNI instruction: it runs on any

@@ -69,6 +69,7 @@ class Commands:
         return done.stdout + done.stderr
 
 
+@pytest.mark.slow  # eleven commands, each paying Python's and the SDK's imports
 def test_no_key_in_any_command_output_or_file(server, tmp_path):
     out = tmp_path / "out"
     commands = Commands(server, out)

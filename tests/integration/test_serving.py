@@ -133,7 +133,7 @@ def test_a_failed_warm_up_is_a_message_and_stops_the_server(tmp_path):
 def test_children_are_stopped_when_their_parent_exits(tmp_path):
     """A process that started a server and exits normally leaves nothing behind (atexit)."""
     program = f"""
-import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+import sys; sys.path.insert(0, {str(Path(__file__).parents[2])!r})
 from pathlib import Path
 from lib.serving.process import ManagedProcess, free_port
 port = free_port()
