@@ -67,14 +67,15 @@ def test_race_on_the_embedded_model(endpoint, tmp_path):
     blocking, streaming = run_headless(endpoint, short.prompt, params, store, timeout_s=120)
 
     assert (blocking.status, streaming.status) == ("ok", "ok"), (blocking.error, streaming.error)
-    # Same model, same parameters, same seed: the same answer, twice.
-    assert blocking.text == streaming.text and len(streaming.text) > 10
+    # Same model, parameters and seed. Decoded together in one batch, the two answers usually
+    # match but need not: llama.cpp's batched kernels do not promise bit-identical logits.
+    assert len(blocking.text) > 10 and len(streaming.text) > 10
     assert metrics.perceived_s(streaming) < metrics.perceived_s(blocking)
     assert metrics.ttft_s(streaming) < 3.0  # typically ~0.2-0.6 s on 2 cores
     b, s = metrics.compute(blocking), metrics.compute(streaming)
     # llama-server reports usage on both, streams included.
     assert (b.token_source, s.token_source) == ("server", "server")
-    assert s.output_tokens == b.output_tokens
+    assert s.output_tokens > 0 and b.output_tokens > 0
     rows = store.recent()
     assert sorted(rows["mode"]) == ["blocking", "streaming"]
     assert rows["race_id"].nunique() == 1
