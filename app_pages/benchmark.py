@@ -5,7 +5,7 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages.shared import current_settings, logged_run, run_log, settle_previous
+from app_pages.shared import current_settings, owned_run, run_log, settle_previous
 from lib.bench import (
     PROMPT_SETS,
     STOP_GRACE_S,
@@ -52,11 +52,12 @@ def settings_from_form(form: dict) -> BenchSettings:
 
 
 def run_benchmark(bench: Benchmark, results: dict) -> None:
-    """Show progress until the benchmark ends; Stop or a new run cancels it (logged_run).
-    The runner logs every call itself: the page keeps the benchmark in `results["last"]`."""
-    bar = st.progress(0.0, text="Starting…")
-    live = st.empty()
-    with logged_run(bench, results, "last", grace_s=STOP_GRACE_S + 20):
+    """Start the benchmark and show progress until it ends; Stop or a new run cancels it
+    (owned_run). The runner logs every call itself: the page keeps the benchmark in
+    `results["last"]`."""
+    with owned_run(bench, results, "last", grace_s=STOP_GRACE_S + 20):
+        bar = st.progress(0.0, text="Starting…")
+        live = st.empty()
         while not bench.join(0.25):
             progress = bench.progress()
             bar.progress(progress.fraction, text=progress_line(progress))
@@ -206,7 +207,7 @@ try:
         bench = Benchmark(endpoint, settings, params, store)
         if bench.note:
             st.info(bench.note, icon="🖥️")
-        run_benchmark(bench.start(), results)
+        run_benchmark(bench, results)
 except StreamRaceError as error:
     st.warning(error.message, icon="✋")
 

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.kept import Kept
-from app_pages.shared import Changes, current_settings, logged_run, run_log, settle_previous
+from app_pages.shared import Changes, current_settings, owned_run, run_log, settle_previous
 from lib import guards
 from lib.core.config import moderation_config
 from lib.core.errors import StreamRaceError
@@ -69,10 +69,12 @@ def draw(
             changes.caption(held, guard_held(runs) or "")
 
 
-def run_lab(run: guards.GuardRun, store, results: dict, slots) -> None:
-    """Redraw the panels as the strategies release text, until the run ends (or is stopped)."""
+def run_lab(run: guards.GuardRun, store, results: dict) -> None:
+    """Start the run and redraw the panels as the strategies release text, until it ends (or
+    is stopped); owned from its start (owned_run)."""
     changes, drawn = Changes(), dict[int, str]()
-    with logged_run(run, results, "last_guard", store=store, rows=run.traces):
+    with owned_run(run, results, "last_guard", store=store, rows=run.traces):
+        slots = panels([lane.label for lane in run.lanes])
         while True:
             finished = run.done  # read first: the frame drawn next then includes the end
             draw(run.traces(), slots, changes, run.elapsed(), drawn)
@@ -272,11 +274,11 @@ if run and store is not None:
         params = default_params(
             endpoint, max_tokens=int(max_tokens), seed=int(seed), timeout_s=float(timeout_s)
         )
-        lab = guards.GuardRun(endpoint, prompt, params, validators, names, options, plant).start()
+        lab = guards.GuardRun(endpoint, prompt, params, validators, names, options, plant)
     except StreamRaceError as error:
         st.warning(error.message, icon="✋")
     else:
-        run_lab(lab, store, results, panels([lane.label for lane in lab.lanes]))
+        run_lab(lab, store, results)
         show_outcome(lab.traces())
 elif "last_guard" in results:
     if stop:

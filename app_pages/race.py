@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_pages.kept import Kept
-from app_pages.shared import Changes, current_settings, logged_run, run_log, settle_previous
+from app_pages.shared import Changes, current_settings, owned_run, run_log, settle_previous
 from lib import replay
 from lib.core import metrics
 from lib.core.calls import check_request
@@ -43,11 +43,17 @@ def new_block() -> None:
 
 
 def run_race(race: Race, store, results: dict, left, right) -> None:
-    """Run a started race into the two panels; Stop or a re-click cancels it (finally).
+    """Start the race and draw it into the two panels; Stop or a re-click cancels it.
 
-    The finished (or cancelled) traces go to the run log and into `results`, a plain dict
-    kept in the session.
+    The race is owned from its start (owned_run): its finished (or cancelled) traces go to the
+    run log and into `results`, a plain dict kept in the session, whatever interrupts the page.
     """
+    with owned_run(race, results, "last_race", store=store, rows=lambda: list(race.traces)):
+        draw_race(race, left, right)
+
+
+def draw_race(race: Race, left, right) -> None:
+    """The running race in the two panels, until both calls have ended."""
     blocking_status, blocking_body = left.empty(), left.empty()
     stream_status, stream_body = right.empty(), right.container()
     changes = Changes()
@@ -85,14 +91,13 @@ def run_race(race: Race, store, results: dict, left, right) -> None:
         if note:
             yield note
 
-    with logged_run(race, results, "last_race", store=store, rows=lambda: list(race.traces)):
-        with stream_body:
-            st.write_stream(feed())
-        show(stream_status, status_line(race.streaming.trace))
-        while not race.blocking.wait(0.05):
-            tick()
-        if blocking_status_pending():
-            draw_blocking()
+    with stream_body:
+        st.write_stream(feed())
+    show(stream_status, status_line(race.streaming.trace))
+    while not race.blocking.wait(0.05):
+        tick()
+    if blocking_status_pending():
+        draw_blocking()
 
 
 def show_outcome(blocking, streaming, left, right, live: bool) -> None:
@@ -214,7 +219,7 @@ if run:
             endpoint = resolve(settings)
         if endpoint.note:
             st.info(endpoint.note, icon="🔄")
-        race = Race(endpoint, prompt, default_params(endpoint, **params.as_dict())).start()
+        race = Race(endpoint, prompt, default_params(endpoint, **params.as_dict()))
     except StreamRaceError as error:
         st.warning(error.message, icon="✋")
     else:

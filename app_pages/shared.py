@@ -9,6 +9,7 @@ and streamlit_app.py until someone opens "/".
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Callable, Iterator
@@ -56,17 +57,17 @@ def settle_previous(results: dict) -> None:
     cancel the run (a race, a benchmark, a guardrails run) that was going and wait until its
     rows are logged.
 
-    `results` is the page's plain dict in the session: `running` has a `cancel()`, `settled`
-    is the Event its finally block sets.
+    `results` is the page's plain dict in the session; `running` is the lib.core.runs.Owned
+    that `owned_run` put there.
     """
     running = results.get("running")
     if running is not None:
         running.cancel()
-        results["settled"].wait(30)
+        running.wait(30)
 
 
 @contextmanager
-def logged_run(
+def owned_run(
     run: Run,
     results: dict,
     key: str,
@@ -74,19 +75,20 @@ def logged_run(
     store: Store | None = None,
     rows: Callable[[], list] | None = None,
     grace_s: float = runs.GRACE_S,
-) -> Iterator[None]:
-    """Around a page's live run (a race, a benchmark, a guardrails run) while the page draws it:
-    however the block ends (finished, Stop, re-click), cancel the run if unfinished and wait for
-    it (lib.core.runs.supervised); then log its `rows()` to `store` (a run that logs itself, the
-    benchmark, has none), keep them (or the run) in `results[key]`, and let the next script run
-    go on (settle_previous).
+) -> Iterator[runs.Owned]:
+    """Start a page's run (a race, a benchmark, a guardrails run) and draw it in the block.
+
+    The run is owned before its first request leaves (lib.core.runs.Owned): when it ends,
+    however, a watcher thread logs its `rows()` to `store` (a run that logs itself, the
+    benchmark, has none) and keeps them (or the run) in `results[key]`. Between the start and
+    the `try` below there is no Streamlit call, so nothing can interrupt the script there.
+    However the block ends other than by finishing (Stop, a re-click, a page switch, a closed
+    tab: Streamlit raises at the block's next call), the run is cancelled; the next script run
+    waits for its rows (settle_previous). A block that finished returns once they are logged.
     """
-    settled = threading.Event()
-    results.update(running=run, settled=settled)
 
     def on_end() -> None:
-        # During a Stop or re-click the script is being interrupted: any Streamlit call here,
-        # even a session_state assignment, would raise again before the runs are logged.
+        # On the watcher thread: no Streamlit call here (the script may be gone).
         if rows is not None:
             logged = rows()
             if store is not None:
@@ -94,11 +96,56 @@ def logged_run(
             results[key] = logged
         else:
             results[key] = run
-        results.pop("running", None)
-        settled.set()
+        if results.get("running") is owned:
+            results.pop("running", None)
 
-    with runs.supervised(run, on_end, grace_s):
-        yield
+    owned = runs.Owned(run, on_end)
+    results["running"] = owned
+    owned.start()
+    cancel_if_session_closes(owned)
+    completed = False
+    try:
+        yield owned
+        completed = True
+    finally:
+        if not completed:
+            owned.cancel()
+    owned.wait(grace_s)
+
+
+SESSION_GONE_S = 1.0
+"""How long a browser session must stay disconnected before its run is cancelled (a network
+blip reconnects within that)."""
+
+
+def cancel_if_session_closes(owned: runs.Owned) -> None:
+    """Cancel the run when its browser session goes away (a closed tab, a lost network).
+
+    Streamlit keeps a disconnected session's script running for a possible reconnect, and the
+    script only learns of it at its next call: a long answer would be generated, and paid
+    for, for nobody. A thread watches the session (no Streamlit element call: only the
+    runtime's bookkeeping) until the run has ended.
+    """
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None or not runtime.exists():
+        return  # no browser (AppTest, bare mode): nobody to leave
+    session_id, instance = ctx.session_id, runtime.get_instance()
+
+    def watch() -> None:
+        gone_since = None
+        while not owned.wait(0.25):
+            if instance.is_active_session(session_id):
+                gone_since = None
+            elif gone_since is None:
+                gone_since = time.monotonic()
+            elif time.monotonic() - gone_since >= SESSION_GONE_S:
+                owned.cancel()
+                return
+
+    threading.Thread(target=watch, daemon=True, name="session-watch").start()
 
 
 class Changes:

@@ -1,3 +1,4 @@
 from lib.cli.bench import main
+from lib.cli.common import run
 
-raise SystemExit(main())
+raise SystemExit(run(main))

@@ -1,12 +1,15 @@
 """What every `python -m lib.<name>` command shares: the endpoint and sampling flags, the
-prompt input, the text table and the one-line error exit.
+prompt input, the text table, the one-line error exit, and how a command ends on a signal.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+from typing import Callable
 
 from lib.core import metrics
 from lib.core.config import ENDPOINT_KINDS, Settings, load_settings
@@ -125,3 +128,35 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.4f}" if value < 100 else f"{value:.1f}"
     return str(value)
+
+
+SIGINT_STATUS = 130
+SIGTERM_STATUS = 143
+_terminated = threading.Event()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that it unwinds exactly as on Ctrl-C: whatever
+    is in flight is cancelled and logged by the same code (lib.core.runs)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    if not _terminated.is_set():  # once: a second SIGTERM must not interrupt the logging
+        _terminated.set()
+        raise Terminated()
+
+
+def run(main: Callable[[], int]) -> int:
+    """Run a command's `main` the way `python -m lib.<name>` does.
+
+    SIGTERM (what `timeout`, containers and process managers send) unwinds the command like
+    Ctrl-C. The exit status is `main`'s own, except 143 after a SIGTERM, and 130 when an
+    interrupt came before anything could be cancelled (e.g. while a server was starting).
+    """
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print("interrupted: nothing was running yet", file=sys.stderr)
+        code = SIGINT_STATUS
+    return SIGTERM_STATUS if _terminated.is_set() else code

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -42,14 +40,14 @@ def _serve(args: argparse.Namespace, store_url: str | None) -> int:
         default = args.recording
         if default is not None:
             lookup(recordings, check_name(default))
-    server = ReplayServer(recordings, default=default, transform=transform, port=args.port).start()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    names = ", ".join(server.model_names()) or "(no recordings yet)"
-    print(f"replaying on {server.base_url}: {names}", flush=True)
-    try:
+    server = ReplayServer(recordings, default=default, transform=transform, port=args.port)
+    try:  # from the start: a signal at any moment stops the server cleanly
+        server.start()
+        names = ", ".join(server.model_names()) or "(no recordings yet)"
+        print(f"replaying on {server.base_url}: {names}", flush=True)
         while True:
             time.sleep(3600)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (lib.cli.common.run): stop serving
         pass
     finally:
         server.stop()

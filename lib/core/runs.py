@@ -4,15 +4,17 @@ with a deadline, log.
 A run is anything with `start()`, `cancel()`, `join(timeout) -> bool` and `done`; the runs
 themselves only say how they start and stop. What happens around them, the same for the
 command lines and the pages, is here: wait with one deadline, cancel what is unfinished
-(timeout, Ctrl-C, a Stop click), give it a grace period to unwind, then log what it measured.
+(timeout, Ctrl-C, SIGTERM, a Stop click), give it a grace period to unwind, then log what it
+measured. A run that something draws while it goes (a page) is `Owned` from the moment it
+starts: its logging never depends on whoever started it staying alive.
 """
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
-from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator, Protocol, Sequence, TypeVar
+from typing import Callable, Iterable, Protocol, Sequence, TypeVar
 
 from lib.core.trace import Trace
 
@@ -71,19 +73,70 @@ def run_logged(run: Run, rows: Callable[[], list[Trace]], log: Log | None,
     return traces
 
 
-@contextmanager
-def supervised(run: Run, on_end: Callable[[], None], grace_s: float = GRACE_S) -> Iterator[None]:
-    """Around a started run that something watches (a page draws it while it goes): however
-    the block ends (finished, an exception, the script interrupted by Stop or a re-click),
-    cancel the run if the block did not finish, wait up to `grace_s` for it, then `on_end()`
-    (log it, keep it). `on_end` must not call Streamlit: an interrupted script raises again at
-    its next call."""
-    completed = False
-    try:
-        yield
-        completed = True
-    finally:
-        if not completed:
-            run.cancel()
-        run.join(grace_s)
-        on_end()
+class Owned:
+    """A run whose end is taken care of from the moment it starts.
+
+    `start()` starts the run, then a watcher thread that waits for it to end (finished,
+    failed or cancelled) and calls `on_end` (log it) exactly once. Nothing that happens to the
+    starter afterwards (an exception, a Streamlit rerun or a closed tab interrupting the script,
+    the starter forgetting it) can leave the run unlogged; whoever must stop it calls
+    `cancel()`, and `wait()` tells when it has been logged. Runs still going when the process
+    exits are cancelled and given `GRACE_S` to log.
+    """
+
+    def __init__(self, run: Run, on_end: Callable[[], None]):
+        self.run = run
+        self._on_end = on_end
+        self.settled = threading.Event()
+        """Set once `on_end` has returned (or failed)."""
+
+    def start(self) -> Owned:
+        self.run.start()
+        _owned.add(self)
+        threading.Thread(target=self._watch, daemon=True, name="owned-run").start()
+        return self
+
+    def _watch(self) -> None:
+        try:
+            self.run.join(None)  # bounded by the run's own timeouts; cancel() ends it sooner
+        finally:
+            try:
+                self._on_end()
+            finally:
+                _owned.discard(self)
+                self.settled.set()
+
+    def cancel(self) -> None:
+        self.run.cancel()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Whether the run has ended and been logged within `timeout`."""
+        return self.settled.wait(timeout)
+
+
+class _OwnedRuns:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: set[Owned] = set()
+
+    def add(self, item: Owned) -> None:
+        with self._lock:
+            self._items.add(item)
+
+    def discard(self, item: Owned) -> None:
+        with self._lock:
+            self._items.discard(item)
+
+    def settle_all(self, grace_s: float = GRACE_S) -> None:
+        """Cancel every run still going and wait (one deadline) until each is logged."""
+        with self._lock:
+            items = list(self._items)
+        for item in items:
+            item.cancel()
+        deadline = time.monotonic() + grace_s
+        for item in items:
+            item.wait(max(0.0, deadline - time.monotonic()))
+
+
+_owned = _OwnedRuns()
+atexit.register(_owned.settle_all)

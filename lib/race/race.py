@@ -92,7 +92,12 @@ class Race:
                 call.cancel()
 
     def join(self, timeout: float | None = None) -> bool:
-        runs.join_all(self._threads, timeout)
+        # On each call's own condition, not Thread.join: a Ctrl-C or SIGTERM interrupting
+        # Thread.join can make the next join return before the thread has ended (CPython
+        # 3.11), and the run would be logged `pending` while its call still runs.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for call in self.calls:
+            call.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return self.done
 
     @property

@@ -1,3 +1,4 @@
+from lib.cli.common import run
 from lib.cli.report import main
 
-raise SystemExit(main())
+raise SystemExit(run(main))

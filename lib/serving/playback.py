@@ -16,6 +16,8 @@ gateways do (LiteLLM's proxy prints the key it received): only scrubbing keeps i
 from __future__ import annotations
 
 import json
+import select
+import socket
 import sys
 import threading
 import time
@@ -109,9 +111,31 @@ class _Handler(BaseHTTPRequestHandler):
             playback.open_connections += 1
         try:
             super().handle()
+        except (ConnectionAbortedError, BrokenPipeError, ConnectionResetError):
+            pass  # the client went away: a real server stops generating too
         finally:
             with playback.lock:
                 playback.open_connections -= 1
+
+    def _wait_until(self, deadline: float) -> None:
+        """Sleep to a perf_counter deadline, like `_sleep_until`, but give up as soon as the
+        client closes the connection (ConnectionAbortedError): real servers abort a request
+        whose client is gone, and a test of cancellation must see the connection end."""
+        while True:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0.002:
+                _sleep_until(deadline)
+                return
+            readable, _, _ = select.select([self.connection], [], [], remaining - 0.001)
+            if readable:
+                try:
+                    peeked = self.connection.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    peeked = b""
+                if not peeked:
+                    raise ConnectionAbortedError("the client closed the connection")
+                _sleep_until(deadline)  # bytes of a next request: nothing to watch for
+                return
 
     def _send_json(self, status: int, payload: dict, headers: dict | None = None) -> None:
         body = json.dumps(payload).encode()
@@ -157,7 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
         except LookupError as exc:
             return self._error(404, str(exc.args[0]) if exc.args else "Unknown model")
         if script.hang_s:
-            time.sleep(script.hang_s)
+            self._wait_until(time.perf_counter() + script.hang_s)
         status = playback.next_status(body["model"], script)
         if status != 200:
             headers = {"Retry-After": f"{script.retry_after_s:g}"} if script.retry_after_s else None
@@ -193,7 +217,7 @@ class _Handler(BaseHTTPRequestHandler):
         at = script.blocking_at_s
         if at is None:
             at = script.offsets[-1] if script.offsets else 0.0
-        _sleep_until(record.t_received + at)
+        self._wait_until(record.t_received + at)
         if script.blocking_body is not None:
             record.t_done = time.perf_counter()
             record.sent.append(record.t_done)
@@ -250,7 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
-            _sleep_until(record.t_received + offset)
+            self._wait_until(record.t_received + offset)
             if index in inject:
                 self._write(inject.pop(index))
             event({"content": text})
@@ -374,7 +398,8 @@ class PlaybackServer:
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
+        if getattr(self, "_thread", None) is not None:  # shutdown() waits for serve_forever
+            self._httpd.shutdown()
         self._httpd.server_close()
 
     def __enter__(self) -> "PlaybackServer":

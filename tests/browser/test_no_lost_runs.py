@@ -1,0 +1,156 @@
+"""No run is lost: in real Chromium, on a freshly started app each time, every request that
+reaches the server is finished or cancelled, and logged.
+
+Each scenario gets a fresh app process (the first race of a process is the one that used to
+be lost) on a real playback server, and its own model name, so the server's record of
+requests is the scenario's own. Then, with values:
+
+- requests the server received = rows logged (two a race), and it took no longer than the
+  run log needs to settle;
+- every row is `ok` or `cancelled`, and a cancelled stream keeps what it had received;
+- no request is still open on the server 5 s later;
+- no exception on screen.
+
+The last scenario races the embedded model while it is still starting: its requests are
+counted from llama-server's own log (two warm-up requests excepted) and its slots must all be
+idle afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+import pytest
+
+from lib.serving.playback import PlaybackServer, Script
+from lib.storage.store import Store
+from tests.support.browser_harness import (
+    ARTIFACTS,
+    PAGE_TIMEOUT_MS,
+    RACE_TIMEOUT_MS,
+    VIEWPORT,
+    expect,
+    save_screenshot,
+    start_app,
+    stop_app,
+)
+
+pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.browser
+
+STEADY = Script.regular(ttft_s=0.1, gap_s=0.05, n=60)  # 3.05 s: every action lands mid-race
+SCENARIOS = ("reclicks", "stop", "page-switch", "close-tab")
+SETTLE_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def server():
+    with PlaybackServer({name: STEADY for name in SCENARIOS}) as playback:
+        yield playback
+
+
+def requests_for(server: PlaybackServer, model: str) -> int:
+    return sum(1 for r in list(server.received) if r.body.get("model") == model)
+
+
+def wait_until(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)  # polling a database and a server: nothing else to wait on
+    return True
+
+
+def run_button(page):
+    return page.get_by_role("button", name="Run race")
+
+
+def act(scenario: str, page) -> None:
+    """What a hurried user does, in the browser."""
+    if scenario == "reclicks":
+        for _ in range(6):
+            run_button(page).click()
+            page.wait_for_timeout(150)
+    elif scenario == "stop":
+        run_button(page).click()
+        page.wait_for_timeout(200)
+        page.get_by_role("button", name="Stop").click()
+    elif scenario == "page-switch":
+        run_button(page).click()
+        page.wait_for_timeout(200)
+        page.locator('[data-testid="stSidebarNav"] a').filter(has_text="History").click()
+    elif scenario == "close-tab":
+        run_button(page).click()
+        page.wait_for_timeout(200)
+        page.close()
+
+
+def check_rows(store: Store, received: int) -> None:
+    assert received >= 2 and received % 2 == 0, f"{received} requests: not whole races"
+    settled = wait_until(lambda: store.count() >= received, SETTLE_S)
+    rows = store.recent(1000)
+    assert settled and len(rows) == received, (
+        f"the server received {received} requests, the run log holds {len(rows)} rows")
+    assert set(rows["status"]) <= {"ok", "cancelled"}, rows[["mode", "status", "error"]]
+    started = rows[(rows["mode"] == "streaming") & rows["ttft_s"].notna()]
+    assert (started["output_chars"] > 0).all(), "a cancelled stream keeps what it received"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_no_run_is_lost(scenario, server, browser, tmp_path):
+    app = start_app(tmp_path / "app", STREAMRACE_ENDPOINT="compatible",
+                    STREAMRACE_BASE_URL=server.base_url, STREAMRACE_MODEL=scenario)
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto(app.url + "/")
+        expect(run_button(page)).to_be_visible()
+        page.get_by_role("radio", name="One-line answer").click()
+        act(scenario, page)
+        if not page.is_closed():
+            expect(page.locator('[data-testid="stApp"]'), RACE_TIMEOUT_MS).to_have_attribute(
+                "data-test-script-state", "notRunning")
+            save_screenshot(page, ARTIFACTS / f"no-lost-runs-{scenario}.png")
+            assert page.locator('[data-testid="stException"]').count() == 0, app.log()
+        store = Store(f"sqlite:///{tmp_path / 'app' / 'runs.db'}")
+        check_rows(store, requests_for(server, scenario))
+        assert wait_until(lambda: server.open_connections == 0, 5.0), \
+            f"{server.open_connections} requests still open on the server 5 s later"
+        assert "Traceback" not in app.log()
+    finally:
+        context.close()
+        stop_app(app)
+
+
+@pytest.mark.embedded
+def test_no_run_is_lost_while_the_embedded_model_starts(browser, tmp_path):
+    app = start_app(tmp_path / "app", STREAMRACE_ENDPOINT="local")
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto(app.url + "/")
+        run_button(page).click()  # as soon as it shows: the model is still starting
+        page.wait_for_timeout(300)
+        run_button(page).click()
+        expect(page.locator('[data-testid="stApp"]'), RACE_TIMEOUT_MS).to_have_attribute(
+            "data-test-script-state", "notRunning")
+        assert page.locator('[data-testid="stException"]').count() == 0, app.log()
+        (log,) = (tmp_path / "app" / "data").rglob("llama-server-*.log")
+        received = len(re.findall(r"launch_slot_", log.read_text())) - 2  # the warm-ups
+        check_rows(Store(f"sqlite:///{tmp_path / 'app' / 'runs.db'}"), received)
+        port = re.search(r"listening on http://127\.0\.0\.1:(\d+)", log.read_text()).group(1)
+
+        def idle() -> bool:
+            slots = httpx.get(f"http://127.0.0.1:{port}/slots", timeout=5).json()
+            return not any(slot.get("is_processing") for slot in slots)
+
+        assert wait_until(idle, 5.0), "a request still runs on llama-server 5 s later"
+    finally:
+        context.close()
+        stop_app(app)
+
