@@ -202,8 +202,9 @@ def version(engine: sa.Engine) -> tuple[int, str | None]:
     return total, newest
 
 
-def timeline(row: pd.Series | dict) -> list[tuple[float, str]]:
-    """A run's chunks from its `timeline` JSON: (seconds after t0, text); unreadable → []."""
+def timeline(row: pd.Series | dict, thoughts: bool = False) -> list[tuple[float, str]]:
+    """A run's answer chunks from its `timeline` JSON: (seconds after t0, text); unreadable → [].
+    With `thoughts`, its thought (reasoning) chunks instead."""
     try:
         pairs = json.loads(row["timeline"] or "[]")
     except (TypeError, ValueError):
@@ -211,7 +212,8 @@ def timeline(row: pd.Series | dict) -> list[tuple[float, str]]:
     if not isinstance(pairs, list):
         return []
     return [(float(pair[0]), str(pair[1])) for pair in pairs
-            if isinstance(pair, list) and len(pair) == 2
+            if isinstance(pair, list) and len(pair) == (3 if thoughts else 2)
+            and (not thoughts or pair[2] == "thought")
             and isinstance(pair[0], (int, float)) and pair[1] is not None]
 
 
