@@ -218,6 +218,19 @@ def timeline(row: pd.Series | dict, thoughts: bool = False) -> list[tuple[float,
 
 
 
+REASONING_COLUMNS = ("mode", "status", "model", "ttft_s", "ttfo_s", "thinking_s", "e2e_s",
+                     "reasoning_tokens", "answer_tokens")
+"""What the thinking-against-answering chart needs of the filtered streamed runs that reasoned."""
+
+
+def reasoning_frame(engine: sa.Engine, filters: Filters) -> pd.DataFrame:
+    """The filtered streamed runs that showed thinking (thinking_s > 0), REASONING_COLUMNS.
+    Rows logged before m007_reasoning have no thinking_s and are never among them."""
+    query = sa.select(*(RUNS.c[name] for name in REASONING_COLUMNS)).where(
+        *where(filters), RUNS.c.thinking_s > 0)
+    return _read(engine, query)
+
+
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Per mode: runs, how many ended ok, and p50/p90 of the headline metrics (ok runs)."""
     rows = []

@@ -38,6 +38,7 @@ def logged_race(request, playback, tmp_path_factory):
     traces = run_headless(endpoint_for(playback.base_url, f"reason-{request.param}"), prompt,
                           Params(), store)
     rows = {row["mode"]: row for row in store.recent(10).to_dict("records")}
+    rows["__url__"] = store.url
     yield traces, rows
     store.engine.dispose()
 
@@ -155,3 +156,33 @@ def test_guardrails_validate_the_answer_not_the_thoughts_unless_asked(playback, 
     checked = guard_run(endpoint, f"guard thoughts [{form}]", Params(), [PersonalData()],
                         list(STRATEGIES)[:1], timeout_s=20, check_thoughts=True)
     assert checked[0].text.startswith("thought0")
+
+
+def test_history_and_the_report_chart_thinking_against_answering(logged_race):
+    from lib import report
+    from lib.present import charts, stats
+    from lib.storage import history
+    from lib.storage.history import Filters
+
+    (_, streaming), rows = logged_race
+    engine = history_engine(rows)
+    split = stats.thinking_data(history.reasoning_frame(engine, Filters()))
+    assert split is not None and split.n == 1
+    assert split.thinking_p50_s == pytest.approx(1.0, abs=0.01)
+    assert split.answering_p50_s == pytest.approx(0.38, abs=0.01)
+    assert split.ttfo_p50_s == pytest.approx(1.2, abs=0.01)
+    assert "TTFO" in charts.thinking_caption(split)
+    assert len(charts.thinking_figure(split).data) == 2
+    html = report.build(engine, Filters())
+    assert "Reasoning: thinking against answering" in html
+    assert "thinking" in history.table(engine, Filters()).columns.str.cat()
+
+
+def history_engine(rows):
+    import sqlalchemy as sa
+
+    from lib.storage.store import Store
+
+    url = rows["__url__"] if "__url__" in rows else None
+    assert url is not None
+    return Store(url).engine if isinstance(url, str) else sa.create_engine(url)
