@@ -23,7 +23,7 @@ from app_pages.shared import current_settings, run_log
 from lib import report
 from lib.core.errors import StreamRaceError, redact
 from lib.present import charts, stats
-from lib.present.display import plain_markdown, seconds
+from lib.present.display import SHOWN_CHARS, plain_markdown, seconds
 from lib.storage import history
 from lib.storage.store import to_csv, to_parquet
 
@@ -111,6 +111,21 @@ def charts_section(frame, report_settings: dict) -> None:
         st.info("No token counts in these runs: this chart needs output_tokens.", icon="🔢")
 
 
+def thinking_section(url, filters, version) -> None:
+    """Reasoning models: thinking against answering time (only when some run reasoned)."""
+    split = stats.thinking_data(load_reasoning(url, filters, version))
+    if split is None:
+        return
+    st.subheader("🧠 Thinking against answering")
+    st.plotly_chart(charts.thinking_figure(split), key="chart_thinking")
+    st.caption(charts.thinking_caption(split))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def load_reasoning(url: str | None, filters: history.Filters, version: tuple):
+    return history.reasoning_frame(run_log(url).engine, filters)
+
+
 @st.fragment
 def runs_section(url, filters, version, total) -> None:
     """The newest filtered runs, exports of all of them, and the ticked runs' detail."""
@@ -157,6 +172,11 @@ def detail(run_ids: list[str], engine) -> None:
             if run["error"]:
                 st.error(plain_markdown(run["error"]), icon="🚨")
             st.markdown(f"**Prompt**  \n{plain_markdown(run['prompt'])}")
+            thoughts = "".join(text for _, text in history.timeline(run, thoughts=True))
+            if thoughts:
+                st.markdown(f"**Thinking** (first answer word after "
+                            f"{seconds(run['ttfo_s'])}, thinking {seconds(run['thinking_s'])})"
+                            f"  \n{plain_markdown(thoughts[-SHOWN_CHARS:])}")
             answer = plain_markdown(run["output_text"] or "") or "*(no text)*"
             st.markdown(f"**Answer** ({run['status']}, blank screen "
                         f"{seconds(run['perceived_s'])})  \n{answer}")
@@ -226,6 +246,7 @@ def history_page(url: str | None) -> None:
         frame = load_runs(url, filters, version)
         report_settings = st.session_state.setdefault("history_report_settings", {})
         charts_section(frame, report_settings)
+        thinking_section(url, filters, version)
         runs_section(url, filters, version, total)
         compare_section(url, filters, version, frame)
         report_section(url, filters, report_settings)

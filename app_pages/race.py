@@ -3,11 +3,13 @@
 import streamlit as st
 
 from app_pages.kept import Kept
+from app_pages.race_panels import ThinkingBlock, folded_thinking, reasoning_cards
 from app_pages.shared import Changes, current_settings, owned_run, run_log, settle_previous
 from lib import replay
 from lib.core import metrics
 from lib.core.calls import check_request
 from lib.core.errors import StreamRaceError
+from lib.core.thoughts import EFFORTS
 from lib.core.trace import Params
 from lib.endpoints.resolve import default_params, resolve
 from lib.present import charts
@@ -54,8 +56,9 @@ def run_race(race: Race, store, results: dict, left, right) -> None:
 
 def draw_race(race: Race, left, right) -> None:
     """The running race in the two panels, until both calls have ended."""
-    blocking_status, blocking_body = left.empty(), left.empty()
+    blocking_status, blocking_thinking, blocking_body = left.empty(), left.empty(), left.empty()
     stream_status, stream_body = right.empty(), right.container()
+    thinking = ThinkingBlock(stream_body.empty())  # above the answer, in the streamed panel
     changes = Changes()
     show = changes.markdown
 
@@ -64,6 +67,7 @@ def draw_race(race: Race, left, right) -> None:
         if race.blocking.trace.text:
             blocking_body.markdown(shown(race.blocking.trace.text))
             race.mark_blocking_shown()
+            folded_thinking(blocking_thinking, race.blocking.trace)
         show(blocking_status, status_line(race.blocking.trace))
 
     def tick() -> None:
@@ -72,6 +76,7 @@ def draw_race(race: Race, left, right) -> None:
             show(blocking_status, f"⬜ **Blank screen** · {elapsed:.1f} s")
         elif blocking_status_pending():
             draw_blocking()
+        thinking.draw(race.streaming.trace, race.thinking_shown, expanded=True)
         first = metrics.perceived_s(race.streaming.trace)
         if not race.streaming.trace.done:
             show(stream_status, f"⚡ First words after **{seconds(first)}** · streaming…" if first
@@ -105,6 +110,7 @@ def show_outcome(blocking, streaming, left, right, live: bool) -> None:
     for trace, column in ((blocking, left), (streaming, right)):
         if not live:
             column.markdown(status_line(trace))
+            folded_thinking(column, trace)
             column.markdown(shown(trace.text))
         if trace.status == "error":
             column.error(plain_markdown(trace.error), icon="🚨")  # the server's words: text
@@ -132,6 +138,7 @@ def show_outcome(blocking, streaming, left, right, live: bool) -> None:
         border=True,
         help=f"{b.output_tokens} tokens ({b.token_source})",
     )
+    reasoning_cards(blocking, streaming)
     if factor:
         st.success(summary_line(blocking, streaming), icon="🏁")
     st.plotly_chart(
@@ -192,6 +199,15 @@ with st.expander("Parameters"):
         key="race_timeout_s",
         help="Longest wait for any byte: first byte or between chunks.",
     )
+    reasoning = st.columns(4)
+    effort = reasoning[0].selectbox(
+        "Reasoning effort", EFFORTS, key="race_reasoning_effort",
+        help="Sent as `reasoning_effort` to reasoning models (off sends `none`); "
+             "default sends nothing.")
+    show_thinking = reasoning[1].toggle(
+        "Thinking counts as text", key="race_show_thinking",
+        help="When on, the blank screen of the streamed lane ends at its first thought, not at "
+             "its first answer word (the thinking block shows either way).")
 buttons = st.columns([1, 1, 6])
 run = buttons[0].button("▶️ Run race", type="primary", key="race_run")
 stop = buttons[1].button("⏹️ Stop", key="race_stop")
@@ -209,6 +225,8 @@ if run:
         max_tokens=int(max_tokens),
         seed=int(seed),
         timeout_s=float(timeout_s),
+        reasoning_effort=None if effort == "default" else effort,
+        show_thinking=bool(show_thinking),
     )
     try:
         check_request(prompt, params)  # before anything starts: nothing is sent for bad input

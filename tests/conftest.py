@@ -31,7 +31,7 @@ from streamlit.testing.v1 import AppTest
 from lib.core.calls import warm_up
 from lib.endpoints import Endpoint, replayed
 from lib.replay import Profile, Recording, ReplayServer, Spec, Transform
-from lib.serving.playback import PlaybackServer, Received, Script
+from lib.serving.playback import REASONING_FORMS, PlaybackServer, Received, Script
 from lib.storage.store import Store
 
 SCRIPTS: dict[str, Script] = {
@@ -53,6 +53,12 @@ SCRIPTS: dict[str, Script] = {
     "hang": Script.regular(ttft_s=0.0, gap_s=0.0, n=1, hang_s=3.0),
     # Connection closed after 5 of 10 chunks.
     "drop": Script.regular(ttft_s=0.02, gap_s=0.01, n=10, drop_after=5),
+    # Reasoning models (issue 13): 50 thoughts, then 20 answer words, 20 ms apart, first at
+    # 0.2 s, in each form servers send them (`reasoning`, `reasoning_content`, inline <think>).
+    **{f"reason-{form}": Script.reasoning(0.2, 0.02, thoughts=50, words=20, form=form)
+       for form in REASONING_FORMS},
+    # Quick, and with no reasoning count in the usage: the split is estimated.
+    "reason-quick": Script.reasoning(0.02, 0.005, thoughts=4, words=6, reasoning_usage=False),
 }
 
 SERVER_KEY = "pbk-test-right-key-7f3a9c21"

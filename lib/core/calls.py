@@ -23,6 +23,7 @@ from mirascope.llm.tools import Toolkit
 
 from lib.core import errors
 from lib.core.seams import OpenAIClient, Provider, SocketTracker, use_network_backend
+from lib.core.thoughts import EFFORTS, effort_value
 from lib.core.trace import MODES, Chunk, Mode, Params, Request, Trace
 from lib.endpoints import Endpoint
 
@@ -44,6 +45,8 @@ def check_request(prompt: str, params: Params) -> None:
         raise errors.InvalidInput(f"max_tokens must be between 1 and {MAX_TOKENS_LIMIT:,}.")
     if not 0.0 <= params.temperature <= 2.0:
         raise errors.InvalidInput("temperature must be between 0 and 2.")
+    if params.reasoning_effort not in (None, *EFFORTS):
+        raise errors.InvalidInput(f"Reasoning effort must be one of {', '.join(EFFORTS)}.")
     if not 0.1 <= params.timeout_s <= 3600:
         raise errors.InvalidInput("The timeout must be between 0.1 s and 3600 s.")
 
@@ -98,11 +101,17 @@ class Call:
             max_retries=0,
             timeout=timeout,
         )
+        # Mirascope's Params have no slot for server extensions (its `thinking` level is not
+        # sent by the Chat Completions encoder); the SDK's own arguments do.
+        extra: dict = {}
         if params.repeat_penalty is not None:
-            # Mirascope's Params have no slot for server extensions; the SDK's extra_body does.
+            extra["extra_body"] = {"repeat_penalty": params.repeat_penalty}
+        if effort_value(params.reasoning_effort) is not None:
+            extra["reasoning_effort"] = effort_value(params.reasoning_effort)
+        if extra:
             completions = client.chat.completions
             completions.create = functools.partial(  # type: ignore[method-assign,assignment]
-                completions.create, extra_body={"repeat_penalty": params.repeat_penalty}
+                completions.create, **extra
             )
         self._provider = Provider(client, openai_features=endpoint.kind == "openai")
         self._kwargs = {
@@ -126,10 +135,10 @@ class Call:
         if self.trace.t0 is None and event.endswith(".send_request_headers.started"):
             self.trace.t0 = time.perf_counter()
 
-    def _add_text(self, text: str) -> None:
+    def _add_text(self, text: str, thought: bool = False) -> None:
         now = time.perf_counter()
         with self.progress:
-            self.trace.chunks.append(Chunk(now, text))
+            self.trace.chunks.append(Chunk(now, text, thought))
             self.progress.notify_all()
 
     def _finish(self, status: str, error: errors.StreamRaceError | None = None) -> None:
@@ -184,16 +193,19 @@ class Call:
 
     def _run_blocking(self) -> None:
         response = self._provider.call(**self._kwargs)
+        thinking = "".join(thought.thought for thought in response.thoughts)
         text = response.text(sep="")
+        if thinking:
+            self._add_text(thinking, thought=True)
         if text:
             self._add_text(text)
         self._take_usage(response.usage)
 
     def _run_streaming(self) -> None:
         stream = self._provider.stream(**self._kwargs)
-        for text in stream.text_stream(sep=""):
-            if text:
-                self._add_text(text)
+        for chunk in stream.chunk_stream():
+            if chunk.type in ("text_chunk", "thought_chunk") and chunk.delta:
+                self._add_text(chunk.delta, thought=chunk.type == "thought_chunk")
             if self.cancelled:
                 raise _Cancelled()
         self._take_usage(stream.usage)
@@ -202,6 +214,10 @@ class Call:
         if usage is not None and (usage.output_tokens or usage.input_tokens):
             self.trace.input_tokens = usage.input_tokens
             self.trace.output_tokens = usage.output_tokens
+            # Mirascope reads a missing count as 0: a 0 is kept only when it can be true.
+            reasoning = usage.reasoning_tokens or 0
+            if reasoning or not self.trace.thought_chunks:
+                self.trace.reasoning_tokens = reasoning
 
     def _map(self, exc: Exception) -> errors.StreamRaceError:
         secrets = (self.endpoint.api_key,) if self.endpoint.api_key else ()

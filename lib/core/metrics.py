@@ -102,20 +102,47 @@ def bench_offset_s(trace: Trace) -> float | None:
 
 
 def e2e_s(trace: Trace) -> float | None:
-    """Request to last text. Formula: t(last non-empty chunk) − t0; a usage chunk does not
-    extend it."""
+    """Request to last text. Formula: t(last non-empty chunk, thought or answer) − t0; a usage
+    chunk does not extend it."""
     if trace.t0 is None or not trace.chunks:
         return None
     return trace.chunks[-1].t - trace.t0
 
 
 def ttft_s(trace: Trace) -> float | None:
-    """Time to first text. Formula: t(first non-empty chunk) − t0; blocking: = e2e_s."""
+    """Time to first token of any kind (AIPerf's and GuideLLM's TTFT, reasoning included).
+
+    Formula: t(first non-empty chunk, thought or answer) − t0; blocking: = e2e_s.
+    """
     if trace.t0 is None or not trace.chunks:
         return None
     if trace.mode == "blocking":
         return e2e_s(trace)
     return trace.chunks[0].t - trace.t0
+
+
+def ttfo_s(trace: Trace) -> float | None:
+    """Time to first output (answer) token: AIPerf's TTFO, GuideLLM's time to first output token.
+
+    Formula: t(first answer chunk) − t0; = ttft_s without reasoning; blocking: = e2e_s.
+    None when no answer text arrived (a call that only thought).
+    """
+    answer = trace.answer_chunks
+    if trace.t0 is None or not answer:
+        return None
+    if trace.mode == "blocking":
+        return e2e_s(trace)
+    return answer[0].t - trace.t0
+
+
+def thinking_s(trace: Trace) -> float | None:
+    """How long the stream showed thinking before the answer. Formula: ttfo_s − ttft_s
+    (0 without reasoning). Streaming only: a blocking call cannot tell when it stopped thinking.
+    """
+    first_answer, first_token = ttfo_s(trace), ttft_s(trace)
+    if trace.mode != "streaming" or first_answer is None or first_token is None:
+        return None
+    return first_answer - first_token
 
 
 def perceived_s(trace: Trace) -> float | None:
@@ -161,16 +188,44 @@ def icl_max_s(trace: Trace) -> float | None:
 def output_tokens(trace: Trace) -> tuple[int | None, str | None]:
     """Output tokens and where the count came from: `server` usage, else `estimated`.
 
-    Estimate: streaming, the number of non-empty chunks (llama.cpp, vLLM and OpenAI send one
-    token per chunk); blocking, ceil(characters / 4). None when no text arrived.
+    Every generated token counts, reasoning included (servers count them so in
+    completion_tokens). Estimate: streaming, the number of non-empty chunks, thoughts included
+    (llama.cpp, vLLM and OpenAI send one token per chunk); blocking, ceil(characters / 4) of
+    thoughts and answer. None when no text arrived.
     """
     if trace.output_tokens is not None:
         return trace.output_tokens, "server"
+    return _estimated_tokens(trace.chunks, trace.mode), "estimated" if trace.chunks else None
+
+
+def _estimated_tokens(chunks, mode: str) -> int | None:
+    if not chunks:
+        return None
+    if mode == "streaming":
+        return len(chunks)
+    return sum(math.ceil(len(chunk.text) / CHARS_PER_TOKEN) for chunk in chunks)
+
+
+def reasoning_tokens(trace: Trace) -> tuple[int | None, str | None]:
+    """Reasoning tokens and where the count came from: the server's
+    completion_tokens_details.reasoning_tokens (`server`), else `estimated` from the thought
+    chunks as `output_tokens` estimates; 0 (from either) for a call that did not reason.
+    None when no text arrived and the server said nothing.
+    """
+    if trace.reasoning_tokens is not None:
+        return trace.reasoning_tokens, "server"
     if not trace.chunks:
         return None, None
-    if trace.mode == "streaming":
-        return len(trace.chunks), "estimated"
-    return math.ceil(len(trace.text) / CHARS_PER_TOKEN), "estimated"
+    return _estimated_tokens(trace.thought_chunks, trace.mode) or 0, "estimated"
+
+
+def answer_tokens(trace: Trace) -> int | None:
+    """Answer tokens. Formula: output_tokens − reasoning_tokens (never below 0)."""
+    total, _ = output_tokens(trace)
+    reasoning, _ = reasoning_tokens(trace)
+    if total is None or reasoning is None:
+        return None
+    return max(total - reasoning, 0)
 
 
 def input_tokens(trace: Trace) -> int | None:
@@ -184,7 +239,8 @@ def input_tokens(trace: Trace) -> int | None:
 def tpot_s(trace: Trace) -> float | None:
     """Time per output token after the first. Formula: (e2e_s − ttft_s) / (output_tokens − 1).
 
-    Streaming only, and only with at least 2 output tokens.
+    Over every generated token, reasoning included, from the first token of any kind: both
+    ends of the span and the count agree. Streaming only, and only with at least 2 tokens.
     """
     tokens, _ = output_tokens(trace)
     e2e, ttft = e2e_s(trace), ttft_s(trace)
@@ -330,6 +386,12 @@ class Metrics:
     icl_p99_s: float | None
     queue_s: float | None
     bench_offset_s: float | None
+    ttfo_s: float | None = None
+    thinking_s: float | None = None
+    reasoning_tokens: int | None = None
+    answer_tokens: int | None = None
+    reasoning_source: str | None = None
+    reasoning_chars: int = 0
     delivered_ttft_s: float | None = None
     guard_e2e_s: float | None = None
     exposure_chars: int | None = None
@@ -348,6 +410,7 @@ def compute(trace: Trace) -> Metrics:
     if source is None:  # no text arrived: the row still carries the prompt's token count
         source = "server" if trace.input_tokens is not None else "estimated"
     exposed = exposure(trace)
+    reasoning, reasoning_source = reasoning_tokens(trace)
     return Metrics(
         client_s=client_s(trace),
         ttft_s=ttft_s(trace),
@@ -365,6 +428,12 @@ def compute(trace: Trace) -> Metrics:
         icl_p99_s=icl_p99_s(trace),
         queue_s=queue_s(trace),
         bench_offset_s=bench_offset_s(trace),
+        ttfo_s=ttfo_s(trace),
+        thinking_s=thinking_s(trace),
+        reasoning_tokens=reasoning,
+        answer_tokens=answer_tokens(trace),
+        reasoning_source=reasoning_source,
+        reasoning_chars=len(trace.thinking),
         delivered_ttft_s=delivered_ttft_s(trace),
         guard_e2e_s=guard_e2e_s(trace),
         exposure_chars=exposed.chars if exposed else None,
@@ -439,6 +508,8 @@ def _one(metric: Callable[[Trace], float | None]) -> Callable[[Trace], list[floa
 
 SUMMARY_METRICS: dict[str, Callable[[Trace], list[float | None]]] = {
     "ttft_s": _one(ttft_s),
+    "ttfo_s": _one(ttfo_s),
+    "thinking_s": _one(thinking_s),
     "perceived_s": _one(perceived_s),
     "e2e_s": _one(e2e_s),
     "tpot_s": _one(tpot_s),

@@ -8,18 +8,34 @@ from __future__ import annotations
 
 import socket
 import threading
+from typing import Iterator
 
 import httpcore
 import httpx
 import pydantic
+from mirascope.llm.content import (
+    Text,
+    TextChunk,
+    TextEndChunk,
+    TextStartChunk,
+    Thought,
+    ThoughtChunk,
+    ThoughtEndChunk,
+    ThoughtStartChunk,
+)
+from mirascope.llm.providers.openai.completions import _utils as completions_utils
 from mirascope.llm.providers.openai.completions._utils import (
     CompletionsModelFeatureInfo,
     feature_info_for_openai_model,
 )
+from mirascope.llm.providers.openai.completions._utils.decode import _OpenAIChunkProcessor
 from mirascope.llm.providers.openai.completions.base_provider import (
     BaseOpenAICompletionsProvider,
 )
+from mirascope.llm.responses import RawStreamEventChunk, Response, StreamResponse
 from openai import OpenAI
+
+from lib.core.thoughts import InlineThink, reasoning_of, split_inline
 
 
 class SocketTracker(httpcore.NetworkBackend):
@@ -89,6 +105,129 @@ class Provider(BaseOpenAICompletionsProvider):
         if self._openai_features:
             return feature_info_for_openai_model(self._model_name(model_id))
         return CompletionsModelFeatureInfo()
+
+    # Mirascope's own `_call` and `_stream`, with decoders that keep the reasoning (its Chat
+    # Completions decoders drop it); the rest is theirs, line for line.
+
+    def _call(self, *, model_id, messages, toolkit, format=None, **params):  # noqa: A002
+        input_messages, format, kwargs = completions_utils.encode_request(
+            model_id=model_id, messages=messages, tools=toolkit, format=format, params=params,
+            feature_info=self._model_feature_info(model_id), provider_id=self.id,
+        )
+        kwargs["model"] = self._model_name(model_id)
+        openai_response = self.client.chat.completions.create(**kwargs)
+        assistant_message, finish_reason, usage = completions_utils.decode_response(
+            openai_response, model_id, self.id, self._provider_model_name(model_id)
+        )
+        if openai_response.choices:
+            assistant_message.content = with_thoughts(
+                openai_response.choices[0].message, list(assistant_message.content)
+            )
+        return Response(
+            raw=openai_response, provider_id=self.id, model_id=model_id,
+            provider_model_name=self._provider_model_name(model_id), params=params,
+            tools=toolkit, input_messages=input_messages, assistant_message=assistant_message,
+            finish_reason=finish_reason, usage=usage, format=format,
+        )
+
+    def _stream(self, *, model_id, messages, toolkit, format=None, **params):  # noqa: A002
+        input_messages, format, kwargs = completions_utils.encode_request(
+            model_id=model_id, messages=messages, tools=toolkit, format=format, params=params,
+            feature_info=self._model_feature_info(model_id), provider_id=self.id,
+        )
+        kwargs["model"] = self._model_name(model_id)
+        openai_stream = self.client.chat.completions.create(
+            **kwargs, stream=True, stream_options={"include_usage": True}
+        )
+        processor = ReasoningChunkProcessor()
+        return StreamResponse(
+            provider_id=self.id, model_id=model_id,
+            provider_model_name=self._provider_model_name(model_id), params=params,
+            tools=toolkit, input_messages=input_messages,
+            chunk_iterator=processor.decode(openai_stream), format=format,
+        )
+
+
+def with_thoughts(message, parts: list) -> list:
+    """A blocking message's content parts with its reasoning as a leading `Thought`: from the
+    `reasoning`/`reasoning_content` field, or a leading inline `<think>` block of its text."""
+    thought = reasoning_of(message)
+    out: list = []
+    for part in parts:
+        if isinstance(part, Text) and not out:
+            inline, answer = split_inline(part.text)
+            if inline:
+                thought += inline
+                part = Text(text=answer)
+        out.append(part)
+    return ([Thought(thought=thought)] if thought else []) + out
+
+
+class ReasoningChunkProcessor(_OpenAIChunkProcessor):
+    """Mirascope's Chat Completions chunk processor, with the reasoning kept as its own thought
+    chunks (ThoughtStartChunk, ThoughtChunk…, ThoughtEndChunk), as its Anthropic and Google
+    decoders emit them. A delta may carry thought and answer at once: the thought goes first,
+    then the answer, nothing lost. A thought after answer text ends the text part and opens a
+    new thought part (Mirascope's stream keeps parts in order)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._inline = InlineThink()
+        self._thinking = False
+
+    def decode(self, openai_stream) -> Iterator:
+        for chunk in openai_stream:
+            yield from self.process_chunk(chunk)
+        thought, answer = self._inline.flush()  # a stream that ended without a finish reason
+        yield from self._thought(thought)
+        yield from self._end_thought()
+        if answer:
+            if self.current_content_type is None:  # type: ignore[has-type]
+                yield TextStartChunk()
+                self.current_content_type = "text"
+            yield TextChunk(delta=answer)
+
+    def _thought(self, text: str) -> Iterator:
+        if not text:
+            return
+        if self.current_content_type == "text":
+            yield TextEndChunk()
+            self.current_content_type = None
+        if not self._thinking:
+            yield ThoughtStartChunk()
+            self._thinking = True
+        yield ThoughtChunk(delta=text)
+
+    def _end_thought(self) -> Iterator:
+        if self._thinking:
+            yield ThoughtEndChunk()
+            self._thinking = False
+
+    def process_chunk(self, chunk) -> Iterator:
+        choice = chunk.choices[0] if chunk.choices else None
+        if choice is None:
+            yield from super().process_chunk(chunk)
+            return
+        delta = choice.delta
+        thought = reasoning_of(delta)
+        content = delta.content or ""
+        inline, content = self._inline.feed(content) if content else ("", "")
+        if choice.finish_reason:
+            held_thought, held_answer = self._inline.flush()
+            inline, content = inline + held_thought, content + held_answer
+        thought += inline
+        answer = content or None  # "" (a role-only chunk's) opens no text part
+        yield RawStreamEventChunk(raw_stream_event=chunk)
+        yield from self._thought(thought)
+        if answer is not None or delta.tool_calls or delta.refusal or choice.finish_reason:
+            yield from self._end_thought()
+        rest = chunk.model_copy(
+            update={"choices": [choice.model_copy(
+                update={"delta": delta.model_copy(update={"content": answer})})]}
+        )
+        for item in super().process_chunk(rest):
+            if not isinstance(item, RawStreamEventChunk):
+                yield item
 
 
 class OpenAIClient(OpenAI):

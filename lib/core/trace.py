@@ -33,9 +33,15 @@ class Params:
     """llama.cpp's extension, sent only when set: it keeps small base models from looping."""
     stop: tuple[str, ...] = ()
     """Stop sequences, sent only when set."""
+    reasoning_effort: str | None = None
+    """`off`, `low`, `medium`, `high` (lib.core.thoughts.EFFORTS), sent as `reasoning_effort`;
+    None: not sent, the server decides."""
+    show_thinking: bool = False
+    """The streamed lane shows the thinking as it arrives, and it counts as visible text
+    (perceived_s ends at the first thought). Never sent: it is how the run was watched."""
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v not in (None, ())}
+        return {k: v for k, v in asdict(self).items() if not (v is None or v == () or v is False)}
 
 
 @dataclass(frozen=True)
@@ -53,10 +59,12 @@ class Request:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A piece of non-empty text and the moment it was received."""
+    """A piece of non-empty text and the moment it was received: answer text, or reasoning
+    (a thought) when `thought` is set."""
 
     t: float
     text: str
+    thought: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,7 +192,8 @@ class Trace:
     """The request's bytes started to go out (httpcore's send_request_headers.started);
     connecting comes before it, in client_s."""
     chunks: list[Chunk] = field(default_factory=list)
-    """Non-empty text as it arrived; a blocking call has one chunk, the whole answer."""
+    """Non-empty text as it arrived, thoughts and answer in their order of arrival; a blocking
+    call has one answer chunk, the whole answer (after one thought chunk if it reasoned)."""
     t_shown: float | None = None
     """First text handed to the renderer (streaming) or the full answer (blocking)."""
     t_end: float | None = None
@@ -193,6 +202,8 @@ class Trace:
     input_tokens: int | None = None
     output_tokens: int | None = None
     """From the server's usage, None when the server sent none."""
+    reasoning_tokens: int | None = None
+    """The usage's completion_tokens_details.reasoning_tokens; None when the server sent none."""
 
     bench_id: str | None = None
     """The benchmark this call belongs to; None outside a benchmark."""
@@ -210,7 +221,21 @@ class Trace:
 
     @property
     def text(self) -> str:
-        return "".join(chunk.text for chunk in self.chunks)
+        """The answer (thoughts excluded)."""
+        return "".join(chunk.text for chunk in self.chunks if not chunk.thought)
+
+    @property
+    def thinking(self) -> str:
+        """The reasoning text, "" when the model sent none."""
+        return "".join(chunk.text for chunk in self.chunks if chunk.thought)
+
+    @property
+    def answer_chunks(self) -> list[Chunk]:
+        return [chunk for chunk in self.chunks if not chunk.thought]
+
+    @property
+    def thought_chunks(self) -> list[Chunk]:
+        return [chunk for chunk in self.chunks if chunk.thought]
 
     @property
     def done(self) -> bool:
@@ -227,6 +252,8 @@ class Trace:
             return release.t if release is not None else None
         if self.t_shown is not None:
             return self.t_shown
-        if not self.chunks:
-            return None
-        return self.chunks[0].t if self.mode == "streaming" else self.chunks[-1].t
+        if self.mode == "blocking":
+            return self.chunks[-1].t if self.chunks else None
+        # Thoughts are readable text only where the lane shows them.
+        visible = self.chunks if self.request.params.show_thinking else self.answer_chunks
+        return visible[0].t if visible else None

@@ -96,7 +96,8 @@ class GuardRun:
 
     def __init__(self, endpoint, prompt: str, params: Params, validators: Sequence[Validator],
                  strategies: Sequence[str], options: GuardOptions | None = None,
-                 plant: Plant | None = None, clock: Callable[[], float] = time.perf_counter):
+                 plant: Plant | None = None, clock: Callable[[], float] = time.perf_counter,
+                 check_thoughts: bool = False):
         check_request(prompt, params)
         names = check_strategies(strategies)
         if not validators:
@@ -110,8 +111,13 @@ class GuardRun:
         self._lane_ids = [uuid.uuid4().hex for _ in self.lanes]
         self.plant = plant
         self.planter = Planter(plant) if plant else None
+        self.check_thoughts = check_thoughts
+        """A reasoning model's thoughts are validated (and shown) like answer text; by default
+        the strategies see the answer only, and the thoughts are kept beside it."""
         self.chunks: list[Chunk] = []
         """The stream the strategies see: the call's chunks, with the plant's."""
+        self.thoughts: list[Chunk] = []
+        """Thought chunks the strategies did not see (without `check_thoughts`)."""
         self.violations: tuple[tuple[int, int], ...] = ()
         self.error: StreamRaceError | None = None
         self._finished = threading.Event()
@@ -135,6 +141,10 @@ class GuardRun:
                     new, ended = trace.chunks[seen:], trace.done
                 seen += len(new)
                 for chunk in new:
+                    if chunk.thought and not self.check_thoughts:
+                        self.thoughts.append(chunk)
+                        continue
+                    chunk = Chunk(chunk.t, chunk.text)  # what the strategies show is their text
                     self._fan_out(self.planter.feed(chunk) if self.planter else [chunk])
                 if ended:
                     break
@@ -185,7 +195,8 @@ class GuardRun:
     def traces(self) -> list[Trace]:
         """One Trace per strategy, as it stands: the run-log rows of this run."""
         base = self.call.trace
-        chunks = list(self.chunks)
+        # Thoughts beside the guarded answer, in time order (stable: the plant keeps its place).
+        chunks = sorted([*self.thoughts, *self.chunks], key=lambda chunk: chunk.t)
         status, error, kind = base.status, base.error, base.error_kind
         if self.error is not None:
             status, error, kind = "error", self.error.message, self.error.kind
@@ -215,9 +226,11 @@ def run_headless(
     plant: Plant | None = None,
     store: Log | None = None,
     timeout_s: float | None = None,
+    check_thoughts: bool = False,
 ) -> list[Trace]:
     """One guardrails run without a renderer; logs one row per strategy; returns them."""
-    run = GuardRun(endpoint, prompt, params, validators, strategies, options, plant)
+    run = GuardRun(endpoint, prompt, params, validators, strategies, options, plant,
+                   check_thoughts=check_thoughts)
     return runs.run_logged(run, run.traces, store, timeout_s)
 
 

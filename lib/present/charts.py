@@ -15,12 +15,14 @@ from lib.present.stats import (
     BlankScreen,
     LengthFit,
     Patience,
+    ThinkingSplit,
     Timelines,
     chars_on_screen,
     visible_chars,
 )
 
-COLORS = {"blocking": "#d62728", "streaming": "#2ca02c", "blank": "#c7c7c7"}
+COLORS = {"blocking": "#d62728", "streaming": "#2ca02c", "blank": "#c7c7c7",
+          "thinking": "#9467bd"}
 
 
 LABELS = {"blocking": "⏳ Blocking", "streaming": "⚡ Streaming"}
@@ -51,6 +53,15 @@ def race_timeline(blocking: Trace, streaming: Trace) -> go.Figure:
                     f"{label}: text visible from {blank:.3f} s<extra></extra>"),
                 showlegend=False,
             ), row=1, col=1)
+        thinking = _thinking_span(trace)
+        if thinking is not None:  # first thought → first answer word, over the bars
+            first, answer = thinking
+            figure.add_trace(go.Bar(
+                y=[label], x=[answer - first], base=[first], orientation="h", width=0.35,
+                marker_color=COLORS["thinking"], name="thinking (first thought → first word)",
+                hovertemplate=(f"{label}: first thought {first:.3f} s, first answer word "
+                               f"{answer:.3f} s<extra></extra>"),
+            ), row=1, col=1)
         xs, ys = chars_on_screen(trace)
         figure.add_trace(go.Scatter(
             x=xs, y=ys, mode="lines", line_shape="hv", line_color=COLORS[mode], name=label,
@@ -63,6 +74,15 @@ def race_timeline(blocking: Trace, streaming: Trace) -> go.Figure:
     figure.update_xaxes(title_text="seconds after Run", row=2, col=1)
     figure.update_yaxes(title_text="characters", row=2, col=1)
     return figure
+
+
+def _thinking_span(trace: Trace) -> tuple[float, float] | None:
+    """A streamed lane's first thought and first answer word, in seconds after Run."""
+    thoughts, answer = trace.thought_chunks, trace.answer_chunks
+    if trace.mode != "streaming" or trace.t_start is None or not thoughts:
+        return None
+    end = answer[0].t if answer else thoughts[-1].t
+    return thoughts[0].t - trace.t_start, end - trace.t_start
 
 
 def _end_s(trace: Trace) -> float | None:
@@ -519,3 +539,33 @@ def guard_timelines(traces: list[Trace]) -> go.Figure:
     figure.update_xaxes(title_text="seconds after Run", range=[0, end])
     figure.update_yaxes(title_text="characters on screen", rangemode="tozero")
     return figure
+
+
+def thinking_figure(split: ThinkingSplit) -> go.Figure:
+    """Each reasoning run as a point: thinking time (before the first answer word) against
+    answering time (first answer word to the last), coloured by model."""
+    figure = go.Figure()
+    for model, runs in split.runs.groupby("model", sort=True):
+        figure.add_trace(go.Scatter(
+            x=runs["thinking_s"], y=runs["answering_s"], mode="markers", name=str(model),
+            marker=dict(size=8, opacity=0.75),
+            hovertemplate="thinking %{x:.2f} s, answering %{y:.2f} s<extra></extra>",
+        ))
+    top = float(max(split.runs["thinking_s"].max(), split.runs["answering_s"].max(), 0.1))
+    figure.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="as long as",
+                                line=dict(color=COLORS["blank"], dash="dot"), hoverinfo="skip"))
+    figure.update_layout(height=380, margin=dict(l=10, r=10, t=20, b=10),
+                         legend=dict(orientation="h", y=-0.2))
+    figure.update_xaxes(title_text="thinking (s): first thought → first answer word",
+                        rangemode="tozero")
+    figure.update_yaxes(title_text="answering (s): first answer word → last", rangemode="tozero")
+    return figure
+
+
+def thinking_caption(split: ThinkingSplit) -> str:
+    return (f"{split.n:,} streamed runs that reasoned: median first thought (TTFT) "
+            f"{seconds(split.ttft_p50_s)}, first answer word (TTFO) {seconds(split.ttfo_p50_s)}; "
+            f"median thinking {seconds(split.thinking_p50_s)}, answering "
+            f"{seconds(split.answering_p50_s)}. "
+            "Above the dotted line a run spent longer answering than thinking; while it "
+            "thinks, a lane that hides its thoughts shows a blank screen.")

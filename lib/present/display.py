@@ -114,6 +114,44 @@ def status_line(trace: Trace) -> str:
     return f"✅ First words after **{blank}** · last words after {seconds(last)}"
 
 
+# -- reasoning models --------------------------------------------------------------------------
+
+
+def thinking_label(trace: Trace, now: float | None = None) -> str | None:
+    """The title of a lane's thinking block, with its own timer; None when it has no thoughts.
+
+    Streaming: "Thinking… 0.8 s" (from the first thought until `now`) until the answer starts,
+    then "Thought for 1.00 s" (thinking_s). Blocking: the reasoning came with the answer.
+    """
+    thoughts = trace.thought_chunks
+    if not thoughts:
+        return None
+    if trace.mode == "blocking":
+        reasoning, _ = metrics.reasoning_tokens(trace)
+        tokens = f" · {reasoning:,} tokens" if reasoning else ""
+        return f"🧠 Reasoning, received with the answer{tokens}"
+    thinking = metrics.thinking_s(trace)
+    if trace.answer_chunks and thinking is not None:
+        return f"🧠 Thought for {seconds(thinking)}"
+    if trace.done:
+        return f"🧠 Thought for {seconds(thoughts[-1].t - thoughts[0].t)} (no answer)"
+    elapsed = (now if now is not None else thoughts[-1].t) - thoughts[0].t
+    return f"🧠 Thinking… {max(elapsed, 0.0):.1f} s"
+
+
+def reasoning_moments(trace: Trace) -> str:
+    """Both moments of a lane in one line: first thought and first answer word (Markdown)."""
+    values = metrics.compute(trace)
+    if trace.mode == "blocking":
+        return (f"{LABELS_SHORT[trace.mode]}: thoughts and answer together after "
+                f"{seconds(values.e2e_s)}")
+    return (f"{LABELS_SHORT[trace.mode]}: first thought after {seconds(values.ttft_s)} · "
+            f"first answer word after {seconds(values.ttfo_s)}")
+
+
+LABELS_SHORT = {"blocking": "⏳ Blocking", "streaming": "⚡ Streaming"}
+
+
 # -- behind a guardrail -------------------------------------------------------------------------
 
 REDACTED = "`[redacted]`"

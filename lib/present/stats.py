@@ -276,3 +276,46 @@ def visible_chars(trace: Trace) -> tuple[list[float], list[int]]:
             xs.append(x)
             ys.append(total)
     return xs, ys
+
+
+@dataclass(frozen=True)
+class ThinkingSplit:
+    """Per streamed run that reasoned (and ended ok): how long it thought, how long it answered.
+
+    thinking_s = ttfo_s − ttft_s (first thought → first answer word);
+    answering_s = e2e_s − ttfo_s (first answer word → last text).
+    """
+
+    runs: pd.DataFrame
+    """Columns: model, thinking_s, answering_s, reasoning_tokens, answer_tokens."""
+    thinking_p50_s: float | None
+    answering_p50_s: float | None
+    ttft_p50_s: float | None = None
+    """First thought (TTFT, reasoning included)."""
+    ttfo_p50_s: float | None = None
+    """First answer word (TTFO)."""
+
+    @property
+    def n(self) -> int:
+        return len(self.runs)
+
+
+def thinking_data(frame: pd.DataFrame) -> ThinkingSplit | None:
+    """From run-log rows with ttfo_s, thinking_s and e2e_s (history.reasoning_frame); None when
+    no ok streamed run reasoned."""
+    if frame.empty:
+        return None
+    ok = frame[(frame["status"] == "ok") & (frame["mode"] == "streaming")
+               & frame["thinking_s"].notna() & frame["ttfo_s"].notna() & frame["e2e_s"].notna()]
+    if ok.empty:
+        return None
+    runs = pd.DataFrame({
+        "model": ok["model"], "thinking_s": ok["thinking_s"].astype(float),
+        "answering_s": (ok["e2e_s"] - ok["ttfo_s"]).astype(float),
+        "reasoning_tokens": ok["reasoning_tokens"], "answer_tokens": ok["answer_tokens"],
+    }).reset_index(drop=True)
+    thinking_p50, answering_p50 = (metrics.percentile(runs[c].to_numpy(), 50)
+                                   for c in ("thinking_s", "answering_s"))
+    ttft_p50, ttfo_p50 = (metrics.percentile(ok[c].astype(float).to_numpy(), 50)
+                          for c in ("ttft_s", "ttfo_s"))
+    return ThinkingSplit(runs, thinking_p50, answering_p50, ttft_p50, ttfo_p50)

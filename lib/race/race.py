@@ -60,6 +60,8 @@ class Race:
         self._released_at = 0.0
         self._barrier = threading.Barrier(2, action=self._mark_release)
         self._threads: list[threading.Thread] = []
+        self.thinking_shown = ""
+        """The streamed lane's thoughts handed to the renderer so far (by `frames()`)."""
 
     def _mark_release(self) -> None:
         self._released_at = time.perf_counter()
@@ -112,11 +114,14 @@ class Race:
     def frames(self, frame_s: float = FRAME_S, tick_s: float = 0.05) -> Iterator[str]:
         """The streamed text as the renderer should receive it.
 
-        Yields each new batch of text as soon as it arrives, but never two batches within
-        `frame_s`; yields "" every `tick_s` while nothing new came (so a caller can update a
-        timer). Marks the moment the first text is handed over as the stream's `t_shown`.
-        Ends when the streaming call ends.
+        Yields each new batch of answer text as soon as it arrives, but never two batches
+        within `frame_s`; yields "" every `tick_s` while nothing new came (so a caller can
+        update a timer). A reasoning model's thoughts wake it too: they are added to
+        `thinking_shown` for the renderer's thinking block, and the frame is "" if no answer
+        came. Marks the moment the first text is handed over as the stream's `t_shown` (the
+        first thought, if the lane shows thinking). Ends when the streaming call ends.
         """
+        show_thinking = self.streaming.params.show_thinking
         call = self.streaming
         trace = call.trace
         seen = 0
@@ -132,9 +137,12 @@ class Race:
                 if wait > 0 and not finished:
                     time.sleep(wait)  # let more chunks join this frame
                     available = len(trace.chunks)
-                text = "".join(chunk.text for chunk in trace.chunks[seen:available])
+                new = trace.chunks[seen:available]
+                text = "".join(chunk.text for chunk in new if not chunk.thought)
+                thought = "".join(chunk.text for chunk in new if chunk.thought)
                 seen = available
-                if trace.t_shown is None:
+                self.thinking_shown += thought
+                if trace.t_shown is None and (text or (thought and show_thinking)):
                     trace.t_shown = time.perf_counter()
                 last_frame = time.perf_counter()
                 yield text

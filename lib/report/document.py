@@ -72,6 +72,10 @@ def build(engine: Engine, filters: history.Filters,
     if lengths:
         figures.append(("Blank screen against answer length", charts.length_figure(lengths),
                         charts.length_caption(lengths)))
+    split = stats.thinking_data(history.reasoning_frame(engine, filters))
+    if split:
+        figures.append(("Reasoning: thinking against answering", charts.thinking_figure(split),
+                        charts.thinking_caption(split)))
     if not figures:
         parts.append('<p class="note">None of these runs ended ok: there is no timing to '
                      "chart (see the summary for how many failed).</p>")

@@ -47,6 +47,8 @@ CHAT_TEMPLATE = (
 """The `alpaca` instruction/response frame (as llama-cpp-python wrote it). Gemma 3 270M is a
 base model: with the GGUF's own `gemma` template it echoes the prompt and drifts into other
 languages; this frame keeps it on topic."""
+REASONING_FORMAT = "deepseek"
+"""llama-server's --reasoning-format: `deepseek` puts the thoughts in `reasoning_content`."""
 STOP = ("###", "<start_of_image>")
 """The alpaca frame's section marker (the model starts a new "### Instruction" when done), and
 a Gemma special token it sometimes writes out as text when it has nothing left to say."""
@@ -106,6 +108,10 @@ class EmbeddedServer:
              "--parallel", str(SLOTS), "--ctx-size", str(SLOTS * SLOT_CONTEXT),
              "--threads", n, "--threads-batch", n,
              "--jinja", "--chat-template", CHAT_TEMPLATE, "--no-webui",
+             # A reasoning GGUF (STREAMRACE_MODEL_PATH): thoughts the server recognises go to
+             # `reasoning_content`; a leading <think> it leaves inline our decoder splits off.
+             # An answer without thoughts is unchanged (tests/integration/test_embedded.py).
+             "--reasoning-format", REASONING_FORMAT,
              # A race sends one prompt to several slots at once: with prompt caching, the
              # lane that lands on the slot holding it would skip its prompt and win unfairly.
              "--no-cache-prompt"],

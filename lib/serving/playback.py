@@ -30,6 +30,9 @@ WORDS = (
 ).split(" ")
 
 
+REASONING_FORMS = ("reasoning", "reasoning_content", "think")
+
+
 @dataclass(frozen=True)
 class Script:
     """One scripted answer: text pieces and their send times after the request arrived."""
@@ -65,6 +68,56 @@ class Script:
     done: bool = True
     """False: the stream never sends `data: [DONE]`; it stays open `hold_s`, then ends."""
     hold_s: float = 0.0
+    # Reasoning models: which pieces are thoughts, and how the server sends them.
+    thought: tuple[bool, ...] = ()
+    """Per piece, True for a thought (reasoning); missing entries are answer text."""
+    reasoning_form: str = "reasoning"
+    """How thoughts are sent (REASONING_FORMS): in `reasoning` (vLLM, Ollama, OpenRouter),
+    `reasoning_content` (llama.cpp, DeepSeek), or `think`: inline in `content` inside a leading
+    <think>…</think> (the closing tag goes out with the first answer piece)."""
+    reasoning_usage: bool = True
+    """Report completion_tokens_details.reasoning_tokens (one per thought) in the usage."""
+
+    @classmethod
+    def reasoning(cls, ttft_s: float, gap_s: float, thoughts: int, words: int,
+                  form: str = "reasoning", **kwargs) -> "Script":
+        """`thoughts` reasoning pieces, then `words` answer words, one every gap_s from ttft_s."""
+        if form not in REASONING_FORMS:
+            raise ValueError(f"form must be one of {REASONING_FORMS}")
+        texts = tuple(f"thought{i} " for i in range(thoughts)) + tuple(
+            WORDS[i % len(WORDS)] + " " for i in range(words))
+        offsets = tuple(ttft_s + i * gap_s for i in range(thoughts + words))
+        return cls(offsets=offsets, texts=texts, thought=(True,) * thoughts,
+                   reasoning_form=form, **kwargs)
+
+    def is_thought(self, index: int) -> bool:
+        return index < len(self.thought) and self.thought[index]
+
+    def deltas(self, texts: tuple[str, ...]) -> list[dict]:
+        """The delta sent for each piece, in the script's reasoning form."""
+        out, opened, closed = [], False, False
+        for index, text in enumerate(texts):
+            if self.is_thought(index):
+                if self.reasoning_form == "think":
+                    out.append({"content": ("" if opened else "<think>") + text})
+                    opened = True
+                else:
+                    out.append({self.reasoning_form: text})
+            else:
+                prefix = "</think>\n\n" if opened and not closed else ""
+                closed = closed or opened
+                out.append({"content": prefix + text})
+        return out
+
+    def message(self, texts: tuple[str, ...]) -> dict:
+        """The blocking answer's message, its reasoning in the script's form."""
+        thoughts = "".join(t for i, t in enumerate(texts) if self.is_thought(i))
+        answer = "".join(t for i, t in enumerate(texts) if not self.is_thought(i))
+        if not thoughts:
+            return {"role": "assistant", "content": answer}
+        if self.reasoning_form == "think":
+            return {"role": "assistant", "content": f"<think>{thoughts}</think>\n\n{answer}"}
+        return {"role": "assistant", "content": answer, self.reasoning_form: thoughts}
 
     @classmethod
     def regular(cls, ttft_s: float, gap_s: float, n: int, **kwargs) -> "Script":
@@ -227,7 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(script.blocking_body)
             return
-        message = {"role": "assistant", "content": "".join(script.texts_for(record.body))}
+        message = script.message(script.texts_for(record.body))
         payload = {
             "id": "chatcmpl-playback",
             "object": "chat.completion",
@@ -268,7 +321,8 @@ class _Handler(BaseHTTPRequestHandler):
         event({"role": "assistant", "content": ""})
         inject = dict(script.inject)
         texts = script.texts_for(record.body)
-        for index, (offset, text) in enumerate(zip(script.offsets, texts)):
+        deltas = script.deltas(texts)
+        for index, (offset, delta) in enumerate(zip(script.offsets, deltas)):
             if script.drop_after is not None and index >= script.drop_after:
                 record.t_done = time.perf_counter()
                 self.close_connection = True
@@ -277,7 +331,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._wait_until(record.t_received + offset)
             if index in inject:
                 self._write(inject.pop(index))
-            event({"content": text})
+            event(delta)
             record.sent.append(time.perf_counter())
         for raw in inject.values():
             self._write(raw)
@@ -305,11 +359,14 @@ def _usage(body: dict, script: Script) -> dict:
     if prompt_tokens is None:
         prompt = "".join(str(m.get("content", "")) for m in body.get("messages", []))
         prompt_tokens = max(1, len(prompt) // 4)
-    return {
+    usage: dict = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": output_tokens,
         "total_tokens": prompt_tokens + output_tokens,
     }
+    if script.thought and script.reasoning_usage:
+        usage["completion_tokens_details"] = {"reasoning_tokens": sum(script.thought)}
+    return usage
 
 
 def _sleep_until(deadline: float) -> None:

@@ -202,8 +202,9 @@ def version(engine: sa.Engine) -> tuple[int, str | None]:
     return total, newest
 
 
-def timeline(row: pd.Series | dict) -> list[tuple[float, str]]:
-    """A run's chunks from its `timeline` JSON: (seconds after t0, text); unreadable → []."""
+def timeline(row: pd.Series | dict, thoughts: bool = False) -> list[tuple[float, str]]:
+    """A run's answer chunks from its `timeline` JSON: (seconds after t0, text); unreadable → [].
+    With `thoughts`, its thought (reasoning) chunks instead."""
     try:
         pairs = json.loads(row["timeline"] or "[]")
     except (TypeError, ValueError):
@@ -211,9 +212,23 @@ def timeline(row: pd.Series | dict) -> list[tuple[float, str]]:
     if not isinstance(pairs, list):
         return []
     return [(float(pair[0]), str(pair[1])) for pair in pairs
-            if isinstance(pair, list) and len(pair) == 2
+            if isinstance(pair, list) and len(pair) == (3 if thoughts else 2)
+            and (not thoughts or pair[2] == "thought")
             and isinstance(pair[0], (int, float)) and pair[1] is not None]
 
+
+
+REASONING_COLUMNS = ("mode", "status", "model", "ttft_s", "ttfo_s", "thinking_s", "e2e_s",
+                     "reasoning_tokens", "answer_tokens")
+"""What the thinking-against-answering chart needs of the filtered streamed runs that reasoned."""
+
+
+def reasoning_frame(engine: sa.Engine, filters: Filters) -> pd.DataFrame:
+    """The filtered streamed runs that showed thinking (thinking_s > 0), REASONING_COLUMNS.
+    Rows logged before m007_reasoning have no thinking_s and are never among them."""
+    query = sa.select(*(RUNS.c[name] for name in REASONING_COLUMNS)).where(
+        *where(filters), RUNS.c.thinking_s > 0)
+    return _read(engine, query)
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:

@@ -108,6 +108,20 @@ def m006_error_kind(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE runs ADD COLUMN error_kind VARCHAR(32)"))
 
 
+REASONING_COLUMNS = {
+    "ttfo_s": "FLOAT", "thinking_s": "FLOAT", "reasoning_tokens": "INTEGER",
+    "answer_tokens": "INTEGER", "reasoning_source": "VARCHAR(16)", "reasoning_chars": "INTEGER",
+}
+
+
+def m007_reasoning(conn: sa.Connection) -> None:
+    """Reasoning models: time to the first answer token, thinking time, the token split.
+
+    NULL on older rows, which read as before (they had no reasoning to tell apart)."""
+    for column, kind in REASONING_COLUMNS.items():
+        conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {column} {kind}"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m001_runs", m001_runs),
     ("m002_benchmark", m002_benchmark),
@@ -115,4 +129,5 @@ MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m004_replay", m004_replay),
     ("m005_history_indexes", m005_history_indexes),
     ("m006_error_kind", m006_error_kind),
+    ("m007_reasoning", m007_reasoning),
 ]

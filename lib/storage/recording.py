@@ -288,7 +288,10 @@ def from_rows(name: str, rows: list[dict]) -> Recording:
     main = by_mode.get("streaming") or by_mode["blocking"]
     try:
         timeline = main["timeline"] if isinstance(main["timeline"], str) else "[]"
-        offsets, texts = check_timeline(json.loads(timeline))
+        # A recording replays the answer: a reasoning run's thought chunks are left out.
+        entries = [e for e in json.loads(timeline) if not (isinstance(e, list) and len(e) == 3
+                                                           and e[2] == "thought")]
+        offsets, texts = check_timeline(entries)
     except (InvalidInput, json.JSONDecodeError) as exc:
         problem = exc.message if isinstance(exc, InvalidInput) else "unreadable JSON"
         raise InvalidInput(f"Run {main['run_id'][:8]} has no usable timeline ({problem})") from None

@@ -44,8 +44,12 @@ RUN_COLUMNS = (
     "transform",
     # m006_error_kind
     "error_kind",
+    # m007_reasoning
+    "ttfo_s", "thinking_s", "reasoning_tokens", "answer_tokens", "reasoning_source",
+    "reasoning_chars",
 )
-"""Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...];
+"""Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...], a
+thought (reasoning) chunk as [seconds after t0, text, "thought"]; `output_text` is the answer;
 `error_kind` is the failure's class (lib.core.errors: auth, timeout, stream_broken...), empty when
 ok; `transform` is JSON of what a replay endpoint played (lib.replay), empty for other runs;
 `guard_timeline` is JSON: {"events": [[seconds after t0, kind, start, end, note], ...],
@@ -237,7 +241,10 @@ def trace_to_row(trace: Trace) -> dict:
     def offset(t: float) -> float | None:
         return round(t - t0, 6) if t0 is not None else None
 
-    timeline = [[offset(chunk.t), chunk.text] for chunk in trace.chunks]
+    timeline = [
+        [offset(chunk.t), chunk.text, "thought"] if chunk.thought else [offset(chunk.t), chunk.text]
+        for chunk in trace.chunks
+    ]
     row = {
         "run_id": trace.run_id,
         "race_id": trace.race_id,
@@ -294,7 +301,7 @@ def trace_from_row(row: Mapping) -> Trace:
     """
     value = {name: _present(row.get(name)) for name in RUN_COLUMNS}
     timeline = json.loads(value["timeline"] or "[]")
-    sent = value["client_s"] is not None or any(offset is not None for offset, _ in timeline)
+    sent = value["client_s"] is not None or any(entry[0] is not None for entry in timeline)
     t0 = 0.0 if sent else None
     if t0 is None:
         t_start = 0.0
@@ -330,10 +337,13 @@ def trace_from_row(row: Mapping) -> Trace:
         t_start=t_start,
         t_run=after_start("queue_s"),
         t0=t0,
-        chunks=[Chunk(offset, text) for offset, text in timeline if offset is not None],
+        chunks=[Chunk(entry[0], entry[1], entry[2:3] == ["thought"])
+                for entry in timeline if entry[0] is not None],
         t_shown=after_start("perceived_s"),
         input_tokens=value["input_tokens"] if from_server else None,
         output_tokens=value["output_tokens"] if from_server else None,
+        reasoning_tokens=value["reasoning_tokens"] if value["reasoning_source"] == "server"
+        else None,
         status=value["status"],
         error=value["error"],
         error_kind=value["error_kind"],

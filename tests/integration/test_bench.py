@@ -616,6 +616,8 @@ def test_cli_writes_the_summary_json(cli_run):
     assert (streaming["requests"], streaming["ok"], streaming["errors"]) == (6, 6, 0)
     assert set(streaming["metrics"]) == {
         "ttft_s",
+        "ttfo_s",
+        "thinking_s",
         "perceived_s",
         "e2e_s",
         "tpot_s",

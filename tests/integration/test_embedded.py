@@ -79,6 +79,10 @@ def test_race_on_the_embedded_model(endpoint, tmp_path):
     rows = store.recent()
     assert sorted(rows["mode"]) == ["blocking", "streaming"]
     assert rows["race_id"].nunique() == 1
+    # The server runs with --reasoning-format deepseek; Gemma does not reason, so its ordinary
+    # answer is unchanged: no thoughts, the first answer token is the first token.
+    assert not blocking.thinking and not streaming.thinking
+    assert s.ttfo_s == s.ttft_s and s.thinking_s == 0 and s.reasoning_tokens == 0
 
 
 def test_a_dead_server_is_restarted_and_said_so(endpoint):

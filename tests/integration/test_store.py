@@ -39,7 +39,10 @@ ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline",
                # m004_replay: what a replay endpoint did to its recording
                "transform",
                # m006_error_kind: the failure's class (lib.core.errors)
-               "error_kind"]
+               "error_kind",
+               # m007_reasoning: reasoning models' first answer token, thinking, token split
+               "ttfo_s", "thinking_s", "reasoning_tokens", "answer_tokens", "reasoning_source",
+               "reasoning_chars"]
 
 
 def all_rows(store: Store) -> list[dict]:

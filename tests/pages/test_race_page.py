@@ -35,6 +35,7 @@ def server():
         "html": Script(offsets=(0.05, 0.06, 0.07), texts=HTML_TEXTS),
         "quick-blocking": Script.regular(ttft_s=0.05, gap_s=0.05, n=40,
                                          blocking_at_s=QUICK_BLOCKING_S),
+        "thinker": Script.reasoning(0.05, 0.01, thoughts=10, words=10, form="think"),
     }
     with PlaybackServer(scripts) as server:
         yield server
@@ -252,3 +253,26 @@ def test_an_unusable_store_url_is_a_message_not_a_traceback(
     assert any("Cannot open the run log" in m for m in messages), messages
     # Nothing is sent when its results could not be logged.
     assert sent_since(server, before) == 0
+
+
+def test_a_reasoning_model_shows_its_thinking_folded_and_both_moments(make_app, server,
+                                                                       store_url):
+    at = make_app("thinker")
+    at.selectbox(key="race_reasoning_effort").set_value("high")
+    at.toggle(key="race_show_thinking").set_value(True)
+    run_race(at)
+    assert {r.body.get("reasoning_effort") for r in server.received[-2:]} == {"high"}
+    labels = [e.label for e in at.expander]
+    assert any("Thought for" in label for label in labels), labels
+    assert any("Reasoning, received with the answer" in label for label in labels), labels
+    assert "thought0" not in panel_text(at, "Streaming call").split("Streaming shows")[-1]
+    cards = {m.label: m.value for m in at.metric}
+    assert {"🧠 First thought, streaming", "💬 First answer word, streaming",
+            "🧠 Thinking time", "🧠 Reasoning / answer tokens"} <= set(cards)
+    assert cards["🧠 Reasoning / answer tokens"] == "10 / 10"
+    frame = logged(store_url)
+    streaming = frame[frame["mode"] == "streaming"].iloc[0]
+    assert '"reasoning_effort": "high"' in streaming["params"]
+    assert '"show_thinking": true' in streaming["params"]
+    # Thinking counted as text: the blank screen ended at the first thought, not the answer.
+    assert streaming["perceived_s"] < streaming["ttfo_s"]

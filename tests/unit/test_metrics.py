@@ -305,6 +305,9 @@ def test_compute_yields_exactly_the_documented_metrics():
         "client_s", "ttft_s", "perceived_s", "e2e_s", "tpot_s", "icl_p50_s", "icl_p95_s",
         "icl_max_s", "output_tokens", "input_tokens", "token_source", "output_tps",
         "output_chars", "icl_p99_s", "queue_s", "bench_offset_s",
+        # reasoning models (m007_reasoning)
+        "ttfo_s", "thinking_s", "reasoning_tokens", "answer_tokens", "reasoning_source",
+        "reasoning_chars",
         # behind a guardrail only (tests/unit/test_guards.py)
         "delivered_ttft_s", "guard_e2e_s", "exposure_chars", "exposure_s", "leaked_chars",
         "retractions", "validation_s",

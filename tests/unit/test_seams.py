@@ -78,3 +78,24 @@ def test_private_apis_are_used_in_one_module_only():
                if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Assign))
                and getattr(n, "name", "").startswith("_")}
         assert not [u for u in uses if u not in own], (path, uses)
+
+
+def test_mirascope_still_has_what_the_reasoning_decoders_build_on():
+    """lib.core.seams.Provider replaces Mirascope's `_call` and `_stream` (its Chat Completions
+    decoders drop reasoning) and reuses its encoder, decoder and chunk processor."""
+    import inspect
+
+    from mirascope.llm.providers.openai.completions._utils import decode
+
+    base = seams.BaseOpenAICompletionsProvider
+    for name in ("_call", "_stream"):
+        assert callable(getattr(base, name, None)), f"Mirascope's provider lost {name}"
+        assert name in vars(seams.Provider)
+        source = inspect.getsource(getattr(base, name))
+        assert "_utils.encode_request" in source, f"{name} no longer encodes as we copy it"
+    assert callable(seams.completions_utils.encode_request)
+    assert callable(seams.completions_utils.decode_response)
+    processor = decode._OpenAIChunkProcessor()
+    assert callable(processor.process_chunk)
+    assert hasattr(processor, "current_content_type")
+    assert issubclass(seams.ReasoningChunkProcessor, decode._OpenAIChunkProcessor)
