@@ -68,32 +68,38 @@ def run_button(page):
     return page.get_by_role("button", name="Run race")
 
 
-def act(scenario: str, page) -> None:
-    """What a hurried user does, in the browser."""
+def act(scenario: str, page, in_flight) -> None:
+    """What a hurried user does, in the browser. The single-run actions come 0.2 s after the
+    race's first request reached the server (on a loaded machine the first race of a process
+    can take longer than that to start: an action before it would test nothing)."""
     if scenario == "reclicks":
         for _ in range(6):
             run_button(page).click()
             page.wait_for_timeout(150)
-    elif scenario == "stop":
-        run_button(page).click()
-        page.wait_for_timeout(200)
+        return
+    run_button(page).click()
+    assert wait_until(in_flight, 60), "the race never reached the server"
+    page.wait_for_timeout(200)
+    if scenario == "stop":
         page.get_by_role("button", name="Stop").click()
     elif scenario == "page-switch":
-        run_button(page).click()
-        page.wait_for_timeout(200)
         page.locator('[data-testid="stSidebarNav"] a').filter(has_text="History").click()
     elif scenario == "close-tab":
-        run_button(page).click()
-        page.wait_for_timeout(200)
         page.close()
 
 
 def check_rows(store: Store, received: int) -> None:
-    assert received >= 2 and received % 2 == 0, f"{received} requests: not whole races"
-    settled = wait_until(lambda: store.count() >= received, SETTLE_S)
+    """Every request the server received has its row; every race has both rows (a call
+    cancelled before its request left is logged too, without a `client_s`)."""
+    assert received >= 1, "nothing reached the server: the scenario tested nothing"
+    sent = lambda rows: rows[rows["client_s"].notna()]  # noqa: E731 - rows whose request left
+    settled = wait_until(lambda: len(sent(store.recent(1000))) >= received, SETTLE_S)
     rows = store.recent(1000)
-    assert settled and len(rows) == received, (
-        f"the server received {received} requests, the run log holds {len(rows)} rows")
+    assert settled and len(sent(rows)) >= received, (
+        f"the server received {received} requests, the run log holds {len(sent(rows))} rows "
+        f"of requests that left ({len(rows)} in all)")
+    assert len(rows) % 2 == 0 and rows.groupby("race_id").size().eq(2).all(), \
+        "a race without both of its rows"
     assert set(rows["status"]) <= {"ok", "cancelled"}, rows[["mode", "status", "error"]]
     started = rows[(rows["mode"] == "streaming") & rows["ttft_s"].notna()]
     assert (started["output_chars"] > 0).all(), "a cancelled stream keeps what it received"
@@ -110,7 +116,7 @@ def test_no_run_is_lost(scenario, server, browser, tmp_path):
         page.goto(app.url + "/")
         expect(run_button(page)).to_be_visible()
         page.get_by_role("radio", name="One-line answer").click()
-        act(scenario, page)
+        act(scenario, page, lambda: requests_for(server, scenario) >= 1)
         if not page.is_closed():
             expect(page.locator('[data-testid="stApp"]'), RACE_TIMEOUT_MS).to_have_attribute(
                 "data-test-script-state", "notRunning")
