@@ -64,8 +64,9 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Every bench/ script; fails when one fails or prints no figure last (bench/_figures.py).
 bench: install-dev
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	$(BIN)/python bench/_figures.py $(filter-out bench/_%,$(sort $(wildcard bench/*.py)))
 
 # Refresh constraints.txt: resolve requirements-dev.txt (which includes requirements.txt) anew
 # in a scratch venv and pin everything it installed.

@@ -6,8 +6,9 @@ This benchmark checks, with real parts only, that the page keeps pace with a fas
 
 1. A `lib.playback.PlaybackServer` runs in a child process (bench/_playback_proc.py, so its
    send loop does not share a GIL with the app) with one script per rate R in {200, 1000,
-   2000} chunks/s: model "rateR", n = 3·R chunks, the first at 0.2 s, then one every 1/R s.
-   Chunk i is the distinct, countable token "w<i> ".
+   2000} chunks/s: model "rateR", n = 3·R chunks (fewer when their text would pass the
+   panel's 20,000-character cap: 3,300 at 2000/s, 1.65 s), the first at 0.2 s, then one every
+   1/R s. Chunk i is the distinct, countable token "w<i> ".
 2. For each rate the real app is started fresh (`streamlit run streamlit_app.py`, headless)
    with STREAMRACE_ENDPOINT=compatible, STREAMRACE_BASE_URL=<playback>, STREAMRACE_MODEL=rateR
    and a throwaway DATABASE_URL.
@@ -69,11 +70,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `make bench` runs us by path
 
 from bench._playback_proc import RemotePlayback  # noqa: E402
+from lib.present.display import SHOWN_CHARS  # noqa: E402
 from lib.serving.playback import Script  # noqa: E402
 from lib.serving.process import ManagedProcess, free_port  # noqa: E402
 
 RATES = (200, 1000, 2000)
 SECONDS = 3.0
+MAX_CHARS = SHOWN_CHARS - 1_000
+"""A panel shows the first SHOWN_CHARS characters of an answer: a longer script could never
+become visible whole (at 2,000 chunks/s, 3 s of "w<i> " tokens is 34,000 characters). Scripts
+are cut to fit, with room for the note and status lines: 1.65 s at 2,000 chunks/s."""
 TTFT_S = 0.2
 TARGET = 0.95
 TRIALS = {200: 2, 1000: 2, 2000: 3}
@@ -133,7 +139,10 @@ RECORDER_JS = r"""
 
 
 def script_for(rate: int) -> Script:
+    """SECONDS of chunks at `rate`, as many as fit whole in a panel (see MAX_CHARS)."""
     n = round(SECONDS * rate)
+    while sum(len(f"w{i} ") for i in range(n)) > MAX_CHARS:
+        n -= rate // 20  # 50 ms of chunks
     return Script(offsets=tuple(TTFT_S + i / rate for i in range(n)),
                   texts=tuple(f"w{i} " for i in range(n)))
 

@@ -52,11 +52,13 @@ def cli_settings(args: argparse.Namespace) -> Settings:
 
     A --base-url without --endpoint means that URL's server (`compatible`), in every command:
     a URL given on the command line is never silently ignored for the configured endpoint.
+    A kind given here is configured as STREAMRACE_ENDPOINT would configure it: its own key
+    (OPENAI_API_KEY for `openai`), default model and base URL, never another kind's.
     """
     api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
     kind = args.endpoint or ("compatible" if args.base_url else None)
-    return load_settings().with_overrides(
-        endpoint_kind=kind,
+    environ = dict(os.environ) if kind is None else {**os.environ, "STREAMRACE_ENDPOINT": kind}
+    return load_settings(environ).with_overrides(
         base_url=args.base_url,
         model=args.model,
         api_key=api_key,

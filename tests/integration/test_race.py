@@ -54,10 +54,11 @@ def test_both_requests_leave_and_arrive_together(rendered_race):
     """Sent one after the other, they would be >= 680 ms apart (the blocking answer's time)."""
     race, _, requests = rendered_race
     blocking, streaming = race.traces
-    assert abs(blocking.t0 - streaming.t0) < 0.05
+    # Half the regression's 680 ms: one thread waiting for the GIL under load is not it.
+    assert abs(blocking.t0 - streaming.t0) < 0.3
     assert len(requests) == 2
     assert {bool(r.body.get("stream")) for r in requests} == {False, True}
-    assert abs(requests[0].t_received - requests[1].t_received) < 0.2
+    assert abs(requests[0].t_received - requests[1].t_received) < 0.3
 
 
 def test_both_calls_share_the_start_instant(rendered_race):

@@ -52,3 +52,17 @@ def test_every_command_that_calls_an_endpoint_has_the_same_endpoint_flags():
 
     assert len(flags(race.build_parser())) == 5
     assert flags(race.build_parser()) == flags(bench.build_parser()) == flags(guards.build_parser())
+
+
+@pytest.mark.parametrize("name,parser,required", list(parsers()), ids=lambda v: str(v)[:5])
+def test_a_kind_on_the_command_line_gets_its_own_key_and_model(name, parser, required,
+                                                                monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-key")
+    settings = cli_settings(parser.parse_args([*required, "--endpoint", "openai"]))
+    assert (settings.endpoint_kind, settings.model, settings.api_key) == (
+        "openai", "gpt-4o-mini", "sk-openai-key")
+    # Configured for OpenAI, pointed at another server: OpenAI's key never goes there.
+    monkeypatch.setenv("STREAMRACE_ENDPOINT", "openai")
+    settings = cli_settings(parser.parse_args([*required, "--base-url", URL, "--model", "m"]))
+    assert (settings.endpoint_kind, settings.base_url, settings.api_key) == (
+        "compatible", URL, None)
