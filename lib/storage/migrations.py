@@ -122,6 +122,14 @@ def m007_reasoning(conn: sa.Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {column} {kind}"))
 
 
+def m008_screen(conn: sa.Connection) -> None:
+    """The browser's clock: the click on Run to the first and the last text painted (seconds).
+
+    NULL on older rows and on every run no browser watched (headless, benchmark, guardrails)."""
+    for column in ("screen_first_s", "screen_done_s"):
+        conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {column} FLOAT"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m001_runs", m001_runs),
     ("m002_benchmark", m002_benchmark),
@@ -130,4 +138,5 @@ MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m005_history_indexes", m005_history_indexes),
     ("m006_error_kind", m006_error_kind),
     ("m007_reasoning", m007_reasoning),
+    ("m008_screen", m008_screen),
 ]

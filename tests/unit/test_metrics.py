@@ -311,6 +311,8 @@ def test_compute_yields_exactly_the_documented_metrics():
         # behind a guardrail only (tests/unit/test_guards.py)
         "delivered_ttft_s", "guard_e2e_s", "exposure_chars", "exposure_s", "leaked_chars",
         "retractions", "validation_s",
+        # the browser's clock (m008_screen): None unless a browser measured the lane
+        "screen_first_s", "screen_done_s",
     ]
     as_dict = metrics.compute(make_trace("streaming", SIX_OFFSETS)).as_dict()
     assert list(as_dict) == names
