@@ -480,6 +480,16 @@ def speedup(blocking: Trace, streaming: Trace) -> float | None:
     return slow / fast
 
 
+def screen_speedup(blocking: Trace, streaming: Trace) -> float | None:
+    """How many times sooner streaming painted its first words, on the browser's clock (the
+    app's own delay, which both lanes share, included). Formula: screen_first(blocking) /
+    screen_first(streaming); None unless a browser measured both."""
+    slow, fast = screen_first_s(blocking), screen_first_s(streaming)
+    if slow is None or fast is None or fast <= 0:
+        return None
+    return slow / fast
+
+
 # -- over many calls: the benchmark summary ----------------------------------------------------
 
 SUMMARY_PERCENTILES = (50, 90, 95, 99)

@@ -16,6 +16,7 @@ import pytest
 
 from lib.core import metrics
 from lib.core.trace import Chunk, Params, Request, Trace
+from lib.present import display
 
 T_START = 100.0
 CLIENT_S = 0.0625
@@ -319,3 +320,28 @@ def test_compute_yields_exactly_the_documented_metrics():
     guard_only = names[names.index("delivered_ttft_s"):]
     assert all(as_dict[name] is None for name in guard_only), "not applicable without a guard"
     assert not any(isinstance(v, float) and math.isnan(v) for v in as_dict.values())
+
+
+# -- the browser's clock ----------------------------------------------------------------------
+
+
+def test_the_browser_clock_is_none_unless_a_browser_measured_it():
+    blocking = make_trace("blocking", [1.0], t_shown=T0 + 1.0)
+    streaming = make_trace("streaming", [0.25, 0.5], t_shown=T0 + 0.3)
+    for trace in (blocking, streaming):
+        m = metrics.compute(trace)
+        assert (m.screen_first_s, m.screen_done_s) == (None, None)
+        assert metrics.app_delay_s(trace) is None
+    assert metrics.screen_speedup(blocking, streaming) is None
+    assert "your screen: not measured" in display.two_clocks(streaming)
+
+    blocking.screen_first_s = blocking.screen_done_s = 1.2
+    streaming.screen_first_s, streaming.screen_done_s = 0.4, 0.9
+    m = metrics.compute(streaming)
+    assert (m.screen_first_s, m.screen_done_s) == (0.4, 0.9)
+    # The server's blank screen runs from t_start: 0.3 + CLIENT_S; the rest is the app's.
+    assert metrics.app_delay_s(streaming) == pytest.approx(0.4 - (0.3 + CLIENT_S))
+    assert metrics.screen_speedup(blocking, streaming) == pytest.approx(3.0)
+    line = display.two_clocks(streaming)
+    assert "Server clock" in line and "**400 ms** after your click" in line
+    assert "the whole answer at 900 ms" in line
