@@ -26,6 +26,7 @@ later ones; paint lag p95 ≤ 50 ms at 200 chunks/s. The last line holds the fig
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import statistics
 import sys
@@ -143,7 +144,7 @@ def main() -> int:
     rests = [r["screen_first_s"] - r["model_s"] for r in paced]
     lags = [r["paint_lag_s"] for r in fast if r["paint_lag_s"] is not None]
     lag_p95 = percentile(lags, 95)
-    print(f"screenshots: {tmp}")
+    print(f"screenshots: {tmp}; load average {os.getloadavg()[0]:.1f}")
     print(f"goal click→request p50 (race 2+) ≤ 50 ms: {ms(p50_later)} "
           f"{'met' if p50_later <= 0.05 else 'MISSED'}")
     print(f"goal first race within 100 ms of later: {first_extra * 1000:+.0f} ms "
