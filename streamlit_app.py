@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_pages.kept import page_begins, page_ends
-from app_pages.shared import endpoint_sidebar
+from app_pages.shared import endpoint_sidebar, warm_up_at_start
 
 st.set_page_config(page_title="StreamRace", page_icon="🏁", layout="wide")
 
@@ -14,7 +14,8 @@ page = st.navigation([
     st.Page("app_pages/replay.py", title="Replay", icon="🎞️", url_path="replay"),
     st.Page("app_pages/guardrails.py", title="Guardrails", icon="🛡️", url_path="guardrails"),
 ])
-endpoint_sidebar()
+settings = endpoint_sidebar()
+warm_up_at_start(settings.database_url)  # once per process, in the background (issue 17)
 # Kept widget values are pushed to a page's widgets when it arrives (app_pages/kept.py).
 page_begins(page.title)
 page.run()

@@ -31,7 +31,8 @@ MILLISECONDS = {"exposure_s": "exposure", "validation_s": "validation"}
 FIRST = guards.PRESETS[0]
 KEPT = Kept("guard", prompt=FIRST.prompt, max_tokens=FIRST.max_tokens,
             validators=list(FIRST.validators), plant=FIRST.plant)
-"""What a preset sets survives a visit to another page, as on the race page (app_pages/kept.py)."""
+# What a preset sets survives a visit to another page, as on the race page (app_pages/kept.py);
+# a bare string here would be drawn on the page (Streamlit's magic).
 
 
 def apply_preset() -> None:

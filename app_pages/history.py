@@ -102,6 +102,11 @@ def charts_section(frame, report_settings: dict) -> None:
     blank = stats.blank_screen_data(frame)
     st.plotly_chart(charts.blank_screen_figure(blank), key="chart_blank")
     st.caption(charts.blank_screen_caption(blank))
+    screen = stats.blank_screen_data(frame, column="screen_first_s")
+    if screen:
+        st.subheader("Blank screen on the user's screen (browser clock)")
+        st.plotly_chart(charts.blank_screen_figure(screen), key="chart_screen")
+        st.caption(charts.blank_screen_caption(screen, "screen_first_s"))
     st.subheader("Blank screen against answer length")
     lengths = stats.length_data(frame)
     if lengths:

@@ -1,16 +1,28 @@
 """The race: one prompt, blocking on the left, streamed on the right, at the same instant."""
 
+from dataclasses import replace
+
 import streamlit as st
 
+from app_pages import screen_clock
 from app_pages.kept import Kept
 from app_pages.race_panels import ThinkingBlock, folded_thinking, reasoning_cards
-from app_pages.shared import Changes, current_settings, owned_run, run_log, settle_previous
+from app_pages.shared import (
+    Changes,
+    current_settings,
+    drawing,
+    embedded_ready,
+    run_log,
+    settle_previous,
+    start_owned,
+)
 from lib import replay
 from lib.core import metrics
 from lib.core.calls import check_request
+from lib.core.config import load_settings
 from lib.core.errors import StreamRaceError
 from lib.core.thoughts import EFFORTS
-from lib.core.trace import Params
+from lib.core.trace import MODES, Params
 from lib.endpoints.resolve import default_params, resolve
 from lib.present import charts
 from lib.present.display import (
@@ -22,14 +34,17 @@ from lib.present.display import (
     seconds,
     shown,
     status_line,
+    two_clocks,
 )
 from lib.race import PRESETS, Race, summary_line
 from lib.storage.store import to_csv
 
-RECENT_COLUMNS = ["created_at", "source", "mode", "status", "model", "perceived_s", "ttft_s",
-                  "e2e_s", "output_tokens", "token_source", "output_tps", "error", "prompt"]
+RECENT_COLUMNS = ["created_at", "source", "mode", "status", "model", "perceived_s",
+                  "screen_first_s", "ttft_s", "e2e_s", "output_tokens", "token_source",
+                  "output_tps", "error", "prompt"]
+# The prompt and its token limit survive a visit to another page (app_pages/kept.py). A string
+# here would be drawn on the page: Streamlit's magic writes bare expressions of a page script.
 KEPT = Kept("race", prompt=PRESETS[1].prompt, max_tokens=PRESETS[1].max_tokens)
-"""The prompt and its token limit survive a visit to another page (app_pages/kept.py)."""
 STARTING = {"local": "Starting the embedded model (once per app process)…",
             "replay": "Starting the replay server (once per app process)…"}
 
@@ -44,21 +59,86 @@ def new_block() -> None:
     """Handed to st.write_stream: it closes its Markdown element; the next text opens another."""
 
 
-def run_race(race: Race, store, results: dict, left, right) -> None:
-    """Start the race and draw it into the two panels; Stop or a re-click cancels it.
+def results_dict() -> dict:
+    """The page's plain dict in the session: the running race, the last one, their outcome."""
+    return st.session_state.setdefault("race_results", {})
 
-    The race is owned from its start (owned_run): its finished (or cancelled) traces go to the
-    run log and into `results`, a plain dict kept in the session, whatever interrupts the page.
+
+def begin_race(results: dict) -> None:
+    """Start a race from the widgets' values, owned from its start (start_owned).
+
+    Called from the Run button's callback, before the page is rebuilt: the requests leave at
+    once, and the page draws the race in `results["starting"]` when it gets there. A refused
+    request (or an endpoint that cannot start) leaves its message in `results["refused"]`.
     """
-    with owned_run(race, results, "last_race", store=store, rows=lambda: list(race.traces)):
-        draw_race(race, left, right)
+    settle_previous(results)  # a re-click: the previous race is cancelled and logged first
+    state = st.session_state
+    # The sidebar's choices as the last run drew them (a widget change reruns the page first);
+    # the run log's URL comes from the configuration alone, read now.
+    settings = replace(current_settings(), database_url=load_settings().database_url)
+    effort = state.get("race_reasoning_effort", "default")
+    params = Params(
+        temperature=float(state.get("race_temperature", 0.7)),
+        max_tokens=int(state.get(KEPT.key("max_tokens"), KEPT.get("max_tokens"))),
+        seed=int(state.get("race_seed", 42)),
+        timeout_s=float(state.get("race_timeout_s", 60.0)),
+        reasoning_effort=None if effort == "default" else effort,
+        show_thinking=bool(state.get("race_show_thinking", False)),
+    )
+    prompt = state.get(KEPT.key("prompt"), KEPT.get("prompt"))
+    try:
+        check_request(prompt, params)  # before anything starts: nothing is sent for bad input
+        store = run_log(settings.database_url)
+        endpoint = resolve(settings)  # warm: the app prestarted it (streamlit_app.py)
+        race = Race(endpoint, prompt, default_params(endpoint, **params.as_dict()))
+    except StreamRaceError as error:
+        results["refused"] = error.message
+        return
+    owned = start_owned(race, results, "last_race", store=store, rows=lambda: list(race.traces))
+    results["starting"] = (race, owned, endpoint.note)
+
+
+def run_clicked() -> None:
+    """The Run button's callback: the race starts before anything of the page is rebuilt,
+    unless the endpoint is still starting (then the page starts it under a spinner)."""
+    if not endpoint_starting():
+        begin_race(results_dict())
+
+
+def endpoint_starting() -> bool:
+    settings = current_settings()
+    return settings.endpoint_kind == "local" and not embedded_ready(settings.model_path)
+
+
+def on_screen_report(value: dict) -> None:
+    """The browser's figures for a race that just ended: into its rows and its traces."""
+    race_id, lanes = value.get("race_id"), value.get("lanes") or {}
+    results = results_dict()
+    figures = {mode: (pair[0], pair[1]) for mode, pair in lanes.items() if mode in MODES}
+    for trace in results.get("last_race", ()):
+        if trace.race_id == race_id and trace.mode in figures:
+            trace.screen_first_s, trace.screen_done_s = figures[trace.mode]
+    if race_id and figures:
+        try:
+            run_log(current_settings().database_url).set_screen(race_id, figures)
+        except StreamRaceError:
+            pass  # the page shows them; the run log keeps its server-side figures
+    if results.get("screen_pending") == race_id:
+        results.pop("screen_pending", None)
 
 
 def draw_race(race: Race, left, right) -> None:
     """The running race in the two panels, until both calls have ended."""
-    blocking_status, blocking_thinking, blocking_body = left.empty(), left.empty(), left.empty()
-    stream_status, stream_body = right.empty(), right.container()
+    blocking_status, blocking_thinking = left.empty(), left.empty()
+    # Keyed per race: the browser's clock (screen_clock) finds each lane's text by its key.
+    blocking_body = left.container(key=screen_clock.lane_key("blocking", race.race_id)).empty()
+    stream_status = right.empty()
+    show_thinking = race.streaming.params.show_thinking
+    stream_body = right.container(
+        key=screen_clock.lane_key("streaming", race.race_id) if show_thinking else None)
     thinking = ThinkingBlock(stream_body.empty())  # above the answer, in the streamed panel
+    answer = stream_body if show_thinking else stream_body.container(
+        key=screen_clock.lane_key("streaming", race.race_id))
     changes = Changes()
     show = changes.markdown
 
@@ -96,7 +176,7 @@ def draw_race(race: Race, left, right) -> None:
         if note:
             yield note
 
-    with stream_body:
+    with answer:
         st.write_stream(feed())
     show(stream_status, status_line(race.streaming.trace))
     while not race.blocking.wait(0.05):
@@ -121,9 +201,12 @@ def show_outcome(blocking, streaming, left, right, live: bool) -> None:
     if not_live:
         st.info(not_live, icon="🎞️")
     cards = st.columns(4)
-    cards[0].metric("⏳ Blank screen, blocking", seconds(b.perceived_s), border=True)
+    server_clock = "Server clock: from the race's start to the text handed to the page."
+    cards[0].metric("⏳ Blank screen, blocking", seconds(b.perceived_s), border=True,
+                    help=server_clock)
     cards[1].metric("⚡ Blank screen, streaming", seconds(s.perceived_s),
-                    delta=f"{factor:.1f}× sooner" if factor else None, border=True)
+                    delta=f"{factor:.1f}× sooner" if factor else None, border=True,
+                    help=server_clock)
     # A rate over the few chunks before a failure is noise (two chunks 1 ms apart: 2,000 tok/s);
     # the run log keeps it, the cards show rates of completed calls only.
     cards[2].metric(
@@ -139,8 +222,13 @@ def show_outcome(blocking, streaming, left, right, live: bool) -> None:
         help=f"{b.output_tokens} tokens ({b.token_source})",
     )
     reasoning_cards(blocking, streaming)
+    for label, trace in (("⏳ Blocking", blocking), ("⚡ Streaming", streaming)):
+        st.markdown(f"{label} · {two_clocks(trace)}")
     if factor:
-        st.success(summary_line(blocking, streaming), icon="🏁")
+        on_screen = metrics.screen_speedup(blocking, streaming)
+        st.success(summary_line(blocking, streaming) + (
+            f" On your screen (the browser's clock, from your click): {on_screen:.1f}× sooner."
+            if on_screen else ""), icon="🏁")
     st.plotly_chart(
         charts.race_timeline(blocking, streaming),
         key="race_timeline",
@@ -160,7 +248,7 @@ def recent_runs() -> None:
         return
     seconds_column = {
         name: st.column_config.NumberColumn(name, format="%.3f s")
-        for name in ("perceived_s", "ttft_s", "e2e_s")
+        for name in ("perceived_s", "screen_first_s", "ttft_s", "e2e_s")
     }
     st.dataframe(
         frame[RECENT_COLUMNS],
@@ -209,40 +297,34 @@ with st.expander("Parameters"):
         help="When on, the blank screen of the streamed lane ends at its first thought, not at "
              "its first answer word (the thinking block shows either way).")
 buttons = st.columns([1, 1, 6])
-run = buttons[0].button("▶️ Run race", type="primary", key="race_run")
+run = buttons[0].button("▶️ Run race", type="primary", key=screen_clock.RUN_BUTTON_KEY,
+                        on_click=run_clicked)
 stop = buttons[1].button("⏹️ Stop", key="race_stop")
 
 left, right = st.columns(2, gap="large")
 left.subheader("⏳ Blocking call")
 right.subheader("⚡ Streaming call")
 
-results = st.session_state.setdefault("race_results", {})
-settle_previous(results)
-if run:
-    settings = current_settings()
-    params = Params(
-        temperature=temperature,
-        max_tokens=int(max_tokens),
-        seed=int(seed),
-        timeout_s=float(timeout_s),
-        reasoning_effort=None if effort == "default" else effort,
-        show_thinking=bool(show_thinking),
-    )
-    try:
-        check_request(prompt, params)  # before anything starts: nothing is sent for bad input
-        store = run_log(settings.database_url)
-        with st.spinner(
-            STARTING.get(settings.endpoint_kind, "Checking the endpoint…"), show_time=True
-        ):
-            endpoint = resolve(settings)
-        if endpoint.note:
-            st.info(endpoint.note, icon="🔄")
-        race = Race(endpoint, prompt, default_params(endpoint, **params.as_dict()))
-    except StreamRaceError as error:
-        st.warning(error.message, icon="✋")
-    else:
-        run_race(race, store, results, left, right)
-        show_outcome(*race.traces, left, right, live=True)
+results = results_dict()
+started = results.pop("starting", None)
+if started is None:
+    settle_previous(results)
+if run and started is None and "refused" not in results:
+    with st.spinner(STARTING.get(current_settings().endpoint_kind, "Checking the endpoint…"),
+                    show_time=True):
+        begin_race(results)  # the endpoint was still starting: not in the callback
+    started = results.pop("starting", None)
+if started is not None:
+    live_race: Race = started[0]
+    if started[2]:
+        st.info(started[2], icon="🔄")
+    with drawing(started[1]):
+        draw_race(live_race, left, right)
+    results["screen_pending"] = live_race.race_id
+    blocking, streaming = live_race.traces
+    show_outcome(blocking, streaming, left, right, live=True)
+elif "refused" in results:
+    st.warning(results.pop("refused"), icon="✋")
 elif "last_race" in results:
     if stop:
         st.info(
@@ -254,3 +336,6 @@ elif "last_race" in results:
     show_outcome(blocking, streaming, left, right, live=False)
 
 recent_runs()
+# Last, so the browser answers when the page is whole; mounted on every run, so the click
+# listener is in place before the next click.
+screen_clock.report(results.get("screen_pending"), on_screen_report)

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 import streamlit as st
 
 from lib import replay
-from lib.core import runs
+from lib.core import calls, runs
 from lib.core.config import ENDPOINT_KINDS, OPENAI_BASE_URL, Settings, key_for, load_settings
 from lib.core.errors import StreamRaceError
 from lib.core.runs import Run
@@ -52,6 +52,31 @@ def _prestart_embedded(model_path: str | None) -> threading.Thread:
     return thread
 
 
+def embedded_ready(model_path: str | None) -> bool:
+    """Whether the background start of the embedded servers has ended (ready or failed)."""
+    return not _prestart_embedded(model_path).is_alive()
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_at_start(database_url: str | None) -> threading.Thread:
+    """Pay the first call's cost (Mirascope's and the SDK's lazy imports, lib.core.calls.warm_up)
+    when the app starts, in the background, not on the first click; open the run log too
+    (a page reports an unusable one)."""
+    try:
+        run_log(database_url)
+    except Exception:  # noqa: BLE001 - not cached: the page opening it shows the message
+        pass
+
+    def warm() -> None:
+        try:
+            calls.warm_up()
+        except Exception:  # noqa: BLE001 - a race warms up again (and reports) if this failed
+            pass
+    thread = threading.Thread(target=warm, daemon=True, name="warm-up")
+    thread.start()
+    return thread
+
+
 def settle_previous(results: dict) -> None:
     """Streamlit starts the next run while the interrupted one unwinds on its own thread:
     cancel the run (a race, a benchmark, a guardrails run) that was going and wait until its
@@ -78,13 +103,30 @@ def owned_run(
 ) -> Iterator[runs.Owned]:
     """Start a page's run (a race, a benchmark, a guardrails run) and draw it in the block.
 
-    The run is owned before its first request leaves (lib.core.runs.Owned): when it ends,
-    however, a watcher thread logs its `rows()` to `store` (a run that logs itself, the
-    benchmark, has none) and keeps them (or the run) in `results[key]`. Between the start and
-    the `try` below there is no Streamlit call, so nothing can interrupt the script there.
-    However the block ends other than by finishing (Stop, a re-click, a page switch, a closed
-    tab: Streamlit raises at the block's next call), the run is cancelled; the next script run
-    waits for its rows (settle_previous). A block that finished returns once they are logged.
+    The run is owned before its first request leaves (`start_owned`), and between the start and
+    the `try` of `drawing` there is no Streamlit call, so nothing can interrupt the script there.
+    """
+    owned = start_owned(run, results, key, store=store, rows=rows)
+    with drawing(owned, grace_s):
+        yield owned
+
+
+def start_owned(
+    run: Run,
+    results: dict,
+    key: str,
+    *,
+    store: Store | None = None,
+    rows: Callable[[], list] | None = None,
+) -> runs.Owned:
+    """Start `run` as a lib.core.runs.Owned: when it ends, however, a watcher thread logs its
+    `rows()` to `store` (a run that logs itself, the benchmark, has none) and keeps them (or the
+    run) in `results[key]`; `results["running"]` holds it until then, for `settle_previous`
+    (the next script run cancels it and waits for its rows) and a closed tab cancels it.
+
+    A page may start its run from a button's callback (before the page is rebuilt) and draw it
+    later in the run under `drawing`: a script run interrupted in between leaves it to the next
+    run's `settle_previous`, which cancels it; it is logged once either way.
     """
 
     def on_end() -> None:
@@ -103,6 +145,14 @@ def owned_run(
     results["running"] = owned
     owned.start()
     cancel_if_session_closes(owned)
+    return owned
+
+
+@contextmanager
+def drawing(owned: runs.Owned, grace_s: float = runs.GRACE_S) -> Iterator[runs.Owned]:
+    """Draw an owned run in the block. However the block ends other than by finishing (Stop, a
+    re-click, a page switch, a closed tab: Streamlit raises at the block's next call), the run
+    is cancelled; a block that finished returns once its rows are logged."""
     completed = False
     try:
         yield owned

@@ -157,6 +157,29 @@ def perceived_s(trace: Trace) -> float | None:
     return shown - trace.t_start
 
 
+def screen_first_s(trace: Trace) -> float | None:
+    """Blank screen on the user's side, browser clock. Formula: t(first frame painted with the
+    lane's text) − t(click on Run), both performance.now() in the browser (lib/race has no part in
+    it). None when no browser measured it (headless runs, the benchmark, the CLI)."""
+    return trace.screen_first_s
+
+
+def screen_done_s(trace: Trace) -> float | None:
+    """Whole answer on screen, browser clock. Formula: t(frame painting the lane's last text)
+    − t(click on Run). None when no browser measured it."""
+    return trace.screen_done_s
+
+
+def app_delay_s(trace: Trace) -> float | None:
+    """What the server-side blank screen does not see. Formula: `screen_first_s` − `perceived_s`
+    (the click to the race's start, the way to the browser and the paint). None unless both
+    clocks measured the lane; not a run-log column (derived from two that are)."""
+    screen, server = screen_first_s(trace), perceived_s(trace)
+    if screen is None or server is None:
+        return None
+    return screen - server
+
+
 def inter_chunk_gaps(trace: Trace) -> list[float]:
     """Gaps between consecutive non-empty chunks. Formula: t(i) − t(i−1), i ≥ 1."""
     times = [chunk.t for chunk in trace.chunks]
@@ -399,6 +422,8 @@ class Metrics:
     leaked_chars: int | None = None
     retractions: int | None = None
     validation_s: float | None = None
+    screen_first_s: float | None = None
+    screen_done_s: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -441,6 +466,8 @@ def compute(trace: Trace) -> Metrics:
         leaked_chars=exposed.leaked if exposed else None,
         retractions=retractions(trace),
         validation_s=validation_s(trace),
+        screen_first_s=screen_first_s(trace),
+        screen_done_s=screen_done_s(trace),
     )
 
 
@@ -448,6 +475,16 @@ def speedup(blocking: Trace, streaming: Trace) -> float | None:
     """How many times sooner streaming showed its first words.
     Formula: perceived(blocking) / perceived(streaming)."""
     slow, fast = perceived_s(blocking), perceived_s(streaming)
+    if slow is None or fast is None or fast <= 0:
+        return None
+    return slow / fast
+
+
+def screen_speedup(blocking: Trace, streaming: Trace) -> float | None:
+    """How many times sooner streaming painted its first words, on the browser's clock (the
+    app's own delay, which both lanes share, included). Formula: screen_first(blocking) /
+    screen_first(streaming); None unless a browser measured both."""
+    slow, fast = screen_first_s(blocking), screen_first_s(streaming)
     if slow is None or fast is None or fast <= 0:
         return None
     return slow / fast

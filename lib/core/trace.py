@@ -219,6 +219,12 @@ class Trace:
     guard: Guarded | None = None
     """Set on a guardrails row: what one strategy showed of this (streamed) answer."""
 
+    screen_first_s: float | None = None
+    """Measured in the browser (performance.now), not on our clock: the click on Run → the
+    first frame painted with this lane's text. None when no browser measured it (headless)."""
+    screen_done_s: float | None = None
+    """Measured in the browser: the click on Run → the frame that painted the whole answer."""
+
     @property
     def text(self) -> str:
         """The answer (thoughts excluded)."""

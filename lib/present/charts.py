@@ -251,10 +251,19 @@ def blank_screen_figure(data: dict[str, BlankScreen]) -> go.Figure:
     return _figure(traces, 380, **layout)
 
 
-def blank_screen_caption(data: dict[str, BlankScreen]) -> str:
+CLOCKS = {
+    "perceived_s": "on the server's clock (from the race's start to the first words handed to "
+                   "the page; the whole answer, when blocking)",
+    "screen_first_s": "on the browser's clock (from the click on Run to the first words painted "
+                      "on the user's screen; only runs a browser watched)",
+}
+"""Which clock a blank-screen figure comes from, said wherever one is charted."""
+
+
+def blank_screen_caption(data: dict[str, BlankScreen], column: str = "perceived_s") -> str:
     medians = ", ".join(f"{_label(m)} median {seconds(d.median)} (n = {d.n:,})"
                         for m, d in data.items())
-    return f"Blank-screen time (from the click to the first words on screen), per mode: {medians}."
+    return f"Blank-screen time {CLOCKS[column]}, per mode: {medians}."
 
 
 def length_figure(data: dict[str, LengthFit]) -> go.Figure:

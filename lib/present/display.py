@@ -100,6 +100,25 @@ def rate(value: float | None) -> str:
     return "–" if value is None or value != value else f"{value:.1f} tok/s"
 
 
+def two_clocks(trace: Trace) -> str:
+    """Both clocks of a lane's blank screen, and what the server's does not see (Markdown).
+
+    The server's clock (`perceived_s`) runs from the race's start to the text handed to the
+    renderer; the browser's (`screen_first_s`) from the click on Run to the text painted."""
+    server, screen = metrics.perceived_s(trace), metrics.screen_first_s(trace)
+    line = f"🖥️ Server clock: **{seconds(server)}** from the race's start"
+    if screen is None:
+        return line + " · 👁️ your screen: not measured"
+    delay = metrics.app_delay_s(trace)
+    extra = f" (+{seconds(delay)}: the app, the network and the paint)" if delay is not None \
+        else ""
+    line += f" · 👁️ your screen: **{seconds(screen)}** after your click{extra}"
+    done = metrics.screen_done_s(trace)
+    if trace.mode == "streaming" and done is not None:
+        line += f", the whole answer at {seconds(done)}"
+    return line
+
+
 def status_line(trace: Trace) -> str:
     """The line above a race panel once its call has ended (Markdown)."""
     blank = seconds(metrics.perceived_s(trace))

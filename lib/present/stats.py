@@ -100,11 +100,16 @@ class BlankScreen:
 
 
 def blank_screen_data(frame: pd.DataFrame, max_points: int = MAX_POINTS,
-                      ecdf_points: int = ECDF_POINTS) -> dict[str, BlankScreen]:
-    """Per mode, the distribution of perceived_s over the ok runs that measured it."""
+                      ecdf_points: int = ECDF_POINTS, column: str = "perceived_s"
+                      ) -> dict[str, BlankScreen]:
+    """Per mode, the distribution of a blank-screen column over the ok runs that measured it:
+    `perceived_s` (the server's clock) or `screen_first_s` (the browser's; runs no browser
+    watched have none and are left out)."""
+    if column not in frame.columns:
+        return {}
     result = {}
     for mode in _modes(frame):
-        values = _values(frame, mode, "perceived_s")
+        values = _values(frame, mode, column)
         if not len(values):
             continue
         q1, median, q3 = metrics.percentiles(values, (25, 50, 75))

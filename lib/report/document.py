@@ -58,8 +58,8 @@ def build(engine: Engine, filters: history.Filters,
         parts.append(f'<p class="note">{_e(charts.one_mode_note(patience))}</p>')
     parts += ["<h2>Summary per mode</h2>", _summary_table(history.summary(frame)),
               '<p class="caption">Percentiles over the runs that ended ok; blank screen = '
-              "from the click to the first words on screen (the whole answer, when blocking)."
-              "</p>"]
+              "the server's clock, from the race's start to the first words handed to the page "
+              "(the whole answer, when blocking).</p>"]
 
     figures: list[tuple[str, go.Figure, str]] = []
     blank = stats.blank_screen_data(frame)
@@ -68,6 +68,11 @@ def build(engine: Engine, filters: history.Filters,
                         charts.blank_screen_caption(blank)))
         figures.append(("Simulated users' patience", charts.patience_figure(patience),
                         charts.patience_caption(patience)))
+    screen = stats.blank_screen_data(frame, column="screen_first_s")
+    if screen:
+        figures.append(("Blank screen on the user's screen (browser clock)",
+                        charts.blank_screen_figure(screen),
+                        charts.blank_screen_caption(screen, "screen_first_s")))
     lengths = stats.length_data(frame)
     if lengths:
         figures.append(("Blank screen against answer length", charts.length_figure(lengths),

@@ -28,9 +28,10 @@ HEAVY_COLUMNS = ("output_text", "timeline", "guard_timeline")
 TABLE_COLUMNS = tuple(c for c in RUN_COLUMNS if c not in HEAVY_COLUMNS)
 """The table the page shows and exports: every run-log column but the answer and its chunks."""
 CHART_COLUMNS = ("mode", "status", "perceived_s", "ttft_s", "e2e_s", "tpot_s", "output_tps",
-                 "output_tokens")
+                 "output_tokens", "screen_first_s")
 """What the charts and comparisons need of every filtered run: no text, no ids. The index
-of m005_history_indexes holds them, so these queries never read the wide rows."""
+ix_runs_history (m005, rebuilt by m008_screen) holds them, so these queries never read the wide
+rows."""
 GROUP_COLUMNS = {"mode": "modes", "model": "models", "endpoint_kind": "endpoint_kinds",
                  "source": "sources", "created_at": None}
 """Columns two groups can differ by, and the filter each narrows (created_at: a date range).

@@ -122,6 +122,21 @@ def m007_reasoning(conn: sa.Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {column} {kind}"))
 
 
+def m008_screen(conn: sa.Connection) -> None:
+    """The browser's clock: the click on Run to the first and the last text painted (seconds).
+
+    NULL on older rows and on every run no browser watched (headless, benchmark, guardrails).
+    The History charts read screen_first_s: ix_runs_history (m005) is rebuilt to hold it too, so
+    their query is still answered from the index alone."""
+    for column in ("screen_first_s", "screen_done_s"):
+        conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {column} FLOAT"))
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_runs_history"))
+    conn.execute(sa.text(
+        "CREATE INDEX ix_runs_history ON runs (source, created_at, mode, status, "
+        "endpoint_kind, model, perceived_s, ttft_s, e2e_s, tpot_s, output_tps, output_tokens, "
+        "screen_first_s, run_id)"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m001_runs", m001_runs),
     ("m002_benchmark", m002_benchmark),
@@ -130,4 +145,5 @@ MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m005_history_indexes", m005_history_indexes),
     ("m006_error_kind", m006_error_kind),
     ("m007_reasoning", m007_reasoning),
+    ("m008_screen", m008_screen),
 ]

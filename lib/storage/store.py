@@ -47,6 +47,8 @@ RUN_COLUMNS = (
     # m007_reasoning
     "ttfo_s", "thinking_s", "reasoning_tokens", "answer_tokens", "reasoning_source",
     "reasoning_chars",
+    # m008_screen
+    "screen_first_s", "screen_done_s",
 )
 """Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...], a
 thought (reasoning) chunk as [seconds after t0, text, "thought"]; `output_text` is the answer;
@@ -129,6 +131,21 @@ class Store:
     def log(self, traces: Iterable[Trace]) -> None:
         """Write finished traces, each once (a second write of the same run_id replaces it)."""
         self._replace("runs", "run_id", RUN_COLUMNS, [trace_to_row(trace) for trace in traces])
+
+    def set_screen(self, race_id: str, figures: Mapping[str, tuple[float | None, float | None]]
+                   ) -> int:
+        """Add the browser's figures to a race's logged rows: mode → (screen_first_s,
+        screen_done_s). The rows were logged when the race ended; the browser reports after it
+        painted them. Returns how many rows were updated."""
+        updated = 0
+        with self.engine.begin() as conn:
+            for mode, (first, done) in figures.items():
+                updated += conn.execute(
+                    sa.text("UPDATE runs SET screen_first_s = :first, screen_done_s = :done "
+                            "WHERE race_id = :race AND mode = :mode"),
+                    {"first": first, "done": done, "race": race_id, "mode": mode},
+                ).rowcount
+        return updated
 
     def save_benchmark(self, record: Mapping) -> None:
         """Write (or rewrite) one benchmark's row: BENCH_COLUMNS, settings as a dict."""
@@ -349,6 +366,8 @@ def trace_from_row(row: Mapping) -> Trace:
         error_kind=value["error_kind"],
         bench_id=value["bench_id"],
         bench_phase=value["bench_phase"],
+        screen_first_s=value["screen_first_s"],
+        screen_done_s=value["screen_done_s"],
         t_bench=None
         if t_start is None or value["bench_offset_s"] is None
         else t_start - value["bench_offset_s"],

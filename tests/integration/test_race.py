@@ -154,6 +154,8 @@ def test_run_headless_logs_two_rows(playback, store, unique_prompt):
     assert set(rows["run_id"]) == {blocking.run_id, streaming.run_id}
     assert set(rows["source"]) == {"live"}
     assert set(rows["output_text"]) == {SCRIPTS["fast"].text}
+    # No browser watched: its clock stays empty, never faked from ours.
+    assert rows["screen_first_s"].isna().all() and rows["screen_done_s"].isna().all()
 
 
 def test_run_headless_timeout_cancels_and_still_logs(playback, store, unique_prompt):

@@ -16,7 +16,7 @@ from lib.core.errors import InvalidInput
 from lib.core.trace import Chunk, Params, Request, Trace
 from lib.race import Race
 from lib.storage import migrations
-from lib.storage.store import RUN_COLUMNS, Store, trace_to_row
+from lib.storage.store import RUN_COLUMNS, Store, trace_from_row, trace_to_row
 
 # The run-log columns DESIGN.md promises to users and exports, in its order.
 DESIGN_COLUMNS = [
@@ -42,7 +42,9 @@ ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline",
                "error_kind",
                # m007_reasoning: reasoning models' first answer token, thinking, token split
                "ttfo_s", "thinking_s", "reasoning_tokens", "answer_tokens", "reasoning_source",
-               "reasoning_chars"]
+               "reasoning_chars",
+               # m008_screen: the browser's clock, click → first / whole answer painted
+               "screen_first_s", "screen_done_s"]
 
 
 def all_rows(store: Store) -> list[dict]:
@@ -178,6 +180,26 @@ def test_a_finished_trace_reads_back(store):
     assert json.loads(row["timeline"]) == [[0.25, "Stream"], [0.5, "ing "], [0.75, "wins."]]
     # Not a guardrails row: every guardrails column is empty.
     assert all(pd.isna(row[column]) for column in GUARD_COLUMNS)
+    # No browser watched it: the browser's clock is empty, never 0.
+    assert pd.isna(row["screen_first_s"]) and pd.isna(row["screen_done_s"])
+
+
+def test_the_browser_figures_join_the_rows_of_their_race(store):
+    race = "b" * 32
+    blocking, streaming = hand_trace(race_id=race), hand_trace(race_id=race)
+    blocking.mode = "blocking"
+    other = hand_trace(race_id="c" * 32)
+    store.log([blocking, streaming, other])
+    assert store.set_screen(race, {"blocking": (1.5, 1.5), "streaming": (0.4, 1.25)}) == 2
+    rows = {row["run_id"]: row for row in all_rows(store)}
+    assert (rows[blocking.run_id]["screen_first_s"], rows[blocking.run_id]["screen_done_s"]) == (
+        1.5, 1.5)
+    assert (rows[streaming.run_id]["screen_first_s"],
+            rows[streaming.run_id]["screen_done_s"]) == (0.4, 1.25)
+    assert rows[other.run_id]["screen_first_s"] is None
+    read = trace_from_row(store.recent().set_index("run_id").loc[streaming.run_id]
+                          .to_dict() | {"run_id": streaming.run_id})
+    assert (read.screen_first_s, read.screen_done_s) == (0.4, 1.25)
 
 
 def test_a_live_call_reads_back(store, playback, unique_prompt):

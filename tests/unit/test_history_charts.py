@@ -293,3 +293,21 @@ def test_empty_and_error_only_frames_chart_nothing(store):
     assert len(errors) == 2
     assert stats.blank_screen_data(errors) == {} and stats.length_data(errors) == {}
     assert charts.patience_headline(stats.patience_data(errors)) is None
+
+
+def test_the_browser_clock_is_charted_only_where_a_browser_measured_it():
+    frame = pd.DataFrame({
+        "mode": ["blocking", "streaming", "streaming", "streaming"],
+        "status": ["ok"] * 4,
+        "perceived_s": [1.0, 0.3, 0.31, 0.32],
+        "screen_first_s": [1.1, 0.36, None, None],  # two streamed runs were headless
+    })
+    screen = stats.blank_screen_data(frame, column="screen_first_s")
+    assert {m: d.n for m, d in screen.items()} == {"blocking": 1, "streaming": 1}
+    assert screen["streaming"].median == pytest.approx(0.36)
+    assert "browser's clock" in charts.blank_screen_caption(screen, "screen_first_s")
+    assert "server's clock" in charts.blank_screen_caption(stats.blank_screen_data(frame))
+    headless = frame.assign(screen_first_s=None)
+    assert stats.blank_screen_data(headless, column="screen_first_s") == {}
+    assert stats.blank_screen_data(frame.drop(columns="screen_first_s"),
+                                   column="screen_first_s") == {}

@@ -18,6 +18,7 @@ import pytest
 
 from lib.core import metrics
 from lib.core.trace import Chunk, Params, Request, Trace
+from lib.present import display
 
 T_START = 100.0
 CLIENT_S = 0.0625
@@ -306,7 +307,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 
 def documented_metrics() -> list[str]:
     """The names in the first column of docs/metrics.md's per-call tables (headed `| name |`)
-    in its sections Definitions and Behind a guardrail (the guard's added metrics)."""
+    in its sections Definitions and Behind a guardrail (the guard's added metrics); rows
+    marked "(derived, not a column)" are computed elsewhere, not part of the record."""
     names: list[str] = []
     for section in DOCS.read_text().split("\n## ")[1:]:
         if not section.startswith(("Definitions", "Behind a guardrail")):
@@ -314,7 +316,7 @@ def documented_metrics() -> list[str]:
         in_table = False
         for line in section.splitlines():
             in_table = line.startswith("| name |") or (in_table and line.startswith("|"))
-            if in_table and line.startswith("| `"):
+            if in_table and line.startswith("| `") and "(derived" not in line.split("|")[1]:
                 names += [n for n in re.findall(r"`([a-z0-9_]+)`", line.split("|")[1])
                           if n not in names]
     return names
@@ -328,9 +330,35 @@ def test_compute_yields_exactly_the_documented_metrics():
         set(names) ^ set(documented), "docs/metrics.md and Metrics differ")
     guard = ["delivered_ttft_s", "guard_e2e_s", "exposure_chars", "exposure_s", "leaked_chars",
              "retractions", "validation_s"]
-    assert names[-len(guard):] == guard  # the guard's metrics close the record
+    # the guard's metrics, then the browser's clock (m008_screen), close the record
+    assert names[-len(guard) - 2:] == guard + ["screen_first_s", "screen_done_s"]
     as_dict = metrics.compute(make_trace("streaming", SIX_OFFSETS)).as_dict()
     assert list(as_dict) == names
     guard_only = names[names.index("delivered_ttft_s"):]
     assert all(as_dict[name] is None for name in guard_only), "not applicable without a guard"
     assert not any(isinstance(v, float) and math.isnan(v) for v in as_dict.values())
+
+
+# -- the browser's clock ----------------------------------------------------------------------
+
+
+def test_the_browser_clock_is_none_unless_a_browser_measured_it():
+    blocking = make_trace("blocking", [1.0], t_shown=T0 + 1.0)
+    streaming = make_trace("streaming", [0.25, 0.5], t_shown=T0 + 0.3)
+    for trace in (blocking, streaming):
+        m = metrics.compute(trace)
+        assert (m.screen_first_s, m.screen_done_s) == (None, None)
+        assert metrics.app_delay_s(trace) is None
+    assert metrics.screen_speedup(blocking, streaming) is None
+    assert "your screen: not measured" in display.two_clocks(streaming)
+
+    blocking.screen_first_s = blocking.screen_done_s = 1.2
+    streaming.screen_first_s, streaming.screen_done_s = 0.4, 0.9
+    m = metrics.compute(streaming)
+    assert (m.screen_first_s, m.screen_done_s) == (0.4, 0.9)
+    # The server's blank screen runs from t_start: 0.3 + CLIENT_S; the rest is the app's.
+    assert metrics.app_delay_s(streaming) == pytest.approx(0.4 - (0.3 + CLIENT_S))
+    assert metrics.screen_speedup(blocking, streaming) == pytest.approx(3.0)
+    line = display.two_clocks(streaming)
+    assert "Server clock" in line and "**400 ms** after your click" in line
+    assert "the whole answer at 900 ms" in line

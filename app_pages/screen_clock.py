@@ -1,0 +1,99 @@
+"""The browser's clock: the click on Run → the first and the last text painted in each lane.
+
+Not a page (st.navigation lists the pages). An inline `st.components.v2` component (no iframe,
+nothing loaded from the network) installs, once per browser tab, a capturing click listener on
+the Run button and a MutationObserver on the page; each lane's text is drawn in a container
+keyed `race_lane_<mode>_<race_id>` (`lane_key`), so a new race's lanes are new elements whatever
+the previous race left on screen. When a lane's text changes, the next animation frame's
+`performance.now()` is its paint moment. Nothing is sent while the race runs (sending reruns the
+script): the component mounted after a race (`report`) hands that race's figures back once, and
+`on_report` writes them to the race's rows. The figures are the browser's, never ours: no
+`perf_counter` is compared with them.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import streamlit as st
+
+RUN_BUTTON_KEY = "race_run"
+LANE_PREFIX = "race_lane_"
+
+JS = """
+export default function (component) {
+  const { data, setStateValue } = component;
+  const PREFIX = 'st-key-%(lane_prefix)s';
+  let clock = window.__streamraceClock;
+  if (!clock) {
+    clock = window.__streamraceClock = { click: null, lanes: {}, reported: {} };
+    // Capturing: before Streamlit's own handler sends the click to the server.
+    document.addEventListener('click', (event) => {
+      const target = event.target;
+      if (target instanceof Element && target.closest('.st-key-%(run_key)s button')) {
+        clock.click = performance.now();
+      }
+    }, true);
+    const scan = () => {
+      for (const el of document.querySelectorAll('[class*="' + PREFIX + '"]')) {
+        const cls = [...el.classList].find((c) => c.startsWith(PREFIX));
+        const key = cls.slice(PREFIX.length);
+        let lane = clock.lanes[key];
+        if (!lane) {
+          lane = clock.lanes[key] = { click: clock.click, first: null, done: null, len: 0 };
+        }
+        const len = el.textContent.trim().length;
+        if (len === lane.len) continue;
+        lane.len = len;
+        if (len > 0) {
+          requestAnimationFrame(() => {
+            const t = performance.now();
+            if (lane.first === null) lane.first = t;
+            lane.done = t;
+          });
+        }
+      }
+    };
+    new MutationObserver(scan).observe(document.body,
+      { subtree: true, childList: true, characterData: true });
+    window.__streamraceScan = scan;
+  }
+  const raceId = data && data.race_id;
+  if (!raceId || clock.reported[raceId]) return;
+  window.__streamraceScan();
+  // Two frames: every paint callback queued for the race's last text has run.
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    if (clock.reported[raceId]) return;
+    const lanes = {};
+    for (const mode of ['blocking', 'streaming']) {
+      const lane = clock.lanes[mode + '_' + raceId];
+      if (!lane || lane.click === null) continue;
+      const since = (t) => (t === null ? null : (t - lane.click) / 1000);
+      lanes[mode] = [since(lane.first), since(lane.done)];
+    }
+    clock.reported[raceId] = true;
+    setStateValue('screen', { race_id: raceId, lanes });
+  }));
+}
+""" % {"lane_prefix": LANE_PREFIX, "run_key": RUN_BUTTON_KEY}
+
+_clock = st.components.v2.component("streamrace_screen_clock", js=JS)
+
+
+def lane_key(mode: str, race_id: str) -> str:
+    """The key of the container a lane's text is drawn in (the component finds it by class)."""
+    return f"{LANE_PREFIX}{mode}_{race_id}"
+
+
+def report(race_id: str | None, on_report: Callable[[dict], None]) -> None:
+    """Mount the clock (every run, so it is there before the next click); with `race_id`, it
+    hands back that race's figures once: `on_report({"race_id":…, "lanes": {mode: [first_s,
+    done_s]}})` runs at the start of the script run the browser's answer causes."""
+
+    def changed() -> None:
+        value = (st.session_state.get("race_screen_clock") or {}).get("screen")
+        if value:
+            on_report(value)
+
+    _clock(data={"race_id": race_id}, key="race_screen_clock", on_screen_change=changed,
+           height="content")
