@@ -52,6 +52,19 @@ def test_report_content(store):
     assert "<script>alert(" not in html
 
 
+def test_report_charts_the_browser_clock_when_runs_have_it(store):
+    runs = known_runs()
+    for trace in runs[:2]:
+        trace.screen_first_s = trace.screen_done_s = 0.5
+    store.log(runs)
+    html = build(store)
+    assert html.count('class="plotly-graph-div"') == 4
+    assert "Blank screen on the user&#x27;s screen (browser clock)" in html \
+        or "Blank screen on the user's screen (browser clock)" in html
+    assert "browser&#x27;s clock" in html or "browser's clock" in html
+    assert "the server&#x27;s clock" in html or "the server's clock" in html
+
+
 def test_report_is_self_contained(store):
     store.log(known_runs())
     html = build(store)

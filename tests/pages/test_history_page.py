@@ -91,6 +91,22 @@ def test_known_runs_give_the_known_headline_and_every_chart(log):
     assert not at.error and not at.warning
 
 
+def test_the_browser_clock_is_charted_when_runs_have_it(log):
+    runs = known_runs()
+    log.log(runs)
+    at = open_history()
+    assert "Blank screen on the user's screen (browser clock)" not in texts(at.subheader)
+    assert "server's clock" in texts(at.caption)
+    watched = [make_run("blocking", 1.0), make_run("streaming", 0.3)]
+    for trace in watched:
+        trace.screen_first_s = trace.screen_done_s = 0.5
+    log.log(watched)
+    at = rerun(at)
+    assert "Blank screen on the user's screen (browser clock)" in texts(at.subheader)
+    assert len(at.get("plotly_chart")) == 5
+    assert "browser's clock (from the click on Run" in texts(at.caption)
+
+
 def test_selecting_sources_brings_replayed_runs_in(log):
     log.log(known_runs())
     at = open_history()
