@@ -55,3 +55,12 @@ def test_make_bench_fails_when_a_script_prints_no_figure(tmp_path):
     assert "FAIL silent: no figure" in result.stdout
     makefile = (ROOT / "Makefile").read_text()
     assert "$(BIN)/python bench/_figures.py" in makefile.split("\nbench:")[1].split("\n\n")[0]
+
+
+def test_readme_measured_table_lists_every_script_with_its_command():
+    readme = (ROOT / "README.md").read_text()
+    measured = readme.split("\n## Measured")[1]
+    rows = [line for line in measured.splitlines() if line.startswith("| ")]
+    for script in SCRIPTS:
+        command = f"`.venv/bin/python bench/{script.name}`"
+        assert any(command in row for row in rows), f"README's Measured table lacks {command}"
