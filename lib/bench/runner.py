@@ -85,6 +85,8 @@ class Benchmark:
         self._deadline: float | None = None
         self._supervisor = threading.Thread(target=self._supervise, daemon=True,
                                             name=f"bench-{self.bench_id[:8]}")
+        self._ended = threading.Event()
+        """Set when the supervisor has logged everything (join waits on it, not Thread.join)."""
 
     # -- control, from any thread --------------------------------------------------------
 
@@ -114,9 +116,12 @@ class Benchmark:
             call.cancel()
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait until every call has ended and been logged; True if so."""
-        self._supervisor.join(timeout)
-        return not self._supervisor.is_alive()
+        """Wait until every call has ended and been logged; True if so.
+
+        On an Event, not Thread.join: after a Ctrl-C or SIGTERM interrupted a Thread.join, the
+        next one can return before the thread has ended (CPython 3.11), and the command would
+        report and exit before the cancelled calls were logged."""
+        return self._ended.wait(timeout)
 
     @property
     def done(self) -> bool:
@@ -162,7 +167,10 @@ class Benchmark:
                 self._jobs.put(None)
             self.status = self._stopping or "completed"
             self.duration_s = measured_span(self.traces)
-            self._log()
+            try:
+                self._log()
+            finally:
+                self._ended.set()
 
     def _wait(self, ready: Callable[[], bool], until: float | None = None) -> bool:
         """Wait, holding the condition, until `ready()`; wake at `until` to look again.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-from typing import Callable, Iterable, Protocol, Sequence, TypeVar
+from typing import Callable, Iterable, Protocol, TypeVar
 
 from lib.core.trace import Trace
 
@@ -40,13 +40,6 @@ R = TypeVar("R", bound=Run)
 
 GRACE_S = 10.0
 """How long a cancelled run gets to unwind (close its connections, record its end)."""
-
-
-def join_all(threads: Sequence[threading.Thread], timeout: float | None) -> None:
-    """Join every thread within one deadline shared by all of them (not `timeout` each)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    for thread in threads:
-        thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
 
 def run_to_end(run: R, timeout_s: float | None = None, grace_s: float = GRACE_S) -> R:

@@ -181,7 +181,11 @@ class GuardRun:
         self.call.cancel()
 
     def join(self, timeout: float | None = None) -> bool:
-        runs.join_all(self._threads, timeout)
+        # On an Event, not Thread.join (see lib.race.Race.join: an interrupted Thread.join can
+        # make the next one return early on CPython 3.11, and the rows be logged unfinished).
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._finished.wait(timeout)
+        self.call.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return self.done
 
     @property
