@@ -33,8 +33,9 @@ from lib.core.calls import MAX_TOKENS_LIMIT, Call, check_request
 from lib.core.errors import InvalidInput
 from lib.core.trace import MODES, Params
 
-BAND_S = 0.015
-"""Measured time vs the server's own send stamp (the measurement's error)."""
+BAND_S = 0.035
+"""Measured time vs the server's own send stamp (the measurement's error): ~2 ms on a quiet
+machine, up to ~28 ms inside the whole suite on 2 cores (best of three)."""
 SCRIPT_BAND_S = 0.05
 """Measured time vs the script (adds the server thread's wake-up slip under load)."""
 SCRIPTED = SCRIPTS["scripted"]  # first text at 0.3 s, then every 0.02 s, 20 chunks
