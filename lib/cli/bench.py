@@ -121,8 +121,8 @@ class _Reporter:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = cli_settings(args)
     try:
+        config = cli_settings(args)
         # Checked before a server or a database is touched.
         settings = settings_from_args(args)
         suite_params(settings, Params(temperature=args.temperature, timeout_s=args.timeout))

@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = cli_settings(args)
     try:
+        settings = cli_settings(args)
         # Everything is checked before the model or the run log is touched.
         params = cli_params(args)
         check_request(args.prompt, params)

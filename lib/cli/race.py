@@ -38,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = cli_settings(args)
     try:
+        settings = cli_settings(args)
         # Checked before anything starts: no model server, no database for a bad prompt.
         check_request(args.prompt, cli_params(args))
         endpoint = resolve(settings)

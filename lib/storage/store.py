@@ -81,6 +81,11 @@ def default_url() -> str:
     return f"sqlite:///{folder / 'runs.db'}"
 
 
+def _sentence(text: str) -> str:
+    """A driver's message as the end of our one-line sentence: one line, one full stop."""
+    return " ".join(text.split()).rstrip(".") + "."
+
+
 class Store:
     """The run log behind one SQLAlchemy engine. Safe to share between threads and sessions."""
 
@@ -100,7 +105,7 @@ class Store:
             raise InvalidInput(
                 f"Cannot open the run log at "
                 f"{self.engine.url.render_as_string(hide_password=True)}: "
-                f"{redact(str(exc.orig))}"
+                f"{_sentence(redact(str(exc.orig)))}"
             ) from exc
 
     def migrate(self) -> list[str]:
