@@ -17,6 +17,7 @@ from typing import Iterator
 from lib.core import metrics, runs
 from lib.core.calls import Call, check_request, warm_up
 from lib.core.runs import Log
+from lib.core.structured import Structure
 from lib.core.trace import Params, Trace
 from lib.endpoints import Endpoint
 
@@ -45,16 +46,15 @@ PRESETS = (
 class Race:
     """Two calls of the same request, one blocking and one streamed, started together."""
 
-    def __init__(self, endpoint: Endpoint, prompt: str, params: Params, source: str = "live"):
+    def __init__(self, endpoint: Endpoint, prompt: str, params: Params, source: str = "live",
+                 structure: Structure | None = None):
         check_request(prompt, params)
         warm_up()
         self.race_id = uuid.uuid4().hex
-        self.blocking = Call(
-            endpoint, prompt, params, "blocking", source=source, race_id=self.race_id
-        )
-        self.streaming = Call(
-            endpoint, prompt, params, "streaming", source=source, race_id=self.race_id
-        )
+        self.blocking = Call(endpoint, prompt, params, "blocking", source=source,
+                             race_id=self.race_id, structure=structure)
+        self.streaming = Call(endpoint, prompt, params, "streaming", source=source,
+                              race_id=self.race_id, structure=structure)
         # The barrier's action runs once, before either worker is released: both calls share
         # one t_start, and whichever thread gets the GIL second pays for it in client_s.
         self._released_at = 0.0
@@ -171,9 +171,10 @@ def run_headless(
     params: Params,
     store: Log | None,
     timeout_s: float | None = None,
+    structure: Structure | None = None,
 ) -> tuple[Trace, Trace]:
     """Run one race without a renderer, log both rows, return the traces."""
-    race = Race(endpoint, prompt, params)
+    race = Race(endpoint, prompt, params, structure=structure)
     blocking, streaming = runs.run_logged(
         race, lambda: list(race.traces), store, timeout_s, grace_s=5
     )
