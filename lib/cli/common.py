@@ -75,7 +75,8 @@ def cli_structure(args: argparse.Namespace, endpoint_kind: str):
             with open(schema[1:], encoding="utf-8") as handle:
                 schema = handle.read()
         except OSError as exc:
-            raise InvalidInput(f"Cannot read the schema file {schema[1:]}: {exc.strerror}.")
+            raise InvalidInput(
+                f"Cannot read the schema file {schema[1:]}: {exc.strerror}.") from None
     return structure_for(schema, endpoint_kind, args.output_mode)
 
 

@@ -11,9 +11,9 @@ import argparse
 from lib.cli.common import (
     add_cli_arguments,
     add_schema_arguments,
-    cli_structure,
     cli_params,
     cli_settings,
+    cli_structure,
     fail,
     format_table,
     prompt_text,

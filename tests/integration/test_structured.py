@@ -13,14 +13,13 @@ import pandas as pd
 import pytest
 
 from lib.core.structured import read_fields
+from lib.core.trace import Params
 from lib.race import run_headless
 from lib.serving.playback import REPORT
 from lib.storage.store import trace_from_row
 from lib.structured import structure_for
 from lib.structured.schemas import Report
 from tests.conftest import ROOT, SCRIPTS
-
-from lib.core.trace import Params  # noqa: I001
 
 PARAMS = Params(timeout_s=10)
 
