@@ -47,12 +47,12 @@ def add_cli_arguments(parser: argparse.ArgumentParser, max_tokens: int = Params.
     add_database_argument(parser)
 
 
-def add_schema_arguments(parser: argparse.ArgumentParser) -> None:
-    """A structured answer: the schema to fill and how to ask for it."""
+def add_schema_arguments(parser: argparse.ArgumentParser, flag: str = "--schema") -> None:
+    """A structured answer: the schema to fill (`flag`, read by `cli_structure`) and how."""
     from lib.structured import SCHEMAS
 
     parser.add_argument(
-        "--schema", metavar="NAME|JSON|@FILE",
+        flag, dest="structure", metavar="NAME|JSON|@FILE",
         help=f"ask for a structured answer: a shipped schema ({', '.join(SCHEMAS)}), a JSON "
              "Schema object, or @path to a JSON Schema file")
     parser.add_argument(
@@ -67,7 +67,7 @@ def cli_structure(args: argparse.Namespace, endpoint_kind: str):
     from lib.core.errors import InvalidInput
     from lib.structured import structure_for
 
-    schema = getattr(args, "schema", None)
+    schema = getattr(args, "structure", None)
     if not schema:
         return None
     if schema.startswith("@"):

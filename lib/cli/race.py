@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.prompt is None and not args.schema:
+    if args.prompt is None and not args.structure:
         parser.error("the following arguments are required: --prompt")
     settings = cli_settings(args)
     try:

@@ -115,6 +115,12 @@ class JsonFields:
     def closed(self) -> list[Unit]:
         return [unit for unit in self.units if unit.closed]
 
+    @property
+    def in_value_string(self) -> bool:
+        """The text so far ends inside a string value (not a key): text added here is text of
+        a field."""
+        return self._in_string and self._key is None and not self._escape
+
     def feed(self, piece: str) -> list[Unit]:
         """Read more text; return the units that closed with it."""
         closed: list[Unit] = []

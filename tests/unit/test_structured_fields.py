@@ -103,3 +103,40 @@ def test_each_endpoint_kind_gets_its_mode():
     assert mode_for("compatible", "tool") == "tool"
     with pytest.raises(InvalidInput):
         mode_for("local", "grammar")
+
+
+def test_the_field_strategy_shows_each_field_whole_and_masks_what_fails():
+    from lib.guards.strategies import GuardOptions, simulate
+    from lib.guards.validators import Checker, PersonalData
+
+    pieces = TOKEN.findall(TEXT)
+    chunks = [Chunk(0.2 + i * 0.02, piece) for i, piece in enumerate(pieces)]
+    ticks = iter(range(10_000))
+    checker = Checker([PersonalData()], clock=lambda: next(ticks) * 0.001)  # 1 ms a check
+    field = simulate("field", chunks, checker, GuardOptions(model=Report))
+    guarded = field.guarded()
+    title = read_fields(TEXT).units[0]
+    first = guarded.first("release")
+    assert (first.start, first.end) == (0, title.end)  # the title, whole, first
+    assert first.t == pytest.approx(0.2 + 9 * 0.02 + 0.002)  # its closing quote + two checks
+    email = TEXT.index("ops@example.com")
+    states = guarded.states(len(TEXT))
+    assert set(states[email:email + len("ops@example.com")]) == {"masked"}
+    assert states[:email].count("shown") == email  # everything before it is shown
+    assert guarded.first("done") is not None
+
+
+def test_a_field_failing_the_models_validators_is_masked():
+    from lib.guards.strategies import GuardOptions, schema_problem, simulate
+    from lib.guards.validators import Checker, PersonalData
+
+    assert schema_problem(Report, "title", '"123"') == "title: Value error, the title must " \
+        "contain words"
+    assert schema_problem(Report, "sections[0]", '{"heading": "h"}').startswith("sections[0]")
+    assert schema_problem(Report, "summary", '"fine"') is None
+    text = json.dumps({**REPORT, "title": "1234"})
+    chunks = [Chunk(0.1 * i, piece) for i, piece in enumerate(TOKEN.findall(text))]
+    field = simulate("field", chunks, Checker([PersonalData()]), GuardOptions(model=Report))
+    states = field.guarded().states(len(text))
+    at = text.index("1234")
+    assert set(states[at:at + 4]) == {"masked"}

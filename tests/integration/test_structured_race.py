@@ -133,3 +133,66 @@ def test_the_command_line_prints_and_logs_the_field_figures(playback, store_url)
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: The JSON Schema does not parse")
     assert "Traceback" not in bad.stderr
+
+
+def test_the_field_strategy_hides_the_email_and_shows_title_and_summary_before_blocking(
+        make_endpoint, store, unique_prompt):
+    from lib.core import metrics
+    from lib.guards import build_validators, strategies_for
+    from lib.guards import run_headless as guard_run
+
+    structure = structure_for("report", "compatible")
+    traces = guard_run(make_endpoint("report"), unique_prompt, PARAMS,
+                       build_validators(["pii"]), strategies_for(True), store=store,
+                       structure=structure)
+    by = {trace.guard.strategy: trace for trace in traces}
+    assert set(by) == {"none", "after", "sentence", "window", "field", "blocking"}
+    figures = {name: metrics.compute(trace) for name, trace in by.items()}
+    text = by["field"].text
+    email = (text.index("ops@example.com"), text.index("ops@example.com") + 15)
+    assert by["field"].guard.violations == (email,)
+    assert figures["field"].exposure_chars == 0 and figures["field"].leaked_chars == 0
+    assert figures["none"].exposure_chars == 15  # streaming unguarded shows it all
+    # Title and summary whole on screen before the blocking strategy shows anything.
+    units = {u.path: u for u in read_fields(text).units}
+    shown = [p for p in by["field"].guard.pieces(len(text)) if p.state == "shown"]
+    summary_shown = max(p.shown_at for p in shown if p.start < units["summary"].end)
+    blocking_first = by["blocking"].guard.first("release").t
+    assert summary_shown < blocking_first - 0.5  # the script takes 2.4 s; summary ends by 0.7 s
+    assert figures["field"].delivered_ttft_s < figures["blocking"].delivered_ttft_s / 3
+    assert json.loads(text) == REPORT  # the lab's answer is the object, unchanged
+
+
+def test_a_planted_email_goes_inside_a_field_and_the_object_stays_valid(make_endpoint,
+                                                                        unique_prompt):
+    from lib.core import metrics
+    from lib.guards import Plant, build_validators
+    from lib.guards import run_headless as guard_run
+
+    structure = structure_for("report", "compatible")
+    traces = guard_run(make_endpoint("report-fast"), unique_prompt, PARAMS,
+                       build_validators(["pii"]), ["none", "field", "blocking"],
+                       plant=Plant("mail me at leak@example.org", 60), structure=structure)
+    field = next(t for t in traces if t.guard.strategy == "field")
+    report = json.loads(field.text)  # still one valid object
+    assert "leak@example.org" in json.dumps(report)
+    assert metrics.compute(field).exposure_chars == 0
+    none = next(t for t in traces if t.guard.strategy == "none")
+    assert metrics.compute(none).exposure_chars >= len("leak@example.org")
+
+
+def test_the_guardrails_command_line_runs_the_field_strategy(playback, store_url):
+    result = subprocess.run(
+        [sys.executable, "-m", "lib.guards", "--structure", "report", "--base-url",
+         playback.base_url, "--model", "report-fast", "--max-tokens", "400",
+         "--database-url", store_url],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:7]}
+    assert set(rows) == {"none", "after", "sentence", "window", "field", "blocking"}
+    assert rows["field"][5] == "0"  # exposure_chars
+    refused = subprocess.run(
+        [sys.executable, "-m", "lib.guards", "--strategies", "field", "--base-url",
+         playback.base_url, "--model", "fast", "--database-url", store_url],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "needs a structured answer" in refused.stderr
