@@ -140,20 +140,6 @@ def m008_screen(conn: sa.Connection) -> None:
         "screen_first_s, run_id)"))
 
 
-STRUCTURED_COLUMNS = {
-    "schema_name": "VARCHAR(64)", "output_schema": "TEXT", "format_mode": "VARCHAR(16)",
-    "first_field_s": "FLOAT", "valid_object_s": "FLOAT", "partial_failures": "INTEGER",
-    "object_valid": "BOOLEAN", "field_moments": "TEXT",
-}
-
-
-def m009_structured(conn: sa.Connection) -> None:
-    """Structured answers (issue 14): the schema asked for, its formatting mode, and the
-    per-field figures. NULL on free-text runs and older rows."""
-    for column, kind in STRUCTURED_COLUMNS.items():
-        conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {column} {kind}"))
-
-
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m001_runs", m001_runs),
     ("m002_benchmark", m002_benchmark),
@@ -163,7 +149,6 @@ MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m006_error_kind", m006_error_kind),
     ("m007_reasoning", m007_reasoning),
     ("m008_screen", m008_screen),
-    ("m009_structured", m009_structured),
 ]
 
 
