@@ -461,6 +461,12 @@ class Metrics:
     answer_tokens: int | None = None
     reasoning_source: str | None = None
     reasoning_chars: int = 0
+    first_field_s: float | None = None
+    valid_object_s: float | None = None
+    partial_failures: int | None = None
+    object_valid: bool | None = None
+    field_moments: str | None = None
+    """JSON {field: [first_s, last_s]} (lib.core.structured.moments_json)."""
     delivered_ttft_s: float | None = None
     guard_e2e_s: float | None = None
     exposure_chars: int | None = None
@@ -470,12 +476,6 @@ class Metrics:
     validation_s: float | None = None
     screen_first_s: float | None = None
     screen_done_s: float | None = None
-    first_field_s: float | None = None
-    valid_object_s: float | None = None
-    partial_failures: int | None = None
-    object_valid: bool | None = None
-    field_moments: str | None = None
-    """JSON {field: [first_s, last_s]} (lib.core.structured.moments_json)."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -612,11 +612,15 @@ SUMMARY_METRICS: dict[str, Callable[[Trace], list[float | None]]] = {
     "output_tps": _one(output_tps),
     "client_s": _one(client_s),
     "queue_s": _one(queue_s),
-    "first_field_s": _one(first_field_s),
-    "valid_object_s": _one(valid_object_s),
 }
 """What a summary describes, each as the samples one call contributes: one value per call,
 except `icl_s`, to which each call gives all its gaps."""
+
+STRUCTURED_SUMMARY_METRICS: dict[str, Callable[[Trace], list[float | None]]] = {
+    "first_field_s": _one(first_field_s),
+    "valid_object_s": _one(valid_object_s),
+}
+"""Added to a summary of structured calls (a schema was asked for)."""
 
 
 @dataclass(frozen=True)
@@ -637,6 +641,8 @@ class ModeSummary:
     goodput_rps: float | None
     output_token_throughput_tps: float | None
     metrics: dict[str, Distribution]
+    valid_objects: int | None = None
+    """Structured calls: how many ended with a schema-valid object (None for free text)."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -668,9 +674,11 @@ def summarize(
         return count / duration_s if timed else None
 
     tokens = sum(output_tokens(t)[0] or 0 for t in done)
+    structured_calls = any(t.request.structure is not None for t in calls)
+    described = {**SUMMARY_METRICS, **(STRUCTURED_SUMMARY_METRICS if structured_calls else {})}
     distributions = {
         name: distribution(v for t in done for v in samples(t))
-        for name, samples in SUMMARY_METRICS.items()
+        for name, samples in described.items()
     }
     return ModeSummary(
         mode=mode,
@@ -685,4 +693,6 @@ def summarize(
         goodput_rps=per_second(good),
         output_token_throughput_tps=per_second(tokens),
         metrics=distributions,
+        valid_objects=sum(bool(valid_object_s(t) is not None) for t in calls)
+        if structured_calls else None,
     )

@@ -39,11 +39,13 @@ def scripted_moments(script) -> dict[str, tuple[float, float]]:
             for unit in read_fields(text).units}
 
 
-def test_field_moments_match_the_script_within_5_ms(make_endpoint, store, unique_prompt):
+def test_field_moments_match_the_script_within_5_ms(make_endpoint, store, unique_prompt,
+                                                    received):
     structure = structure_for("report", "compatible", "strict")
-    expected = scripted_moments(SCRIPTS["report"])
-    worst = []
-    for _ in range(3):  # best of three: a loaded machine makes one race a few ms late
+    script = SCRIPTS["report"]
+    expected = scripted_moments(script)
+    worst, late_server = [], []
+    for _ in range(5):  # best of five: on a loaded machine one race is a few ms late, never early
         blocking, streaming = run_headless(make_endpoint("report"), unique_prompt, PARAMS,
                                            store, structure=structure)
         assert blocking.status == streaming.status == "ok"
@@ -52,9 +54,13 @@ def test_field_moments_match_the_script_within_5_ms(make_endpoint, store, unique
         assert list(logged) == list(expected)
         worst.append(max(abs(logged[path][i] - expected[path][i])
                          for path in expected for i in (0, 1)))
+        # How late the server itself sent its pieces: a late server is not a measurement error.
+        served = next(r for r in received(unique_prompt)[-2:] if r.body.get("stream"))
+        late_server.append(max(sent - served.t_received - offset
+                               for sent, offset in zip(served.sent, script.offsets)))
         if worst[-1] <= 0.005:
             break
-    assert min(worst) <= 0.005, worst
+    assert min(worst) <= 0.005, (worst, late_server)
     # The blocking lane: every field at once, with the whole, valid object.
     blocking_row = rows["blocking"]
     assert blocking_row["object_valid"] and blocking_row["schema_name"] == "report"
