@@ -3,10 +3,11 @@ whole) as Markdown, each field marked while it grows, and the per-field figures 
 
 from __future__ import annotations
 
+import time
 from typing import Any, Sequence
 
 from lib.core import metrics
-from lib.core.structured import JsonFields, read_fields
+from lib.core.structured import JsonFields, partial_of, read_fields
 from lib.core.trace import Trace
 from lib.present.display import plain_markdown, seconds
 
@@ -95,3 +96,51 @@ def figure_lines(traces: Sequence[Trace]) -> list[str]:
             lines.append(f"  {moment.path:<16} {seconds(moment.first_s, 3):>9} → "
                          f"{seconds(moment.last_s, 3) if moment.last_s is not None else 'open'}")
     return lines
+
+
+class ObjectView:
+    """A lane's object as a renderer draws it, frame by frame: the text received so far read as
+    a partial object (Mirascope's reading, as the stream's own `parse(partial=True)`), and the
+    moment each field was first handed over whole (`drawn`), so the drawing's lag behind the
+    stream is measured, not assumed."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+        self.drawn: dict[str, float] = {}
+        self.fields: JsonFields | None = None
+
+    def frame(self) -> str:
+        """The object so far as Markdown, the field still arriving marked."""
+        chunks = self.trace.chunks[:len(self.trace.chunks)]  # one snapshot for text and fields
+        text = "".join(chunk.text for chunk in chunks if not chunk.thought)
+        structure = self.trace.request.structure
+        partial = partial_of(text, structure.model) if structure is not None else None
+        self.fields = read_fields(text)
+        now = time.perf_counter()
+        for unit in self.fields.units:
+            if unit.closed and unit.path not in self.drawn:
+                self.drawn[unit.path] = now
+        return object_markdown(partial, self.fields)
+
+    def visible(self) -> bool:
+        """Whether a field has a visible character yet (the end of the blank screen)."""
+        text = self.trace.text
+        units = read_fields(text).units
+        return bool(units) and len(text) > units[0].content_start
+
+    def lags(self) -> dict[str, float]:
+        """Per field: handed over whole − the arrival of the character that closed it."""
+        figures = metrics.structured_figures(self.trace)
+        if figures is None or self.trace.t0 is None:
+            return {}
+        return {m.path: self.drawn[m.path] - (self.trace.t0 + m.last_s)
+                for m in figures.fields if m.last_s is not None and m.path in self.drawn}
+
+
+def lag_line(lags: dict[str, float], frame_s: float) -> str | None:
+    """The drawing's lag in one line: the worst field, against one frame."""
+    if not lags:
+        return None
+    path, worst = max(lags.items(), key=lambda item: item[1])
+    return (f"Each field drawn whole at most {seconds(max(worst, 0.0))} after its last "
+            f"character arrived ({path}; one frame is {seconds(frame_s)}).")

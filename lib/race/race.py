@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from lib.core import metrics, runs
 from lib.core.calls import Call, check_request, warm_up
@@ -20,6 +20,7 @@ from lib.core.runs import Log
 from lib.core.structured import Structure
 from lib.core.trace import Params, Trace
 from lib.endpoints import Endpoint
+from lib.structured.schemas import PROMPTS
 
 FRAME_S = 0.04
 """Shortest time between two frames handed to the renderer (25 frames a second)."""
@@ -30,6 +31,8 @@ class Preset:
     label: str
     prompt: str
     max_tokens: int
+    schema: str | None = None
+    """A shipped schema (lib.structured.SCHEMAS): the race asks for that object."""
 
 
 PRESETS = (
@@ -40,6 +43,7 @@ PRESETS = (
         "experience of chat applications.",
         300,
     ),
+    Preset("Structured report", PROMPTS["report"], 400, "report"),
 )
 
 
@@ -111,7 +115,8 @@ class Race:
         starts = [t.t_start for t in self.traces if t.t_start is not None]
         return time.perf_counter() - min(starts) if starts else 0.0
 
-    def frames(self, frame_s: float = FRAME_S, tick_s: float = 0.05) -> Iterator[str]:
+    def frames(self, frame_s: float = FRAME_S, tick_s: float = 0.05,
+               visible: Callable[[], bool] | None = None) -> Iterator[str]:
         """The streamed text as the renderer should receive it.
 
         Yields each new batch of answer text as soon as it arrives, but never two batches
@@ -119,7 +124,9 @@ class Race:
         update a timer). A reasoning model's thoughts wake it too: they are added to
         `thinking_shown` for the renderer's thinking block, and the frame is "" if no answer
         came. Marks the moment the first text is handed over as the stream's `t_shown` (the
-        first thought, if the lane shows thinking). Ends when the streaming call ends.
+        first thought, if the lane shows thinking; with `visible`, the first frame it says shows
+        something: a structured answer's first field, not its `{`). Ends when the streaming call
+        ends.
         """
         show_thinking = self.streaming.params.show_thinking
         call = self.streaming
@@ -142,7 +149,8 @@ class Race:
                 thought = "".join(chunk.text for chunk in new if chunk.thought)
                 seen = available
                 self.thinking_shown += thought
-                if trace.t_shown is None and (text or (thought and show_thinking)):
+                shows = visible() if visible is not None else bool(text)
+                if trace.t_shown is None and (shows or (thought and show_thinking)):
                     trace.t_shown = time.perf_counter()
                 last_frame = time.perf_counter()
                 yield text
