@@ -134,6 +134,7 @@ def draw_race(race: Race, left, right) -> None:
     blocking_body = left.container(key=screen_clock.lane_key("blocking", race.race_id)).empty()
     stream_status = right.empty()
     show_thinking = race.streaming.params.show_thinking
+    stream_lane = race.calls.index(race.streaming)
     stream_body = right.container(
         key=screen_clock.lane_key("streaming", race.race_id) if show_thinking else None)
     thinking = ThinkingBlock(stream_body.empty())  # above the answer, in the streamed panel
@@ -156,7 +157,7 @@ def draw_race(race: Race, left, right) -> None:
             show(blocking_status, f"⬜ **Blank screen** · {elapsed:.1f} s")
         elif blocking_status_pending():
             draw_blocking()
-        thinking.draw(race.streaming.trace, race.thinking_shown, expanded=True)
+        thinking.draw(race.streaming.trace, race.thinking_shown[stream_lane], expanded=True)
         first = metrics.perceived_s(race.streaming.trace)
         if not race.streaming.trace.done:
             show(stream_status, f"⚡ First words after **{seconds(first)}** · streaming…" if first

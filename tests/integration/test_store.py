@@ -44,7 +44,9 @@ ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline",
                "ttfo_s", "thinking_s", "reasoning_tokens", "answer_tokens", "reasoning_source",
                "reasoning_chars",
                # m008_screen: the browser's clock, click → first / whole answer painted
-               "screen_first_s", "screen_done_s"]
+               "screen_first_s", "screen_done_s",
+               # m010_lanes: the row's place in its race and the lane's label
+               "lane_index", "lane_label"]
 
 
 def all_rows(store: Store) -> list[dict]:
