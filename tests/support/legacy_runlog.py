@@ -1,11 +1,14 @@
-"""The run log's schema changes, as ordered, named migrations (applied by Store.migrate).
+"""The run log's schema code as it was before Alembic (main at 04b106c), frozen: it builds the
+logs that today's users have, so the tests can prove Alembic takes them over without losing a
+row. Never edit it to follow a new revision: it is history.
 
-Each runs once per database, in this order, in one transaction with the others pending; a
-name is never reused or reordered, because databases in the field record which ran.
+    legacy_migrate(engine)                 # every hand-written migration, m001 … m008
+    legacy_migrate(engine, upto="m001_runs")
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Callable
 
 import sqlalchemy as sa
@@ -155,3 +158,21 @@ MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m008_screen", m008_screen),
     ("m010_lanes", m010_lanes),
 ]
+
+
+def legacy_migrate(engine: sa.Engine, upto: str | None = None) -> list[str]:
+    """The hand-written runner (Store.migrate before Alembic), stopping after `upto`."""
+    applied: list[str] = []
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS _migrations "
+                             "(name VARCHAR(64) PRIMARY KEY, applied_at VARCHAR(32))"))
+        done = {row[0] for row in conn.execute(sa.text("SELECT name FROM _migrations"))}
+        for name, migration in MIGRATIONS:
+            if name not in done:
+                migration(conn)
+                conn.execute(sa.text("INSERT INTO _migrations (name, applied_at) VALUES (:n, :t)"),
+                             {"n": name, "t": datetime.now().isoformat(timespec="seconds")})
+                applied.append(name)
+            if name == upto:
+                break
+    return applied
