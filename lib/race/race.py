@@ -171,7 +171,8 @@ class Race:
 
         Yields {lane index: new text} as soon as any of `lanes` (default: every streamed lane)
         has new text, but never two frames within `frame_s`; yields {} every `tick_s` while
-        nothing came (so a caller can update its timers). A reasoning model's thoughts wake it
+        nothing came, and when another lane ended (so a caller can update its timers and draw
+        a blocking answer as soon as it is there). A reasoning model's thoughts wake it
         too: they are added to `thinking_shown[lane]` for the renderer's thinking block (the
         lane's entry is "" if no answer came). Marks the moment a lane's first text is handed
         over as its `t_shown` (the first thought, if the lane shows thinking). Ends when those
@@ -183,15 +184,23 @@ class Race:
         seen = [0] * len(indices)
         last_frame = 0.0
 
+        ended = 0
+
         def arrived() -> bool:
             return any(len(t.chunks) > n for t, n in zip(traces, seen))
 
+        def ending() -> int:
+            return sum(call.trace.done for call in self.calls)
+
         while True:
             with self.progress:
+                # Any lane ending wakes it too: a blocking lane's answer is drawn at once.
                 self.progress.wait_for(
-                    lambda: arrived() or all(t.done for t in traces), tick_s)
+                    lambda: arrived() or all(t.done for t in traces) or ending() != ended,  # noqa: B023
+                    tick_s)
                 finished = all(t.done for t in traces)
                 fresh = arrived()
+                ended = ending()
             if fresh:
                 wait = last_frame + frame_s - time.perf_counter()
                 if wait > 0 and not finished:

@@ -140,13 +140,6 @@ def m008_screen(conn: sa.Connection) -> None:
         "screen_first_s, run_id)"))
 
 
-def m010_lanes(conn: sa.Connection) -> None:
-    """Races of 2 to 4 lanes: each row's place in its race (0 = leftmost) and the lane's label
-    (endpoint · model · mode, or the user's). NULL on older rows and on rows of no race."""
-    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN lane_index INTEGER"))
-    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN lane_label TEXT"))
-
-
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m001_runs", m001_runs),
     ("m002_benchmark", m002_benchmark),
@@ -156,7 +149,6 @@ MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m006_error_kind", m006_error_kind),
     ("m007_reasoning", m007_reasoning),
     ("m008_screen", m008_screen),
-    ("m010_lanes", m010_lanes),
 ]
 
 
