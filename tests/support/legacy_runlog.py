@@ -1,167 +1,84 @@
-"""The run log's schema code as it was before Alembic (main at 04b106c), frozen: it builds the
-logs that today's users have, so the tests can prove Alembic takes them over without losing a
-row. Never edit it to follow a new revision: it is history.
+"""The run log as StreamRace wrote it before Alembic (main at 04b106c): the hand-written
+runner and the statements of its migrations m001 … m008, frozen, so that the tests build
+the logs today's users have and prove Alembic takes them over without losing a row. History:
+never edit it to follow a new revision.
 
-    legacy_migrate(engine)                 # every hand-written migration, m001 … m008
-    legacy_migrate(engine, upto="m001_runs")
+    legacy_migrate(engine)                      # every hand-written migration
+    legacy_migrate(engine, upto="m001_runs")    # a log from the first version
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable
 
 import sqlalchemy as sa
 
-
-def m001_runs(conn: sa.Connection) -> None:
-    conn.execute(sa.text("""
-        CREATE TABLE runs (
-            run_id VARCHAR(32) PRIMARY KEY,
-            race_id VARCHAR(32),
-            created_at VARCHAR(32) NOT NULL,
-            source VARCHAR(16) NOT NULL,
-            endpoint_kind VARCHAR(16) NOT NULL,
-            base_url TEXT NOT NULL,
-            model TEXT NOT NULL,
-            mode VARCHAR(16) NOT NULL,
-            status VARCHAR(16) NOT NULL,
-            error TEXT,
-            prompt TEXT NOT NULL,
-            params TEXT NOT NULL,
-            client_s FLOAT, ttft_s FLOAT, perceived_s FLOAT, e2e_s FLOAT, tpot_s FLOAT,
-            icl_p50_s FLOAT, icl_p95_s FLOAT, icl_max_s FLOAT,
-            output_tokens INTEGER, input_tokens INTEGER, token_source VARCHAR(16),
-            output_tps FLOAT, output_chars INTEGER,
-            output_text TEXT,
-            timeline TEXT
-        )"""))
-    conn.execute(sa.text("CREATE INDEX ix_runs_created_at ON runs (created_at)"))
-    conn.execute(sa.text("CREATE INDEX ix_runs_race_id ON runs (race_id)"))
+_M001_TABLE = (
+    "CREATE TABLE runs (run_id VARCHAR(32) PRIMARY KEY, race_id VARCHAR(32), "
+    "created_at VARCHAR(32) NOT NULL, source VARCHAR(16) NOT NULL, "
+    "endpoint_kind VARCHAR(16) NOT NULL, base_url TEXT NOT NULL, model TEXT NOT NULL, "
+    "mode VARCHAR(16) NOT NULL, status VARCHAR(16) NOT NULL, error TEXT, "
+    "prompt TEXT NOT NULL, params TEXT NOT NULL, client_s FLOAT, ttft_s FLOAT, "
+    "perceived_s FLOAT, e2e_s FLOAT, tpot_s FLOAT, icl_p50_s FLOAT, icl_p95_s FLOAT, "
+    "icl_max_s FLOAT, output_tokens INTEGER, input_tokens INTEGER, token_source VARCHAR(16), "
+    "output_tps FLOAT, output_chars INTEGER, output_text TEXT, timeline TEXT)")
+_M002_TABLE = (
+    "CREATE TABLE benchmarks (bench_id VARCHAR(32) PRIMARY KEY, "
+    "created_at VARCHAR(32) NOT NULL, endpoint_kind VARCHAR(16) NOT NULL, "
+    "base_url TEXT NOT NULL, model TEXT NOT NULL, settings TEXT NOT NULL, "
+    "status VARCHAR(16) NOT NULL, duration_s FLOAT)")
+_HISTORY_INDEX = (
+    "ix_runs_history ON runs (source, created_at, mode, status, endpoint_kind, model, "
+    "perceived_s, ttft_s, e2e_s, tpot_s, output_tps, output_tokens, {}run_id)")
 
 
-def m002_benchmark(conn: sa.Connection) -> None:
-    """Benchmark runs: which benchmark and phase a row belongs to, when it was due, how long it
-    waited in our client, its ICL p99 (goodput); and a table of the benchmarks themselves."""
-    for column, kind in (("bench_id", "VARCHAR(32)"), ("bench_phase", "VARCHAR(16)"),
-                         ("bench_offset_s", "FLOAT"), ("queue_s", "FLOAT"), ("icl_p99_s", "FLOAT")):
-        conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {column} {kind}"))
-    conn.execute(sa.text("CREATE INDEX ix_runs_bench_id ON runs (bench_id)"))
-    conn.execute(sa.text("""
-        CREATE TABLE benchmarks (
-            bench_id VARCHAR(32) PRIMARY KEY,
-            created_at VARCHAR(32) NOT NULL,
-            endpoint_kind VARCHAR(16) NOT NULL,
-            base_url TEXT NOT NULL,
-            model TEXT NOT NULL,
-            settings TEXT NOT NULL,
-            status VARCHAR(16) NOT NULL,
-            duration_s FLOAT
-        )"""))
+def _columns(spec: str) -> list[str]:
+    """'a INT, b TEXT' → one ALTER TABLE a column (SQLite adds one at a time)."""
+    return [f"ALTER TABLE runs ADD COLUMN {column.strip()}" for column in spec.split(",")]
 
 
-GUARD_COLUMNS = {
-    "strategy": "VARCHAR(32)", "validators": "TEXT", "planted": "TEXT", "guard_params": "TEXT",
-    "delivered_ttft_s": "FLOAT", "guard_e2e_s": "FLOAT", "exposure_chars": "INTEGER",
-    "exposure_s": "FLOAT", "leaked_chars": "INTEGER", "retractions": "INTEGER",
-    "validation_s": "FLOAT", "guard_timeline": "TEXT",
-}
-
-
-def m003_guardrails(conn: sa.Connection) -> None:
-    for name, kind in GUARD_COLUMNS.items():  # one per statement: SQLite adds one at a time
-        conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {name} {kind}"))
-
-
-def m004_replay(conn: sa.Connection) -> None:
-    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN transform TEXT"))
-    conn.execute(sa.text("CREATE INDEX ix_runs_source ON runs (source)"))
-    # Named recordings (lib.storage.recording): the body is the recording's export JSON, one format.
-    conn.execute(sa.text("""
-        CREATE TABLE recordings (
-            name VARCHAR(64) PRIMARY KEY,
-            created_at VARCHAR(32) NOT NULL,
-            body TEXT NOT NULL
-        )"""))
-
-
-def m005_history_indexes(conn: sa.Connection) -> None:
-    """Indexes for the History page's filters, which read every filtered run.
-
-    ix_runs_history leads with the default filter (source, then time) and also holds every
-    column the charts read (lib.storage.history.CHART_COLUMNS), the other filters compare, and the
-    run_id: the charts' query and the choice of the table's newest rows are answered from the
-    index, never from the wide rows (answers, timelines). ix_runs_facets answers the listing
-    of filter values the same way.
-    """
-    conn.execute(sa.text(
-        "CREATE INDEX IF NOT EXISTS ix_runs_history ON runs (source, created_at, mode, status, "
-        "endpoint_kind, model, perceived_s, ttft_s, e2e_s, tpot_s, output_tps, output_tokens, "
-        "run_id)"))
-    conn.execute(
-        sa.text(
-            "CREATE INDEX IF NOT EXISTS ix_runs_facets "
-            "ON runs (source, endpoint_kind, model, mode, status)"
-        )
-    )
-
-
-def m006_error_kind(conn: sa.Connection) -> None:
-    # The failure's class next to its message: groups errors in summaries and filters.
-    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN error_kind VARCHAR(32)"))
-
-
-REASONING_COLUMNS = {
-    "ttfo_s": "FLOAT", "thinking_s": "FLOAT", "reasoning_tokens": "INTEGER",
-    "answer_tokens": "INTEGER", "reasoning_source": "VARCHAR(16)", "reasoning_chars": "INTEGER",
-}
-
-
-def m007_reasoning(conn: sa.Connection) -> None:
-    """Reasoning models: time to the first answer token, thinking time, the token split.
-
-    NULL on older rows, which read as before (they had no reasoning to tell apart)."""
-    for column, kind in REASONING_COLUMNS.items():
-        conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {column} {kind}"))
-
-
-def m008_screen(conn: sa.Connection) -> None:
-    """The browser's clock: the click on Run to the first and the last text painted (seconds).
-
-    NULL on older rows and on every run no browser watched (headless, benchmark, guardrails).
-    The History charts read screen_first_s: ix_runs_history (m005) is rebuilt to hold it too, so
-    their query is still answered from the index alone."""
-    for column in ("screen_first_s", "screen_done_s"):
-        conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {column} FLOAT"))
-    conn.execute(sa.text("DROP INDEX IF EXISTS ix_runs_history"))
-    conn.execute(sa.text(
-        "CREATE INDEX ix_runs_history ON runs (source, created_at, mode, status, "
-        "endpoint_kind, model, perceived_s, ttft_s, e2e_s, tpot_s, output_tps, output_tokens, "
-        "screen_first_s, run_id)"))
-
-
-MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
-    ("m001_runs", m001_runs),
-    ("m002_benchmark", m002_benchmark),
-    ("m003_guardrails", m003_guardrails),
-    ("m004_replay", m004_replay),
-    ("m005_history_indexes", m005_history_indexes),
-    ("m006_error_kind", m006_error_kind),
-    ("m007_reasoning", m007_reasoning),
-    ("m008_screen", m008_screen),
+LEGACY: list[tuple[str, list[str]]] = [
+    ("m001_runs", [_M001_TABLE, "CREATE INDEX ix_runs_created_at ON runs (created_at)",
+                   "CREATE INDEX ix_runs_race_id ON runs (race_id)"]),
+    ("m002_benchmark", [
+        *_columns("bench_id VARCHAR(32), bench_phase VARCHAR(16), bench_offset_s FLOAT, "
+                  "queue_s FLOAT, icl_p99_s FLOAT"),
+        "CREATE INDEX ix_runs_bench_id ON runs (bench_id)", _M002_TABLE]),
+    ("m003_guardrails", _columns(
+        "strategy VARCHAR(32), validators TEXT, planted TEXT, guard_params TEXT, "
+        "delivered_ttft_s FLOAT, guard_e2e_s FLOAT, exposure_chars INTEGER, exposure_s FLOAT, "
+        "leaked_chars INTEGER, retractions INTEGER, validation_s FLOAT, guard_timeline TEXT")),
+    ("m004_replay", [
+        "ALTER TABLE runs ADD COLUMN transform TEXT",
+        "CREATE INDEX ix_runs_source ON runs (source)",
+        "CREATE TABLE recordings (name VARCHAR(64) PRIMARY KEY, "
+        "created_at VARCHAR(32) NOT NULL, body TEXT NOT NULL)"]),
+    ("m005_history_indexes", [
+        "CREATE INDEX IF NOT EXISTS " + _HISTORY_INDEX.format(""),
+        "CREATE INDEX IF NOT EXISTS ix_runs_facets "
+        "ON runs (source, endpoint_kind, model, mode, status)"]),
+    ("m006_error_kind", _columns("error_kind VARCHAR(32)")),
+    ("m007_reasoning", _columns(
+        "ttfo_s FLOAT, thinking_s FLOAT, reasoning_tokens INTEGER, answer_tokens INTEGER, "
+        "reasoning_source VARCHAR(16), reasoning_chars INTEGER")),
+    ("m008_screen", [*_columns("screen_first_s FLOAT, screen_done_s FLOAT"),
+                     "DROP INDEX IF EXISTS ix_runs_history",
+                     "CREATE INDEX " + _HISTORY_INDEX.format("screen_first_s, ")]),
 ]
+"""(name, statements) of every hand-written migration, in the order the runner applied them."""
 
 
 def legacy_migrate(engine: sa.Engine, upto: str | None = None) -> list[str]:
-    """The hand-written runner (Store.migrate before Alembic), stopping after `upto`."""
+    """What Store.migrate did before Alembic, stopping after `upto`; the names it applied."""
     applied: list[str] = []
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE IF NOT EXISTS _migrations "
                              "(name VARCHAR(64) PRIMARY KEY, applied_at VARCHAR(32))"))
         done = {row[0] for row in conn.execute(sa.text("SELECT name FROM _migrations"))}
-        for name, migration in MIGRATIONS:
+        for name, statements in LEGACY:
             if name not in done:
-                migration(conn)
+                for statement in statements:
+                    conn.execute(sa.text(statement))
                 conn.execute(sa.text("INSERT INTO _migrations (name, applied_at) VALUES (:n, :t)"),
                              {"n": name, "t": datetime.now().isoformat(timespec="seconds")})
                 applied.append(name)
