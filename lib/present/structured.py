@@ -122,9 +122,10 @@ class ObjectView:
                 self.drawn[unit.path] = now
         return object_markdown(partial, self.fields)
 
-    def visible(self) -> bool:
-        """Whether a field has a visible character yet (the end of the blank screen)."""
-        text = self.trace.text
+    def visible(self, trace: Trace) -> bool:
+        """Whether a field of the lane's text has a visible character yet (the end of its blank
+        screen)."""
+        text = trace.text
         units = read_fields(text).units
         return bool(units) and len(text) > units[0].content_start
 
