@@ -24,16 +24,18 @@ from tests.conftest import ROOT, SCRIPTS
 PARAMS = Params(timeout_s=10)
 
 
-def scripted_moments(script) -> dict[str, tuple[float, float]]:
-    """Each field's first and last moment as the script sends them (after the request)."""
+def scripted_moments(script, sent: list[float] | None = None) -> dict[str, tuple[float, float]]:
+    """Each field's first and last moment as the script sends them (after the request), or,
+    given the server's stamps of the pieces it sent, as it really sent them."""
     text = "".join(script.texts)
     ends, total = [], 0
     for piece in script.texts:
         total += len(piece)
         ends.append(total)
+    moments = sent if sent is not None else script.offsets
 
     def at(offset: int) -> float:
-        return script.offsets[next(i for i, end in enumerate(ends) if end > offset)]
+        return moments[next(i for i, end in enumerate(ends) if end > offset)]
 
     return {unit.path: (at(unit.content_start), at(unit.closed_by))
             for unit in read_fields(text).units}
@@ -41,10 +43,13 @@ def scripted_moments(script) -> dict[str, tuple[float, float]]:
 
 def test_field_moments_match_the_script_within_5_ms(make_endpoint, store, unique_prompt,
                                                     received):
+    """Against the script's own moments (the server sends each piece on time on a quiet
+    machine), and against the moments the server really sent them (on the same clock): a
+    loaded machine makes the server late, which no measurement should hide or add to."""
     structure = structure_for("report", "compatible", "strict")
     script = SCRIPTS["report"]
     expected = scripted_moments(script)
-    worst, late_server = [], []
+    to_script, to_server = [], []
     for _ in range(5):  # best of five: on a loaded machine one race is a few ms late, never early
         blocking, streaming = run_headless(make_endpoint("report"), unique_prompt, PARAMS,
                                            store, structure=structure)
@@ -52,15 +57,16 @@ def test_field_moments_match_the_script_within_5_ms(make_endpoint, store, unique
         rows = {row["mode"]: row for row in store.recent(2).to_dict("records")}
         logged = json.loads(rows["streaming"]["field_moments"])
         assert list(logged) == list(expected)
-        worst.append(max(abs(logged[path][i] - expected[path][i])
-                         for path in expected for i in (0, 1)))
-        # How late the server itself sent its pieces: a late server is not a measurement error.
+        to_script.append(max(abs(logged[path][i] - expected[path][i])
+                             for path in expected for i in (0, 1)))
         served = next(r for r in received(unique_prompt)[-2:] if r.body.get("stream"))
-        late_server.append(max(sent - served.t_received - offset
-                               for sent, offset in zip(served.sent, script.offsets)))
-        if worst[-1] <= 0.005:
+        sent = scripted_moments(script, served.sent)
+        to_server.append(max(abs(streaming.t0 + logged[path][i] - sent[path][i])
+                             for path in expected for i in (0, 1)))
+        if to_script[-1] <= 0.005:
             break
-    assert min(worst) <= 0.005, (worst, late_server)
+    # The figure against the script itself, on a quiet machine: bench/structured_fields.py.
+    assert min(to_server) <= 0.005, (to_server, to_script)
     # The blocking lane: every field at once, with the whole, valid object.
     blocking_row = rows["blocking"]
     assert blocking_row["object_valid"] and blocking_row["schema_name"] == "report"
