@@ -23,6 +23,7 @@ from lib.core.structured import JsonFields, Structure
 from lib.core.trace import Chunk, Params, Trace
 from lib.guards.strategies import ALL_STRATEGIES, GuardOptions, check_strategies
 from lib.guards.validators import VALIDATORS, Checker, Validator, merged_spans
+from lib.structured.schemas import PROMPTS
 
 
 @dataclass(frozen=True)
@@ -291,6 +292,9 @@ class GuardPreset:
     max_tokens: int
     validators: tuple[str, ...]
     plant: bool
+    schema: str | None = None
+    """A shipped schema (lib.structured.SCHEMAS): the generation is that object, and the
+    `field` strategy joins the others."""
 
 
 PRESETS = (
@@ -321,6 +325,8 @@ PRESETS = (
         ("json_schema", "pii"),
         False,
     ),
+    GuardPreset("Structured report (field by field)", PROMPTS["report"], 400, ("pii",), True,
+                "report"),
 )
 
 
