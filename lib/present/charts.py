@@ -646,3 +646,15 @@ def field_timeline(traces: Sequence[Trace]) -> go.Figure:
     figure.update_yaxes(categoryorder="array", categoryarray=list(reversed(rows)))
     figure.update_xaxes(title_text="seconds after Run")
     return figure
+
+
+def field_timeline_caption(traces: Sequence[Trace]) -> str:
+    """What the field chart shows, with each lane's first field and valid object."""
+    parts = []
+    for trace in traces:
+        figures = metrics.structured_figures(trace)
+        if figures is not None:
+            parts.append(f"{trace.mode}: first field {seconds(figures.first_field_s)}, "
+                         f"schema-valid object {seconds(figures.valid_object_s)}")
+    return ("One bar per field, from its first visible character to the character that closed "
+            "it (seconds after Run). " + "; ".join(parts) + ".")

@@ -208,3 +208,33 @@ def test_the_guardrails_command_line_runs_the_field_strategy(playback, store_url
          playback.base_url, "--model", "fast", "--database-url", store_url],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "needs a structured answer" in refused.stderr
+
+
+def test_history_and_the_report_chart_the_latest_structured_race(make_endpoint, store,
+                                                                  unique_prompt):
+    from lib import report
+    from lib.storage import history
+
+    run_headless(make_endpoint("fast"), unique_prompt, PARAMS, store)  # free text: not charted
+    blocking, streaming = run_headless(make_endpoint("report-fast"), unique_prompt, PARAMS,
+                                       store, structure=structure_for("report", "compatible"))
+    run_headless(make_endpoint("fast"), unique_prompt, PARAMS, store)
+    lanes = history.latest_structured_race(store.engine, history.Filters())
+    assert {t.run_id for t in lanes} == {blocking.run_id, streaming.run_id}
+    figure = charts_of(lanes)
+    streamed = next(bar for bar in figure.data if "Streaming" in bar.name)
+    assert list(streamed.y) == list(json.loads(next(
+        r["field_moments"] for r in store.recent(10).to_dict("records")
+        if r["run_id"] == streaming.run_id)))
+    html = report.build(store.engine, history.Filters())
+    assert "Structured answer, field by field" in html and "schema-valid object" in html
+    # The run log's table (History's, and its exports) carries the figures.
+    frame = history.table(store.engine, history.Filters())
+    row = frame[frame["run_id"] == streaming.run_id].iloc[0]
+    assert row["schema_name"] == "report" and bool(row["object_valid"])
+
+
+def charts_of(traces):
+    from lib.present import charts
+
+    return charts.field_timeline(traces)
