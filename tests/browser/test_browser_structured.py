@@ -98,3 +98,34 @@ def test_the_streamed_report_fills_in_field_by_field(browser, report_server, tmp
     finally:
         context.close()
         stop_app(app)
+
+
+@pytest.mark.embedded
+def test_on_the_embedded_model_the_report_is_schema_valid(browser, tmp_path):
+    """The default configuration: Gemma 3 270M under llama-server's grammar (strict mode)."""
+    from lib.storage.store import Store
+    from lib.structured.schemas import Report
+
+    folder = tmp_path / "app"
+    app = start_app(folder)
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    try:
+        page.goto(app.url + "/")
+        expect(page.get_by_role("button", name="Run race")).to_be_visible()
+        page.get_by_role("radio", name="Structured report").click()
+        expect(page.get_by_label("Prompt")).to_have_value(PROMPTS["report"])
+        page.get_by_role("button", name="Run race").click()
+        expect(page.get_by_text("Field by field"), RACE_TIMEOUT_MS).to_be_visible()
+        save_screenshot(page, ARTIFACTS / "structured-race-embedded.png")
+        rows = Store(f"sqlite:///{folder / 'runs.db'}").recent(2)
+        assert set(rows["status"]) == {"ok"}, rows[["mode", "status", "error"]].to_dict("records")
+        assert rows["object_valid"].all() and set(rows["format_mode"]) == {"strict"}
+        for mode, text in zip(rows["mode"], rows["output_text"]):
+            report = Report.model_validate_json(text)  # schema-valid, whole
+            lane = page.locator(f'[class*="st-key-race_lane_{mode}_"]')
+            shown = lane.inner_text().replace("\u2060", "")
+            assert report.title.strip()[:12] in shown and report.summary.strip()[:12] in shown
+    finally:
+        context.close()
+        stop_app(app)
