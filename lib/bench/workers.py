@@ -276,6 +276,8 @@ class _Worker:
     shift: float
     """This worker's perf_counter() minus the driver's at one instant (0 on this machine)."""
     in_flight: dict[str, Trace] = dataclasses.field(default_factory=dict)
+    sent: int = 0
+    """Requests it reported sent."""
     sent_phase: str | None = None
     """The phase it was last given; None before the first."""
     idle: bool = True
@@ -459,6 +461,7 @@ class RayBenchmark(Benchmark):
         live = [(t, {name: m(t) for name, m in LIVE_METRICS.items()}) for t in finished
                 if t.bench_phase == "measured" and t.status == "ok"]
         with self._lock:
+            worker.sent += len(started)
             for trace in started:
                 worker.in_flight[trace.run_id] = trace
             for trace in finished:
