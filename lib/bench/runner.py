@@ -294,6 +294,10 @@ class Benchmark:
                  for mode, per in values.items()},
         )
 
+    def describe_workers(self) -> str:
+        """Where the requests are sent from, for a command's or a page's output."""
+        return "every request sent from this process"
+
     # -- the supervisor thread -----------------------------------------------------------
 
     def _supervise(self) -> None:

@@ -121,6 +121,12 @@ def connect(address: str | None = None) -> RaySession:
         ray = _ray()
         t0 = time.perf_counter()
         if address is None:
+            # The workers are started by Ray's own processes, which inherit this environment:
+            # they find `lib` wherever this process was started from.
+            paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+            if str(LIB_DIR.parent) not in paths:
+                os.environ["PYTHONPATH"] = os.pathsep.join([str(LIB_DIR.parent), *filter(None,
+                                                                                         paths)])
             temp_dir = tempfile.mkdtemp(prefix="streamrace-ray-")
             try:
                 ray.init(address="local", num_cpus=0, include_dashboard=False,
@@ -224,6 +230,8 @@ class BenchWorker:
             try:
                 self.sender.send(items, phase, due_at, origin, cap)
                 self.sender.wait_idle()
+                if self.sender.stopping:  # its own deadline: what is in flight ends now
+                    self.sender.cancel(self.sender.stopping)
             except Exception as exc:  # noqa: BLE001 - reported to the driver by poll()
                 self._failure = f"{type(exc).__name__}: {exc}"
                 self.sender.cancel("failed")
