@@ -127,10 +127,10 @@ def test_every_request_is_sent_once_by_its_worker_and_logged_once(local_ray, ser
     assert len(of_model(server, "w-count")) == 22  # the server saw each request once
     rows = store.bench_traces(run.bench_id)
     assert len(rows) == 22 and {t.run_id for t in rows} == {t.run_id for t in traces}
-    # The workers' clocks are this machine's: the server's receipt lies inside t_start..t0+.
-    received = sorted(r.t_received for r in of_model(server, "w-count"))
-    sent = sorted(t.t0 for t in traces)
-    assert all(abs(a - b) < 0.05 for a, b in zip(received, sent))
+    # The workers' timestamps are on this process's clock: each receipt on the server lies
+    # between some request's t0 and its first chunk (a clock off by more would miss them all).
+    for request in of_model(server, "w-count"):
+        assert any(t.t0 <= request.t_received <= t.chunks[0].t for t in traces), request
     assert max(metrics.ttft_s(t) for t in traces) < 0.05 + 0.1  # scripted 50 ms
     progress = run.progress()
     assert (progress.done, progress.warmup_done, progress.in_flight) == (20, 2, 0)
