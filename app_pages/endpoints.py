@@ -36,7 +36,8 @@ def lane_endpoints(default: Settings) -> dict[str, Settings]:
 
 def describe(name: str, settings: Settings) -> str:
     """One line about an endpoint for the sidebar: never its key, only where the key is from."""
-    where = settings.base_url if settings.endpoint_kind in ("compatible", "openai") else ""
+    where = f"`{settings.base_url}`" if settings.endpoint_kind in ("compatible", "openai") \
+        and settings.base_url else ""
     key = f" · 🔑 key ({settings.key_origin})" if settings.api_key else ""
     parts = [f"**{name}**", settings.endpoint_kind, settings.model, where]
     return " · ".join(part for part in parts if part) + key
