@@ -22,21 +22,18 @@ ADDED = "lane_endpoints_added"
 ADD_KINDS = ("compatible", "openai")
 
 
-@st.cache_data(ttl=5, show_spinner=False)
-def configured() -> dict[str, Settings]:
-    """The named endpoints of the configuration (re-read every few seconds, cheaply)."""
-    return load_endpoints()
-
-
 def lane_endpoints(default: Settings) -> dict[str, Settings]:
     """Every endpoint a lane can pick, by name: the sidebar's own endpoint under its kind's
     name, then the configured ones, then those added in this session."""
-    return {default.endpoint_kind: default, **configured(), **st.session_state.get(ADDED, {})}
+    # Read on every run (secrets.toml and the environment: cheap), so an edit shows at once.
+    return {default.endpoint_kind: default, **load_endpoints(),
+            **st.session_state.get(ADDED, {})}
 
 
 def describe(name: str, settings: Settings) -> str:
     """One line about an endpoint for the sidebar: never its key, only where the key is from."""
-    where = settings.base_url if settings.endpoint_kind in ("compatible", "openai") else ""
+    where = f"`{settings.base_url}`" if settings.endpoint_kind in ("compatible", "openai") \
+        and settings.base_url else ""
     key = f" · 🔑 key ({settings.key_origin})" if settings.api_key else ""
     parts = [f"**{name}**", settings.endpoint_kind, settings.model, where]
     return " · ".join(part for part in parts if part) + key

@@ -57,7 +57,7 @@ from lib.present.display import (
 from lib.race import PRESETS, Race, resolve_lanes, summary_line
 from lib.storage.store import to_csv
 
-RECENT_COLUMNS = ["created_at", "source", "mode", "status", "model", "perceived_s",
+RECENT_COLUMNS = ["created_at", "source", "lane_label", "mode", "status", "model", "perceived_s",
                   "screen_first_s", "ttft_s", "e2e_s", "output_tokens", "token_source",
                   "output_tps", "error", "prompt"]
 # The prompt and its token limit survive a visit to another page (app_pages/kept.py). A string

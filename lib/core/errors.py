@@ -13,7 +13,10 @@
           ├── ServerFailed          5xx
           ├── TimedOut              no byte within the configured timeout
           ├── StreamBroken          the connection or the stream broke after it started
-          └── InvalidObject         a structured answer arrived whole but is not a valid object
+          ├── InvalidObject         a structured answer arrived whole but is not a valid object
+          ├── WorkersUnavailable    the benchmark's Ray cluster cannot be joined or started,
+          │                         or gives no workers in time (nothing was sent)
+          └── WorkerLost            the benchmark worker sending the request died with it
 
 Library errors (Mirascope's `llm.Error` tree, openai, httpx, ValueError from a
 mid-stream decode) are converted once, in `from_exception`, where they enter.
@@ -107,6 +110,20 @@ class InvalidObject(CallFailed):
     and the partial object read from it, are kept)."""
 
     kind = "invalid_object"
+
+
+class WorkersUnavailable(CallFailed):
+    """The benchmark's Ray cluster cannot be reached or started, or did not start its workers
+    in time: nothing was sent."""
+
+    kind = "workers"
+
+
+class WorkerLost(CallFailed):
+    """The Ray worker that was sending this request died (or stopped answering) with it in
+    flight: whatever it received went with it."""
+
+    kind = "worker_lost"
 
 
 class ServerStartFailed(EndpointUnreachable):

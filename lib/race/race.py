@@ -10,6 +10,7 @@ rendering and rendering never alters the timestamps.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
@@ -53,6 +54,39 @@ PRESETS = (
 )
 
 
+class _QuickSwitch:
+    """The GIL handed over within 0.1 ms while a race's lanes are being released.
+
+    A thread woken by the release must take the GIL; if another thread holds it (in the app,
+    Streamlit's own), CPython lets that one run up to its switch interval (5 ms) first: one
+    lane then starts 5 ms after the others (seen in the browser test). Shortened only from the
+    release until every lane's thread is awake, and restored by the last race to finish that.
+    """
+
+    QUICK_S = 0.0001
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = sys.getswitchinterval()
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._saved = sys.getswitchinterval()
+                sys.setswitchinterval(self.QUICK_S)
+            self._users += 1
+
+    def exit(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                sys.setswitchinterval(self._saved)
+
+
+_quick_switch = _QuickSwitch()
+
+
 class Race:
     """The calls of one request, one per lane, started together.
 
@@ -79,7 +113,7 @@ class Race:
         # t_start; how long each thread then took to begin is its t_run (release_spread_s).
         self._released_at = 0.0
         self._barrier = threading.Barrier(len(self.calls), action=self._mark_release)
-        self._awake = threading.Barrier(len(self.calls))
+        self._awake = threading.Barrier(len(self.calls), action=_quick_switch.exit)
         self._threads: list[threading.Thread] = []
         self.thinking_shown: dict[int, str] = {i: "" for i in range(len(self.calls))}
         """Each lane's thoughts handed to the renderer so far (by `frames()`/`updates()`)."""
@@ -93,6 +127,7 @@ class Race:
         return call
 
     def _mark_release(self) -> None:
+        _quick_switch.enter()
         self._released_at = time.perf_counter()
 
     def _first(self, mode: str) -> Call:

@@ -56,10 +56,10 @@ def scripted_ttft(trace) -> float:
 
 def test_three_lanes_log_three_rows_released_together_each_at_its_pace(servers, store,
                                                                        unique_prompt):
-    # Best of three: a loaded machine can make one race late (never early); every race is
+    # Best of five: a loaded machine can make one race late (never early); every race is
     # checked for its rows, the timing on the best one.
     races = []
-    for attempt in range(3):
+    for attempt in range(5):
         traces = run_headless(three_lanes(servers), f"{unique_prompt} #{attempt}", Params(), store)
         assert [t.status for t in traces] == ["ok"] * 3, [t.error for t in traces]
         assert len({t.race_id for t in traces}) == 1

@@ -47,7 +47,7 @@ THREE = [("compatible", "blocking", ""), ("compatible", "streaming", ""),
 
 def test_sidebar_lists_the_named_endpoints_without_keys(app):
     captions = " ".join(c.value for c in app.sidebar.caption)
-    assert "**slowbox** · compatible · slow" in captions
+    assert "**slowbox** · compatible · slow · `http" in captions
     assert "**compatible** · compatible · quick" in captions
 
 
