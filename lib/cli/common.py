@@ -88,9 +88,11 @@ def prompt_text(value: str) -> str:
     return sys.stdin.read() if value == "-" else value
 
 
-def format_table(traces: list[Trace]) -> str:
-    """The run-log rows of these traces as an aligned text table."""
+def format_table(traces: list[Trace], lanes: bool = False) -> str:
+    """The run-log rows of these traces as an aligned text table (with `lanes`, each row
+    starts with its race lane's label)."""
     fields = [
+        *(["lane"] if lanes else []),
         "mode",
         "status",
         "client_s",
@@ -105,13 +107,14 @@ def format_table(traces: list[Trace]) -> str:
         "output_tps",
     ]
     rows = [
-        {"mode": trace.mode, "status": trace.status, **metrics.compute(trace).as_dict()}
+        {"lane": trace.lane_label, "mode": trace.mode, "status": trace.status,
+         **metrics.compute(trace).as_dict()}
         for trace in traces
     ]
     lines = [aligned(fields, rows)]
     for trace in traces:
         if trace.error:
-            lines.append(f"{trace.mode} error: {trace.error}")
+            lines.append(f"{trace.lane_label if lanes else trace.mode} error: {trace.error}")
     return "\n".join(lines)
 
 

@@ -166,13 +166,13 @@ class Call:
 
     # -- the sending, the only part that differs --------------------------------------
 
-    def run(self, t_start: float | None = None) -> Trace:
+    def run(self, t_start: float | None = None, t_run: float | None = None) -> Trace:
         """Make the call on this thread. Never raises: the outcome is in the trace.
 
         `t_start` is when the caller decided to start it (default: now); the wait until this
-        thread got going is kept apart (`t_run`).
+        thread got going is kept apart (`t_run`: now, or when the caller's thread woke for it).
         """
-        self.trace.t_run = time.perf_counter()
+        self.trace.t_run = t_run if t_run is not None else time.perf_counter()
         self.trace.t_start = t_start if t_start is not None else time.perf_counter()
         try:
             if self.cancelled:

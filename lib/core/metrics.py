@@ -490,6 +490,29 @@ def screen_speedup(blocking: Trace, streaming: Trace) -> float | None:
     return slow / fast
 
 
+def release_spread_s(traces: Sequence[Trace]) -> float | None:
+    """How far apart a race's lanes were released. Formula: max(t_run) − min(t_run) over its
+    lanes (each lane's worker thread beginning its call after the shared release); None unless
+    two lanes began."""
+    runs = [trace.t_run for trace in traces if trace.t_run is not None]
+    return max(runs) - min(runs) if len(runs) >= 2 else None
+
+
+def sent_spread_s(traces: Sequence[Trace]) -> float | None:
+    """How far apart a race's requests left. Formula: max(t0) − min(t0) over its lanes (the
+    release spread plus each lane's own request building); None unless two were sent."""
+    sent = [trace.t0 for trace in traces if trace.t0 is not None]
+    return max(sent) - min(sent) if len(sent) >= 2 else None
+
+
+def ranked(traces: Sequence[Trace]) -> list[Trace]:
+    """A race's lanes by blank-screen time, shortest first; lanes that showed nothing last (in
+    their lane order)."""
+    shown = [t for t in traces if perceived_s(t) is not None]
+    blank = [t for t in traces if perceived_s(t) is None]
+    return sorted(shown, key=lambda t: perceived_s(t) or 0.0) + blank
+
+
 # -- over many calls: the benchmark summary ----------------------------------------------------
 
 SUMMARY_PERCENTILES = (50, 90, 95, 99)

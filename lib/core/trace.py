@@ -182,6 +182,10 @@ class Trace:
     source: str = "live"
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     race_id: str | None = None
+    lane_index: int | None = None
+    """The call's place in its race (0 = the leftmost lane); None outside a race."""
+    lane_label: str | None = None
+    """The race lane's label (endpoint · model · mode, or the user's); None outside a race."""
     created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     t_start: float | None = None

@@ -27,28 +27,49 @@ COLORS = {"blocking": "#d62728", "streaming": "#2ca02c", "blank": "#c7c7c7",
 
 LABELS = {"blocking": "⏳ Blocking", "streaming": "⚡ Streaming"}
 
+LANE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
+"""One colour per lane of a race of lanes (a lane's mode is in its label)."""
 
-def race_timeline(blocking: Trace, streaming: Trace) -> go.Figure:
-    """Two panels: blank vs visible time per mode, and characters on screen over time."""
+
+def lane_name(trace: Trace, lanes: bool) -> str:
+    """What a race's chart calls a trace: its mode (the default race) or its lane's label."""
+    if lanes and trace.lane_label:
+        return f"{'⏳' if trace.mode == 'blocking' else '⚡'} {trace.lane_label}"
+    return LABELS[trace.mode]
+
+
+def lane_color(trace: Trace, lanes: bool) -> str:
+    if lanes and trace.lane_index is not None:
+        return LANE_COLORS[trace.lane_index % len(LANE_COLORS)]
+    return COLORS[trace.mode]
+
+
+def race_timeline(*traces: Trace, lanes: bool = False) -> go.Figure:
+    """Two panels: blank vs visible time per lane, and characters on screen over time.
+
+    The default race's two lanes are named by their mode; with `lanes`, by their labels,
+    each in its own colour, in lane order from the top.
+    """
     figure = make_subplots(
         rows=2, cols=1, row_heights=[0.35, 0.65], vertical_spacing=0.16,
         subplot_titles=("Blank screen, then text", "Characters on screen"),
     )
-    for trace in (blocking, streaming):
+    for index, trace in enumerate(traces):
         mode = trace.mode
         blank = metrics.perceived_s(trace)
         end = _end_s(trace)
-        label = LABELS[mode]
+        label = lane_name(trace, lanes)
+        color = lane_color(trace, lanes)
         if blank is not None:
             figure.add_trace(go.Bar(
                 y=[label], x=[blank], orientation="h", marker_color=COLORS["blank"],
-                name="blank screen", legendgroup="blank", showlegend=mode == "blocking",
+                name="blank screen", legendgroup="blank", showlegend=index == 0,
                 hovertemplate=f"{label}: blank for %{{x:.3f}} s<extra></extra>",
                 text=[f"{blank:.2f} s blank"], textposition="inside",
             ), row=1, col=1)
             visible = max(0.0, (end or blank) - blank)
             figure.add_trace(go.Bar(
-                y=[label], x=[visible], base=[blank], orientation="h", marker_color=COLORS[mode],
+                y=[label], x=[visible], base=[blank], orientation="h", marker_color=color,
                 name=f"{mode}: text visible", hovertemplate=(
                     f"{label}: text visible from {blank:.3f} s<extra></extra>"),
                 showlegend=False,
@@ -64,13 +85,15 @@ def race_timeline(blocking: Trace, streaming: Trace) -> go.Figure:
             ), row=1, col=1)
         xs, ys = chars_on_screen(trace)
         figure.add_trace(go.Scatter(
-            x=xs, y=ys, mode="lines", line_shape="hv", line_color=COLORS[mode], name=label,
+            x=xs, y=ys, mode="lines", line_shape="hv", line_color=color, name=label,
             hovertemplate="%{y} characters at %{x:.3f} s<extra></extra>",
         ), row=2, col=1)
     figure.update_layout(
-        barmode="overlay", height=420, margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="h", y=-0.12),
+        barmode="overlay", height=420 + 40 * max(0, len(traces) - 2),
+        margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.12),
     )
+    if lanes:
+        figure.update_yaxes(autorange="reversed", row=1, col=1)  # the first lane on top
     figure.update_xaxes(title_text="seconds after Run", row=2, col=1)
     figure.update_yaxes(title_text="characters", row=2, col=1)
     return figure

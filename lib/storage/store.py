@@ -50,6 +50,8 @@ RUN_COLUMNS = (
     "reasoning_chars",
     # m008_screen
     "screen_first_s", "screen_done_s",
+    # m010_lanes
+    "lane_index", "lane_label",
 )
 """Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...], a
 thought (reasoning) chunk as [seconds after t0, text, "thought"]; `output_text` is the answer;
@@ -156,18 +158,20 @@ class Store:
         """Write finished traces, each once (a second write of the same run_id replaces it)."""
         self._replace("runs", "run_id", RUN_COLUMNS, [trace_to_row(trace) for trace in traces])
 
-    def set_screen(self, race_id: str, figures: Mapping[str, tuple[float | None, float | None]]
-                   ) -> int:
-        """Add the browser's figures to a race's logged rows: mode → (screen_first_s,
-        screen_done_s). The rows were logged when the race ended; the browser reports after it
-        painted them. Returns how many rows were updated."""
+    def set_screen(self, race_id: str,
+                   figures: Mapping[int | str, tuple[float | None, float | None]]) -> int:
+        """Add the browser's figures to a race's logged rows: lane index (or, for rows logged
+        before lanes, mode) → (screen_first_s, screen_done_s). The rows were logged when the
+        race ended; the browser reports after it painted them. Returns how many rows were
+        updated."""
         updated = 0
         with self.engine.begin() as conn:
-            for mode, (first, done) in figures.items():
+            for lane, (first, done) in figures.items():
+                column = "lane_index" if isinstance(lane, int) else "mode"
                 updated += conn.execute(
                     sa.text("UPDATE runs SET screen_first_s = :first, screen_done_s = :done "
-                            "WHERE race_id = :race AND mode = :mode"),
-                    {"first": first, "done": done, "race": race_id, "mode": mode},
+                            f"WHERE race_id = :race AND {column} = :lane"),
+                    {"first": first, "done": done, "race": race_id, "lane": lane},
                 ).rowcount
         return updated
 
@@ -306,6 +310,8 @@ def trace_to_row(trace: Trace) -> dict:
         "bench_id": trace.bench_id,
         "bench_phase": trace.bench_phase,
         "transform": request.transform,
+        "lane_index": trace.lane_index,
+        "lane_label": trace.lane_label,
         **_guard_columns(trace.guard, offset),
     }
     return {column: row[column] for column in RUN_COLUMNS}
@@ -374,6 +380,8 @@ def trace_from_row(row: Mapping) -> Trace:
         source=value["source"],
         run_id=value["run_id"],
         race_id=value["race_id"],
+        lane_index=value["lane_index"],
+        lane_label=value["lane_label"],
         created_at=datetime.fromisoformat(value["created_at"]),
         t_start=t_start,
         t_run=after_start("queue_s"),
