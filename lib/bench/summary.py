@@ -79,6 +79,8 @@ class BenchSummary:
         s = self.settings
         load = (f"{s['rate']:g} req/s" + (" Poisson" if s.get("poisson") else "")
                 if s.get("rate") else f"concurrency {s.get('concurrency')}")
+        if s.get("workers"):
+            load += f" · {s['workers']} Ray workers"
         return (f"{self.created_at[:19].replace('T', ' ')} · {self.endpoint['model']} · "
                 f"{s.get('prompts')} · {s.get('requests')} requests · {load} · {self.status}")
 

@@ -12,7 +12,10 @@
           ├── BadRequest            400 / 422: the server rejected the parameters
           ├── ServerFailed          5xx
           ├── TimedOut              no byte within the configured timeout
-          └── StreamBroken          the connection or the stream broke after it started
+          ├── StreamBroken          the connection or the stream broke after it started
+          ├── WorkersUnavailable    the benchmark's Ray cluster cannot be joined or started,
+          │                         or gives no workers in time (nothing was sent)
+          └── WorkerLost            the benchmark worker sending the request died with it
 
 Library errors (Mirascope's `llm.Error` tree, openai, httpx, ValueError from a
 mid-stream decode) are converted once, in `from_exception`, where they enter.
@@ -99,6 +102,20 @@ class StreamBroken(CallFailed):
     """The response started, then the connection or the data broke."""
 
     kind = "stream_broken"
+
+
+class WorkersUnavailable(CallFailed):
+    """The benchmark's Ray cluster cannot be reached or started, or did not start its workers
+    in time: nothing was sent."""
+
+    kind = "workers"
+
+
+class WorkerLost(CallFailed):
+    """The Ray worker that was sending this request died (or stopped answering) with it in
+    flight: whatever it received went with it."""
+
+    kind = "worker_lost"
 
 
 class ServerStartFailed(EndpointUnreachable):
