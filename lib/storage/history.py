@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
@@ -108,10 +109,23 @@ def where(filters: Filters) -> list[sa.ColumnElement[bool]]:
 
 def _read(engine: sa.Engine, query: sa.Select) -> pd.DataFrame:
     with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            return _read_binary(conn, query)
         result = conn.execute(query)
         # The driver's plain tuples: wrapping 100,000 of them in Row objects doubles the time,
         # and these untyped columns have no result processing to lose.
         return pd.DataFrame(result.cursor.fetchall(), columns=list(result.keys()))
+
+
+def _read_binary(conn: sa.Connection, query: sa.Select) -> pd.DataFrame:
+    """PostgreSQL: the same query through a psycopg cursor that receives binary values, which
+    halves reading 100,000 runs (floats arrive as doubles, not text to parse)."""
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    dbapi: Any = conn.connection.dbapi_connection  # a psycopg.Connection
+    with dbapi.cursor(binary=True) as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        columns = [column.name for column in cursor.description or ()]
+        return pd.DataFrame(cursor.fetchall(), columns=columns)
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:

@@ -89,17 +89,25 @@ def default_url() -> str:
     return f"sqlite:///{folder / 'runs.db'}"
 
 
+CONNECT_TIMEOUT_S = 10
+"""How long a PostgreSQL server that does not answer is waited for (psycopg waits forever)."""
+
+
 def engine_for(url: str | None) -> sa.Engine:
     """The engine of a run log URL (default: the user's SQLite file).
 
-    `postgresql://` means psycopg 3, the driver StreamRace ships (SQLAlchemy's own default for
-    that scheme is psycopg2). A URL that is not usable is InvalidInput, its password hidden.
+    `postgresql://` (and `postgres://`) mean psycopg 3, the driver StreamRace ships
+    (SQLAlchemy's own default for that scheme is psycopg2). A URL that is not usable is
+    InvalidInput, its password hidden.
     """
     try:
         parsed = sa.make_url(url or default_url())
-        if parsed.drivername == "postgresql":
+        if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
-        engine = sa.create_engine(parsed, pool_pre_ping=True)
+        options: dict = {}
+        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        engine = sa.create_engine(parsed, pool_pre_ping=True, **options)
     except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
         raise InvalidInput(
             f"DATABASE_URL is not a usable SQLAlchemy URL ({hide_password(str(exc))})."
@@ -123,17 +131,26 @@ class Store:
         self.url = url or default_url()
         self.engine = engine_for(self.url)
         try:
+            with self.engine.connect():
+                pass
+        except sa.exc.DBAPIError as exc:
+            raise self._refused("Cannot open the run log at {where}: {detail}", exc) from exc
+        try:
             self.migrate()
-        except OperationalError as exc:
-            self.engine.dispose()
-            raise InvalidInput(
-                f"Cannot open the run log at "
-                f"{self.engine.url.render_as_string(hide_password=True)}: "
-                f"{hide_password(str(exc.orig), self.engine.url.password)}"
-            ) from exc
         except InvalidInput:
             self.engine.dispose()
             raise
+        except sa.exc.DBAPIError as exc:
+            # Nothing is half-written: every revision runs in one transaction, rolled back.
+            raise self._refused("Cannot upgrade the run log at {where} (nothing was changed): "
+                                "{detail}", exc) from exc
+
+    def _refused(self, message: str, exc: sa.exc.DBAPIError) -> InvalidInput:
+        """The one-line message of a database's refusal, its password hidden."""
+        self.engine.dispose()
+        return InvalidInput(message.format(
+            where=self.engine.url.render_as_string(hide_password=True),
+            detail=hide_password(str(exc.orig), self.engine.url.password)))
 
     def migrate(self) -> list[str]:
         """Apply the revisions not yet applied; return their names, oldest first."""
