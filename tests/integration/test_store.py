@@ -54,6 +54,9 @@ ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline",
                "reasoning_chars",
                # m008_screen: the browser's clock, click → first / whole answer painted
                "screen_first_s", "screen_done_s",
+               # m009_structured: a structured answer's schema, mode and per-field figures
+               "schema_name", "output_schema", "format_mode", "first_field_s", "valid_object_s",
+               "partial_failures", "object_valid", "field_moments",
                # m010_lanes: the row's place in its race and the lane's label
                "lane_index", "lane_label"]
 
