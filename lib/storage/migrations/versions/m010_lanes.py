@@ -4,7 +4,7 @@ label (endpoint · model · mode, or the user's). NULL on older rows and on rows
 from alembic import op
 
 revision = "m010_lanes"
-down_revision = "m009_structured"  # m009 (issue 14) landed after m010 was written
+down_revision = "m008_screen"
 
 
 def upgrade() -> None:
