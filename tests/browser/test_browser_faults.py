@@ -16,6 +16,7 @@ from tests.support.browser_harness import (
     PAGE_TIMEOUT_MS,
     VIEWPORT,
     expect,
+    picker_field,
     save_screenshot,
     start_app,
     stop_app,
@@ -58,9 +59,8 @@ def page(browser, app):
 
 def race(page, model: str) -> None:
     """Point the sidebar at one fault's model, set the 1 s timeout, run, wait for the outcome."""
-    sidebar = page.locator('[data-testid="stSidebar"]')
-    sidebar.get_by_label("Model", exact=True).fill(model)
-    sidebar.get_by_label("Model", exact=True).press("Enter")
+    picker_field(page).fill(model)
+    picker_field(page).press("Enter")
     timeout = page.get_by_label("Timeout (s)", exact=True)
     if not timeout.is_visible():
         page.get_by_text("Parameters", exact=True).click()  # the expander holding it
