@@ -183,7 +183,7 @@ def test_selected_runs_show_prompt_answer_and_timeline(log):
     rerun(at)
     assert "chart_timelines" in {c.key for c in at.get("plotly_chart")}
     assert "1 stall longer than 0.5 s" in texts(at.caption)
-    [expander] = at.expander
+    [expander] = at.main.expander  # the sidebar has the lanes' "Add an endpoint"
     body = texts(expander.markdown)
     assert r"\<b\>bold?\</b\>" in body and r"\[link\]\(http" in body  # shown as text
     assert "w0 w1 w2" in body.replace("\\", "")
