@@ -21,6 +21,7 @@ playing a Recording (hand-made, or saved from a logged run), transformed if aske
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from streamlit.testing.v1 import AppTest
 from lib.core.calls import warm_up
 from lib.endpoints import Endpoint, replayed
 from lib.replay import Profile, Recording, ReplayServer, Spec, Transform
-from lib.serving.playback import REASONING_FORMS, PlaybackServer, Received, Script
+from lib.serving.playback import REASONING_FORMS, REPORT, PlaybackServer, Received, Script
 from lib.storage.store import Store
 from tests.support.postgres import Cluster, PostgresMissing
 
@@ -61,6 +62,13 @@ SCRIPTS: dict[str, Script] = {
        for form in REASONING_FORMS},
     # Quick, and with no reasoning count in the usage: the split is estimated.
     "reason-quick": Script.reasoning(0.02, 0.005, thoughts=4, words=6, reasoning_usage=False),
+    # Structured answers (issue 14): the known report, one token every 20 ms from 0.2 s; a server
+    # without JSON mode; the stream cut mid-object; an object that never validates.
+    "report": Script.tokens(json.dumps(REPORT), ttft_s=0.2, gap_s=0.02),
+    "report-fast": Script.tokens(json.dumps(REPORT), ttft_s=0.02, gap_s=0.002),
+    "report-refuse": Script.tokens(json.dumps(REPORT), 0.02, 0.002, refuse_formats=True),
+    "report-cut": Script.tokens(json.dumps(REPORT), 0.02, 0.002, drop_after=40),
+    "report-invalid": Script.tokens(json.dumps({**REPORT, "sections": []}), 0.02, 0.002),
 }
 
 SERVER_KEY = "pbk-test-right-key-7f3a9c21"

@@ -22,7 +22,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from lib.core import metrics
-from lib.storage.store import RUN_COLUMNS
+from lib.core.trace import Trace
+from lib.storage.store import RUN_COLUMNS, trace_from_row
 
 DEFAULT_SOURCES = ("live",)
 HEAVY_COLUMNS = ("output_text", "timeline", "guard_timeline")
@@ -244,6 +245,21 @@ def reasoning_frame(engine: sa.Engine, filters: Filters) -> pd.DataFrame:
     query = sa.select(*(RUNS.c[name] for name in REASONING_COLUMNS)).where(
         *where(filters), RUNS.c.thinking_s > 0)
     return _read(engine, query)
+
+
+def latest_structured_race(engine: sa.Engine, filters: Filters) -> list[Trace]:
+    """The newest structured race among the filtered runs (a schema was asked for), its lanes
+    as Traces (the field chart derives every figure from their chunks); [] when there is none."""
+    newest = (sa.select(RUNS.c.race_id).where(*where(filters), RUNS.c.schema_name.is_not(None),
+                                               RUNS.c.race_id.is_not(None))
+              .order_by(RUNS.c.created_at.desc()).limit(1))
+    with engine.connect() as conn:
+        race_id = conn.execute(newest).scalar()
+        if race_id is None:
+            return []
+        rows = conn.execute(sa.select(*(RUNS.c[n] for n in RUN_COLUMNS))
+                            .where(RUNS.c.race_id == race_id)).mappings().all()
+    return [trace_from_row(row) for row in rows if row["mode"] in ("blocking", "streaming")]
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:

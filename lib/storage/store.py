@@ -52,13 +52,18 @@ RUN_COLUMNS = (
     "screen_first_s", "screen_done_s",
     # m010_lanes
     "lane_index", "lane_label",
+    # m009_structured (merged after m010): a structured answer's schema and per-field figures
+    "schema_name", "output_schema", "format_mode", "first_field_s", "valid_object_s",
+    "partial_failures", "object_valid", "field_moments",
 )
 """Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...], a
 thought (reasoning) chunk as [seconds after t0, text, "thought"]; `output_text` is the answer;
 `error_kind` is the failure's class (lib.core.errors: auth, timeout, stream_broken...), empty when
 ok; `transform` is JSON of what a replay endpoint played (lib.replay), empty for other runs;
 `guard_timeline` is JSON: {"events": [[seconds after t0, kind, start, end, note], ...],
-"checks_s": [...], "violations": [[start, end], ...]} (character offsets in output_text)."""
+"checks_s": [...], "violations": [[start, end], ...]} (character offsets in output_text);
+`output_schema` is the JSON Schema a structured answer was asked for (`schema_name`, in
+`format_mode`), `field_moments` JSON: {field: [first seconds after t0, last]}."""
 
 
 SOURCES = ("live", "benchmark", "guardrails", "replay", "simulated")
@@ -313,6 +318,9 @@ def trace_to_row(trace: Trace) -> dict:
         "lane_index": trace.lane_index,
         "lane_label": trace.lane_label,
         **_guard_columns(trace.guard, offset),
+        "schema_name": request.structure.name if request.structure else None,
+        "output_schema": request.structure.schema_json() if request.structure else None,
+        "format_mode": request.structure.mode if request.structure else None,
     }
     return {column: row[column] for column in RUN_COLUMNS}
 
@@ -375,6 +383,7 @@ def trace_from_row(row: Mapping) -> Trace:
             value["base_url"],
             value["model"],
             value.get("transform"),
+            _structure(value),
         ),
         mode=value["mode"],
         source=value["source"],
@@ -404,6 +413,14 @@ def trace_from_row(row: Mapping) -> Trace:
         if t_start is None or value["bench_offset_s"] is None
         else t_start - value["bench_offset_s"],
     )
+
+
+def _structure(value: Mapping):
+    if not value.get("schema_name"):
+        return None
+    from lib.structured.schemas import structure_from_row  # only rows of structured runs
+
+    return structure_from_row(value["schema_name"], value["output_schema"], value["format_mode"])
 
 
 def _present(value):
