@@ -14,6 +14,7 @@ from lib.bench.prompts import BenchPrompt, PromptSet
 from lib.core.calls import MAX_TOKENS_LIMIT, check_request
 from lib.core.errors import InvalidInput
 from lib.core.metrics import Slo
+from lib.core.structured import Structure
 from lib.core.trace import MODES, Mode, Params, Trace
 from lib.endpoints import Endpoint
 from lib.serving.embedded import SLOTS
@@ -49,6 +50,8 @@ class BenchSettings:
     max_tokens: int | None = None
     """For every prompt without its own limit; None: the prompt set's default."""
     slo: Slo = Slo()
+    structure: Structure | None = None
+    """Ask every call for this object (a structured benchmark); None: free text."""
     workers: int = 0
     """0: every request is sent from this process; N: from N Ray actors (lib.bench.workers),
     each with its share of the concurrency (or of the schedule) and its own clients."""
@@ -92,6 +95,8 @@ class BenchSettings:
             prompt_count=len(self.prompts.prompts),
             modes=list(self.modes),
             slo=dataclasses.asdict(self.slo),
+            structure=None if self.structure is None else {
+                "schema": self.structure.name, "mode": self.structure.mode},
         )
         return values
 

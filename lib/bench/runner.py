@@ -123,7 +123,8 @@ class Sender:
         for index, (prompt, mode) in enumerate(items):
             # Built before it is due: setting a call up is not part of its time.
             params = self.params[token_limit(self.settings, prompt)]
-            call = Call(self.endpoint, prompt.prompt, params, mode, source="benchmark")
+            call = Call(self.endpoint, prompt.prompt, params, mode, source="benchmark",
+                        structure=self.settings.structure)
             trace = call.trace
             trace.bench_id, trace.bench_phase, trace.t_bench = self.bench_id, phase, self.t_bench
             due = None if due_at is None else origin + due_at[index]

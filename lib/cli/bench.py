@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -22,7 +23,14 @@ from lib.bench import (
     suite_params,
 )
 from lib.bench.workers import check_address, shutdown
-from lib.cli.common import add_database_argument, add_endpoint_arguments, cli_settings, fail
+from lib.cli.common import (
+    add_database_argument,
+    add_endpoint_arguments,
+    add_schema_arguments,
+    cli_settings,
+    cli_structure,
+    fail,
+)
 from lib.core.errors import InvalidInput, StreamRaceError
 from lib.core.metrics import Slo
 from lib.core.trace import MODES, Mode, Params
@@ -85,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="every request's run-log row")
     out.add_argument("--summary-json", metavar="summary.json")
     add_database_argument(out)
+    add_schema_arguments(parser)
     return parser
 
 
@@ -145,7 +154,8 @@ def _bench(args: argparse.Namespace) -> int:
     config = cli_settings(args)
     try:
         # Checked before a server or a database is touched.
-        settings = settings_from_args(args)
+        settings = dataclasses.replace(settings_from_args(args),
+                                       structure=cli_structure(args, config.endpoint_kind))
         suite_params(settings, Params(temperature=args.temperature, timeout_s=args.timeout))
         if config.endpoint_kind == "local":
             print("starting the embedded model…", file=sys.stderr, flush=True)

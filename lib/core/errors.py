@@ -13,6 +13,7 @@
           ├── ServerFailed          5xx
           ├── TimedOut              no byte within the configured timeout
           ├── StreamBroken          the connection or the stream broke after it started
+          ├── InvalidObject         a structured answer arrived whole but is not a valid object
           ├── WorkersUnavailable    the benchmark's Ray cluster cannot be joined or started,
           │                         or gives no workers in time (nothing was sent)
           └── WorkerLost            the benchmark worker sending the request died with it
@@ -102,6 +103,13 @@ class StreamBroken(CallFailed):
     """The response started, then the connection or the data broke."""
 
     kind = "stream_broken"
+
+
+class InvalidObject(CallFailed):
+    """A structured answer ended, but is not an object valid against its schema (the text,
+    and the partial object read from it, are kept)."""
+
+    kind = "invalid_object"
 
 
 class WorkersUnavailable(CallFailed):
