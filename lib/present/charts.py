@@ -485,11 +485,11 @@ def replay_preview(recorded: tuple[Trace, Trace] | None, what_if: tuple[Trace, T
 
 
 GUARD_COLORS = {"none": "#d62728", "after": "#ff7f0e", "sentence": "#2ca02c", "window": "#1f77b4",
-                "blocking": "#7f7f7f"}
+                "field": "#17becf", "blocking": "#7f7f7f"}
 
 
 LABEL_POSITIONS = {"none": "middle left", "after": "middle right", "sentence": "top center",
-                   "window": "bottom center", "blocking": "top center"}
+                   "window": "bottom center", "field": "bottom right", "blocking": "top center"}
 """none and after share their blank screen and nearly their exposure: labels to either side."""
 
 
