@@ -17,6 +17,14 @@ from app_pages.race_lanes import (
     show_lanes_outcome,
 )
 from app_pages.race_panels import ThinkingBlock, folded_thinking, reasoning_cards
+from app_pages.race_structured import (
+    FREE_TEXT,
+    chosen_structure,
+    draw_structured_race,
+    redraw_lanes,
+    schema_controls,
+    structured_outcome,
+)
 from app_pages.shared import (
     Changes,
     current_settings,
@@ -63,6 +71,7 @@ def apply_preset() -> None:
     preset = next((p for p in PRESETS if p.label == st.session_state.get("race_preset")), None)
     if preset:
         KEPT.set(prompt=preset.prompt, max_tokens=preset.max_tokens)
+        st.session_state["race_schema"] = preset.schema or FREE_TEXT
 
 
 def new_block() -> None:
@@ -101,11 +110,12 @@ def begin_race(results: dict) -> None:
         store = run_log(settings.database_url)
         if lanes_on():
             lanes = resolve_lanes(lane_specs(), lane_endpoints(settings), settings, os.environ)
-            race = Race(lanes, prompt, params)
+            race = Race(lanes, prompt, params, structure=chosen_structure("compatible"))
             note = next((lane.endpoint.note for lane in lanes if lane.endpoint.note), None)
         else:
             endpoint = resolve(settings)  # warm: the app prestarted it (streamlit_app.py)
-            race = Race(endpoint, prompt, default_params(endpoint, **params.as_dict()))
+            race = Race(endpoint, prompt, default_params(endpoint, **params.as_dict()),
+                        structure=chosen_structure(endpoint.kind))
             note = endpoint.note
     except StreamRaceError as error:
         results["refused"] = error.message
@@ -213,8 +223,11 @@ def draw_race(race: Race, left, right) -> None:
 
 def show_outcome(blocking, streaming, left, right, live: bool) -> None:
     """Both panels' outcome (their text too when redrawn), metric cards, the timeline."""
+    structured = streaming.request.structure is not None
+    if not live and structured:
+        redraw_lanes(blocking, streaming, left, right)
     for trace, column in ((blocking, left), (streaming, right)):
-        if not live:
+        if not live and not structured:
             column.markdown(status_line(trace))
             folded_thinking(column, trace)
             column.markdown(shown(trace.text))
@@ -248,6 +261,8 @@ def show_outcome(blocking, streaming, left, right, live: bool) -> None:
         help=f"{b.output_tokens} tokens ({b.token_source})",
     )
     reasoning_cards(blocking, streaming)
+    if structured:
+        structured_outcome(blocking, streaming, results_dict().get("field_lags"))
     for label, trace in (("⏳ Blocking", blocking), ("⚡ Streaming", streaming)):
         st.markdown(f"{label} · {two_clocks(trace)}")
     if factor:
@@ -298,6 +313,7 @@ st.caption(
 st.pills("Preset", [p.label for p in PRESETS], key="race_preset", on_change=apply_preset)
 KEPT.restore()
 prompt = st.text_area("Prompt", key=KEPT.key("prompt"), height=90, **KEPT.watch("prompt"))
+schema_controls()
 with st.expander("Parameters"):
     cols = st.columns(4)
     temperature = cols[0].slider("Temperature", 0.0, 2.0, 0.7, 0.05, key="race_temperature")
@@ -355,6 +371,8 @@ if started is not None:
     with drawing(started[1]):
         if lanes_race:
             draw_lanes(live_race, columns)
+        elif live_race.structure is not None:
+            results["field_lags"] = draw_structured_race(live_race, left, right).lags()
         else:
             draw_race(live_race, left, right)
     results["screen_pending"] = live_race.race_id

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -624,3 +626,58 @@ def thinking_caption(split: ThinkingSplit) -> str:
             f"{seconds(split.answering_p50_s)}. "
             "Above the dotted line a run spent longer answering than thinking; while it "
             "thinks, a lane that hides its thoughts shows a blank screen.")
+
+
+def field_timeline(traces: Sequence[Trace]) -> go.Figure:
+    """A structured answer, field by field: one bar per field and lane, from its first visible
+    character to the character that closed it (seconds after Run); a field that never closed
+    runs to the lane's end, hatched. Blocking shows every field at once."""
+    figure = go.Figure()
+    rows: list[str] = []
+    for trace in traces:
+        figures = metrics.structured_figures(trace)
+        if figures is None:
+            continue
+        shift = metrics.client_s(trace) or 0.0
+        end = _end_s(trace)
+        for moment in figures.fields:
+            if moment.path not in rows:
+                rows.append(moment.path)
+        opened = [m for m in figures.fields if m.first_s is not None]
+        closed = [m.last_s is not None for m in opened]
+        firsts = [m.first_s + shift for m in opened]  # type: ignore[operator]
+        lasts = [(m.last_s + shift) if m.last_s is not None else (end or f + 0.0)
+                 for m, f in zip(opened, firsts)]
+        # A bar at least 1% of the axis wide: a blocking field arrives in one instant.
+        figure.add_trace(go.Bar(
+            y=[m.path for m in opened], base=firsts,
+            x=[max(last - first, 0.0) for first, last in zip(firsts, lasts)],
+            orientation="h", marker_color=COLORS[trace.mode], name=LABELS[trace.mode],
+            marker_pattern_shape=["" if c else "/" for c in closed],
+            customdata=[[f, la, "closed" if c else "never closed"]
+                        for f, la, c in zip(firsts, lasts, closed)],
+            hovertemplate=(f"{LABELS[trace.mode]} · %{{y}}: first %{{customdata[0]:.3f}} s, "
+                           "last %{customdata[1]:.3f} s (%{customdata[2]})<extra></extra>"),
+        ))
+    longest = max((b + x for bar in figure.data for b, x in zip(bar.base, bar.x)), default=1.0)
+    for bar in figure.data:
+        bar.x = [max(x, longest * 0.01) for x in bar.x]
+    figure.update_layout(
+        barmode="group", height=140 + 34 * max(len(rows), 1), **_LAYOUT,
+        title=dict(text="Each field: first character → closed", x=0, font=dict(size=14)),
+    )
+    figure.update_yaxes(categoryorder="array", categoryarray=list(reversed(rows)))
+    figure.update_xaxes(title_text="seconds after Run")
+    return figure
+
+
+def field_timeline_caption(traces: Sequence[Trace]) -> str:
+    """What the field chart shows, with each lane's first field and valid object."""
+    parts = []
+    for trace in traces:
+        figures = metrics.structured_figures(trace)
+        if figures is not None:
+            parts.append(f"{trace.mode}: first field {seconds(figures.first_field_s)}, "
+                         f"schema-valid object {seconds(figures.valid_object_s)}")
+    return ("One bar per field, from its first visible character to the character that closed "
+            "it (seconds after Run). " + "; ".join(parts) + ".")

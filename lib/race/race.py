@@ -15,17 +15,22 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from lib.core import metrics, runs
 from lib.core.calls import Call, check_request, warm_up
 from lib.core.runs import Log
+from lib.core.structured import Structure
 from lib.core.trace import MODES, Params, Trace
 from lib.endpoints import Endpoint
 from lib.race.lanes import Lane, check_lanes, default_lanes
+from lib.structured.schemas import PROMPTS
 
 FRAME_S = 0.04
 """Shortest time between two frames handed to the renderer (25 frames a second)."""
+
+Visible = Callable[[Trace], bool]
+"""Whether a lane's text so far shows anything on screen (default: any text)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class Preset:
     label: str
     prompt: str
     max_tokens: int
+    schema: str | None = None
+    """A shipped schema (lib.structured.SCHEMAS): the race asks for that object."""
 
 
 PRESETS = (
@@ -43,6 +50,7 @@ PRESETS = (
         "experience of chat applications.",
         300,
     ),
+    Preset("Structured report", PROMPTS["report"], 400, "report"),
 )
 
 
@@ -88,12 +96,14 @@ class Race:
     """
 
     def __init__(self, lanes: Endpoint | Sequence[Lane], prompt: str, params: Params,
-                 source: str = "live"):
+                 source: str = "live", structure: Structure | None = None):
         check_request(prompt, params)
         self.lanes: tuple[Lane, ...] = (
             default_lanes(lanes) if isinstance(lanes, Endpoint) else tuple(lanes))
         check_lanes(self.lanes)
         warm_up()
+        self.structure = structure
+        """The object every lane asks for (lib.core.structured); None: free text."""
         self.race_id = uuid.uuid4().hex
         self.progress = threading.Condition()
         self.calls: tuple[Call, ...] = tuple(
@@ -110,7 +120,7 @@ class Race:
 
     def _call(self, index: int, lane: Lane, prompt: str, params: Params, source: str) -> Call:
         call = Call(lane.endpoint, prompt, lane.params(params), lane.mode, source=source,
-                    race_id=self.race_id)
+                    race_id=self.race_id, structure=self.structure)
         call.trace.lane_index = index
         call.trace.lane_label = lane.title
         call.progress = self.progress  # one condition for every lane: set before any thread runs
@@ -193,15 +203,16 @@ class Race:
         return time.perf_counter() - min(starts) if starts else 0.0
 
     def frames(self, frame_s: float = FRAME_S, tick_s: float = 0.05,
-               lane: int | None = None) -> Iterator[str]:
+               lane: int | None = None, visible: Visible | None = None) -> Iterator[str]:
         """One streamed lane's text as the renderer should receive it (default: the first
         streamed lane). `updates()` for that lane alone; ends when its call ends."""
         index = self.calls.index(self.streaming) if lane is None else lane
-        for update in self.updates(frame_s, tick_s, lanes=(index,)):
+        for update in self.updates(frame_s, tick_s, lanes=(index,), visible=visible):
             yield update.get(index, "")
 
     def updates(self, frame_s: float = FRAME_S, tick_s: float = 0.05,
-                lanes: Sequence[int] | None = None) -> Iterator[dict[int, str]]:
+                lanes: Sequence[int] | None = None,
+                visible: Visible | None = None) -> Iterator[dict[int, str]]:
         """The streamed lanes' new answer text, as the renderer should receive it.
 
         Yields {lane index: new text} as soon as any of `lanes` (default: every streamed lane)
@@ -210,8 +221,9 @@ class Race:
         a blocking answer as soon as it is there). A reasoning model's thoughts wake it
         too: they are added to `thinking_shown[lane]` for the renderer's thinking block (the
         lane's entry is "" if no answer came). Marks the moment a lane's first text is handed
-        over as its `t_shown` (the first thought, if the lane shows thinking). Ends when those
-        lanes' calls have ended.
+        over as its `t_shown` (the first thought, if the lane shows thinking; with `visible`,
+        the first frame it says shows something: a structured answer's first field, not its
+        `{`). Ends when those lanes' calls have ended.
         """
         indices = [i for i, c in enumerate(self.calls) if c.trace.mode == "streaming"] \
             if lanes is None else list(lanes)
@@ -251,7 +263,8 @@ class Race:
                     thought = "".join(chunk.text for chunk in new if chunk.thought)
                     self.thinking_shown[index] += thought
                     show_thinking = self.calls[index].params.show_thinking
-                    if trace.t_shown is None and (text or (thought and show_thinking)):
+                    shows = visible(trace) if visible is not None else bool(text)
+                    if trace.t_shown is None and (shows or (thought and show_thinking)):
                         trace.t_shown = time.perf_counter()
                     update[index] = text
                 last_frame = time.perf_counter()
@@ -318,8 +331,9 @@ def run_headless(
     params: Params,
     store: Log | None,
     timeout_s: float | None = None,
+    structure: Structure | None = None,
 ) -> list[Trace]:
     """Run one race without a renderer, log one row per lane, return the traces in lane order
     (the default race: blocking, streaming)."""
-    race = Race(lanes, prompt, params)
+    race = Race(lanes, prompt, params, structure=structure)
     return runs.run_logged(race, lambda: list(race.traces), store, timeout_s, grace_s=5)

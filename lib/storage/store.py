@@ -50,6 +50,9 @@ RUN_COLUMNS = (
     "reasoning_chars",
     # m008_screen
     "screen_first_s", "screen_done_s",
+    # m009_structured: the schema a structured answer had to fill, and its per-field figures
+    "schema_name", "output_schema", "format_mode", "first_field_s", "valid_object_s",
+    "partial_failures", "object_valid", "field_moments",
     # m010_lanes
     "lane_index", "lane_label",
 )
@@ -58,7 +61,9 @@ thought (reasoning) chunk as [seconds after t0, text, "thought"]; `output_text` 
 `error_kind` is the failure's class (lib.core.errors: auth, timeout, stream_broken...), empty when
 ok; `transform` is JSON of what a replay endpoint played (lib.replay), empty for other runs;
 `guard_timeline` is JSON: {"events": [[seconds after t0, kind, start, end, note], ...],
-"checks_s": [...], "violations": [[start, end], ...]} (character offsets in output_text)."""
+"checks_s": [...], "violations": [[start, end], ...]} (character offsets in output_text);
+`output_schema` is the JSON Schema a structured answer was asked for (`schema_name`, in
+`format_mode`), `field_moments` JSON: {field: [first seconds after t0, last]}."""
 
 
 SOURCES = ("live", "benchmark", "guardrails", "replay", "simulated")
@@ -84,17 +89,25 @@ def default_url() -> str:
     return f"sqlite:///{folder / 'runs.db'}"
 
 
+CONNECT_TIMEOUT_S = 10
+"""How long a PostgreSQL server that does not answer is waited for (psycopg waits forever)."""
+
+
 def engine_for(url: str | None) -> sa.Engine:
     """The engine of a run log URL (default: the user's SQLite file).
 
-    `postgresql://` means psycopg 3, the driver StreamRace ships (SQLAlchemy's own default for
-    that scheme is psycopg2). A URL that is not usable is InvalidInput, its password hidden.
+    `postgresql://` (and `postgres://`) mean psycopg 3, the driver StreamRace ships
+    (SQLAlchemy's own default for that scheme is psycopg2). A URL that is not usable is
+    InvalidInput, its password hidden.
     """
     try:
         parsed = sa.make_url(url or default_url())
-        if parsed.drivername == "postgresql":
+        if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
-        engine = sa.create_engine(parsed, pool_pre_ping=True)
+        options: dict = {}
+        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        engine = sa.create_engine(parsed, pool_pre_ping=True, **options)
     except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
         raise InvalidInput(
             f"DATABASE_URL is not a usable SQLAlchemy URL ({hide_password(str(exc))})."
@@ -118,17 +131,26 @@ class Store:
         self.url = url or default_url()
         self.engine = engine_for(self.url)
         try:
+            with self.engine.connect():
+                pass
+        except sa.exc.DBAPIError as exc:
+            raise self._refused("Cannot open the run log at {where}: {detail}", exc) from exc
+        try:
             self.migrate()
-        except OperationalError as exc:
-            self.engine.dispose()
-            raise InvalidInput(
-                f"Cannot open the run log at "
-                f"{self.engine.url.render_as_string(hide_password=True)}: "
-                f"{hide_password(str(exc.orig), self.engine.url.password)}"
-            ) from exc
         except InvalidInput:
             self.engine.dispose()
             raise
+        except sa.exc.DBAPIError as exc:
+            # Nothing is half-written: every revision runs in one transaction, rolled back.
+            raise self._refused("Cannot upgrade the run log at {where} (nothing was changed): "
+                                "{detail}", exc) from exc
+
+    def _refused(self, message: str, exc: sa.exc.DBAPIError) -> InvalidInput:
+        """The one-line message of a database's refusal, its password hidden."""
+        self.engine.dispose()
+        return InvalidInput(message.format(
+            where=self.engine.url.render_as_string(hide_password=True),
+            detail=hide_password(str(exc.orig), self.engine.url.password)))
 
     def migrate(self) -> list[str]:
         """Apply the revisions not yet applied; return their names, oldest first."""
@@ -296,6 +318,9 @@ def trace_to_row(trace: Trace) -> dict:
         "lane_index": trace.lane_index,
         "lane_label": trace.lane_label,
         **_guard_columns(trace.guard, offset),
+        "schema_name": request.structure.name if request.structure else None,
+        "output_schema": request.structure.schema_json() if request.structure else None,
+        "format_mode": request.structure.mode if request.structure else None,
     }
     return {column: row[column] for column in RUN_COLUMNS}
 
@@ -358,6 +383,7 @@ def trace_from_row(row: Mapping) -> Trace:
             value["base_url"],
             value["model"],
             value.get("transform"),
+            _structure(value),
         ),
         mode=value["mode"],
         source=value["source"],
@@ -387,6 +413,14 @@ def trace_from_row(row: Mapping) -> Trace:
         if t_start is None or value["bench_offset_s"] is None
         else t_start - value["bench_offset_s"],
     )
+
+
+def _structure(value: Mapping):
+    if not value.get("schema_name"):
+        return None
+    from lib.structured.schemas import structure_from_row  # only rows of structured runs
+
+    return structure_from_row(value["schema_name"], value["output_schema"], value["format_mode"])
 
 
 def _present(value):
