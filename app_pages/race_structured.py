@@ -121,7 +121,9 @@ def redraw_lanes(blocking: Trace, streaming: Trace, left, right) -> None:
     """Both lanes' objects again, after the page was rebuilt."""
     for trace, column in ((blocking, left), (streaming, right)):
         column.markdown(status_line(trace))
-        column.markdown(lane_object(trace))
+        # Keyed as while it ran: the lane is the same element to the browser (and to tests).
+        lane = column.container(key=screen_clock.lane_key(trace.mode, trace.race_id or ""))
+        lane.markdown(lane_object(trace))
 
 
 def structured_outcome(blocking: Trace, streaming: Trace, lags: dict[str, float] | None) -> None:

@@ -50,11 +50,11 @@ RUN_COLUMNS = (
     "reasoning_chars",
     # m008_screen
     "screen_first_s", "screen_done_s",
-    # m009_structured: the schema a structured answer had to fill, and its per-field figures
-    "schema_name", "output_schema", "format_mode", "first_field_s", "valid_object_s",
-    "partial_failures", "object_valid", "field_moments",
     # m010_lanes
     "lane_index", "lane_label",
+    # m009_structured (merged after m010): a structured answer's schema and per-field figures
+    "schema_name", "output_schema", "format_mode", "first_field_s", "valid_object_s",
+    "partial_failures", "object_valid", "field_moments",
 )
 """Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...], a
 thought (reasoning) chunk as [seconds after t0, text, "thought"]; `output_text` is the answer;

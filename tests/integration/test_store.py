@@ -54,11 +54,12 @@ ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline",
                "reasoning_chars",
                # m008_screen: the browser's clock, click → first / whole answer painted
                "screen_first_s", "screen_done_s",
-               # m009_structured: a structured answer's schema, mode and per-field figures
-               "schema_name", "output_schema", "format_mode", "first_field_s", "valid_object_s",
-               "partial_failures", "object_valid", "field_moments",
                # m010_lanes: the row's place in its race and the lane's label
-               "lane_index", "lane_label"]
+               "lane_index", "lane_label",
+               # m009_structured (merged after m010): a structured answer's schema, mode and
+               # per-field figures
+               "schema_name", "output_schema", "format_mode", "first_field_s", "valid_object_s",
+               "partial_failures", "object_valid", "field_moments"]
 
 
 def all_rows(store: Store) -> list[dict]:
@@ -133,7 +134,7 @@ def test_the_revisions_are_one_chain_named_like_their_files():
     # it would never run it.
     assert numbers[:8] == list(range(1, 9)) and len(set(numbers)) == len(numbers)
     files = sorted(p.stem for p in (migrations.FOLDER / "versions").glob("m*.py"))
-    assert files == chain
+    assert files == sorted(chain)  # every file is in the chain, in merge order (m010, m009)
     assert migrations.head() == chain[-1]
 
 

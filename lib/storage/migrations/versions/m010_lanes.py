@@ -8,7 +8,7 @@ indexes alone."""
 from alembic import op
 
 revision = "m010_lanes"
-down_revision = "m009_structured"  # m009 (issue 14) landed after m010 was written
+down_revision = "m008_screen"
 
 
 def upgrade() -> None:
