@@ -270,8 +270,6 @@ class BenchWorker:
                  bench_id: str, index: int) -> None:
         warm_up()  # the SDKs' first-call cost, paid before anything is timed
         self.sender = Sender(endpoint, settings, params, bench_id, f"worker-{index}")
-        self._announced = 0
-        self._reported = 0
         self._done_phase: str | None = None
         self._failure: str | None = None
 
@@ -303,9 +301,12 @@ class BenchWorker:
         gave) is sent and nothing is in flight (cancelled calls included)."""
         sender = self.sender
         with sender.cond:
-            started = sender.traces[self._announced:]
-            finished = sender.finished[self._reported:]
-            self._announced, self._reported = len(sender.traces), len(sender.finished)
+            # Handed over and forgotten: the driver keeps them, and a worker whose heap grew
+            # with every trace would pause longer in each full garbage collection (every
+            # thread stops then, and the pause lands in some request's TTFT).
+            started, finished = list(sender.traces), list(sender.finished)
+            sender.traces.clear()
+            sender.finished.clear()
             stopping, running = sender.stopping, bool(sender.running)
         return {
             "started": [dataclasses.replace(t, chunks=[]) for t in started],
