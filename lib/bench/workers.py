@@ -98,6 +98,9 @@ def _ray():
     Before the import: a local Ray must stay on 127.0.0.1 (Ray reads this once, at import;
     a cluster join names its own address, `_reachable_ip`)."""
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    # Ray's C++ core would take SIGTERM over (log a stack, die by the signal): the app or
+    # command it ran in would skip its exit handlers, and the local Ray would outlive it.
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     # Ray's token authentication, read once too: the user's token (RAY_AUTH_TOKEN, or Ray's
     # token file) when there is one, else one of this process's own, which the local Ray it
     # starts gets as well.
