@@ -6,6 +6,7 @@ from typing import cast
 import pandas as pd
 import streamlit as st
 
+from app_pages.access import check_spend, current_owner
 from app_pages.kept import Kept
 from app_pages.shared import Changes, current_settings, owned_run, run_log, settle_previous
 from lib import guards
@@ -124,7 +125,7 @@ def show_outcome(traces) -> None:
     )
     st.download_button(
         "⬇️ Download table (CSV)",
-        to_csv(frame),
+        to_csv(frame, current_owner()),
         "streamrace-guardrails.csv",
         "text/csv",
         key="guard_csv",
@@ -276,6 +277,7 @@ if run and store is not None:
             endpoint, max_tokens=int(max_tokens), seed=int(seed), timeout_s=float(timeout_s)
         )
         lab = guards.GuardRun(endpoint, prompt, params, validators, names, options, plant)
+        check_spend(settings)  # shared: the presenter's key has a limit per person
     except StreamRaceError as error:
         st.warning(error.message, icon="✋")
     else:

@@ -5,6 +5,7 @@ from dataclasses import replace
 import streamlit as st
 
 from app_pages import screen_clock
+from app_pages.access import check_spend, current_owner
 from app_pages.kept import Kept
 from app_pages.race_panels import ThinkingBlock, folded_thinking, reasoning_cards
 from app_pages.shared import (
@@ -91,6 +92,7 @@ def begin_race(results: dict) -> None:
         store = run_log(settings.database_url)
         endpoint = resolve(settings)  # warm: the app prestarted it (streamlit_app.py)
         race = Race(endpoint, prompt, default_params(endpoint, **params.as_dict()))
+        check_spend(settings)  # shared: the presenter's key has a limit per person
     except StreamRaceError as error:
         results["refused"] = error.message
         return
@@ -238,7 +240,7 @@ def show_outcome(blocking, streaming, left, right, live: bool) -> None:
 
 def recent_runs() -> None:
     try:
-        frame = run_log(current_settings().database_url).recent(50)
+        frame = run_log(current_settings().database_url).recent(50, owner=current_owner())
     except StreamRaceError as error:
         st.error(error.message)
         return
@@ -260,7 +262,8 @@ def recent_runs() -> None:
         },
     )
     st.download_button(
-        "⬇️ Download CSV", to_csv(frame), "streamrace-runs.csv", "text/csv", key="download_csv"
+        "⬇️ Download CSV", to_csv(frame, current_owner()), "streamrace-runs.csv", "text/csv",
+        key="download_csv",
     )
 
 

@@ -137,6 +137,25 @@ def m008_screen(conn: sa.Connection) -> None:
         "screen_first_s, run_id)"))
 
 
+OWNER = "VARCHAR(320)"
+"""An e-mail address at its longest (RFC 5321), or an OIDC subject."""
+
+
+def m011_owner(conn: sa.Connection) -> None:
+    """Who ran each run, saved each recording and started each benchmark (issue 18): the
+    signed-in user's stable id (lib.access.User.id), never a token; NULL when sign-in was off.
+
+    History's "mine" filters on it: ix_runs_history is rebuilt to hold it, so the charts' query
+    is still answered from the index alone."""
+    for table in ("runs", "recordings", "benchmarks"):
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN owner {OWNER}"))
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_runs_history"))
+    conn.execute(sa.text(
+        "CREATE INDEX ix_runs_history ON runs (source, created_at, mode, status, "
+        "endpoint_kind, model, perceived_s, ttft_s, e2e_s, tpot_s, output_tps, output_tokens, "
+        "screen_first_s, owner, run_id)"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m001_runs", m001_runs),
     ("m002_benchmark", m002_benchmark),
@@ -146,4 +165,5 @@ MIGRATIONS: list[tuple[str, Callable[[sa.Connection], None]]] = [
     ("m006_error_kind", m006_error_kind),
     ("m007_reasoning", m007_reasoning),
     ("m008_screen", m008_screen),
+    ("m011_owner", m011_owner),
 ]

@@ -44,7 +44,9 @@ ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline",
                "ttfo_s", "thinking_s", "reasoning_tokens", "answer_tokens", "reasoning_source",
                "reasoning_chars",
                # m008_screen: the browser's clock, click → first / whole answer painted
-               "screen_first_s", "screen_done_s"]
+               "screen_first_s", "screen_done_s",
+               # m011_owner: who ran it (sign-in on), never a token
+               "owner"]
 
 
 def all_rows(store: Store) -> list[dict]:
