@@ -69,17 +69,17 @@ def start_provider(folder: Path, port: int | None = None) -> Provider:
     return Provider(process, port)
 
 
-def auth_secrets(provider: Provider, *, allowed=("alice@example.com", "@team.example"),
+def auth_secrets(metadata_url: str, *, allowed=("alice@example.com", "@team.example"),
                  admins=("alice@example.com",), runs_per_minute: int | None = None,
                  max_benchmark_requests: int | None = None) -> str:
-    """The [auth] and [sharing] sections of a secrets.toml for this provider."""
+    """The [auth] and [sharing] sections of a secrets.toml for the provider at `metadata_url`."""
     lines = [
         "[auth]",
         'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"',
         f'cookie_secret = "{COOKIE_SECRET}"',
         'client_id = "streamrace-test"',
         f'client_secret = "{CLIENT_SECRET}"',
-        f'server_metadata_url = "{provider.metadata_url}"',
+        f'server_metadata_url = "{metadata_url}"',
         "",
         "[sharing]",
         f"allowed = {json.dumps(list(allowed))}",
