@@ -1,7 +1,7 @@
 """The run log: one row per call, in SQLite by default or any SQLAlchemy URL (`DATABASE_URL`).
 
 Its columns are a public interface (exports, reports, other tools read them); they change
-only through the ordered, named migrations of lib.storage.migrations, and tests pin them.
+only through the ordered, named Alembic revisions of lib.storage.migrations, and tests pin them.
 A failed or cancelled call is logged with whatever it measured: nothing is dropped.
 """
 
@@ -12,6 +12,7 @@ import dataclasses
 import io
 import json
 import math
+import re
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Collection, Iterable, Mapping
@@ -24,7 +25,7 @@ from lib.core import metrics
 from lib.core.config import default_data_dir
 from lib.core.errors import InvalidInput, redact
 from lib.core.trace import Chunk, Guarded, Params, Request, Trace
-from lib.storage.migrations import MIGRATIONS
+from lib.storage import migrations
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,6 +87,33 @@ def default_url() -> str:
     return f"sqlite:///{folder / 'runs.db'}"
 
 
+def engine_for(url: str | None) -> sa.Engine:
+    """The engine of a run log URL (default: the user's SQLite file).
+
+    `postgresql://` means psycopg 3, the driver StreamRace ships (SQLAlchemy's own default for
+    that scheme is psycopg2). A URL that is not usable is InvalidInput, its password hidden.
+    """
+    try:
+        parsed = sa.make_url(url or default_url())
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        engine = sa.create_engine(parsed, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
+        raise InvalidInput(
+            f"DATABASE_URL is not a usable SQLAlchemy URL ({hide_password(str(exc))})."
+        ) from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def hide_password(text: str, password: str | None = None) -> str:
+    """A driver's or SQLAlchemy's message on one line (psycopg's span several), with the
+    password masked: the known one, and any `scheme://user:password@` the text quotes."""
+    text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1•••@", " ".join(text.split()))
+    return redact(text, [password] if password else [])
+
+
 class Store:
     """The run log behind one SQLAlchemy engine. Safe to share between threads and sessions."""
 
@@ -95,22 +123,19 @@ class Store:
 
     def __init__(self, url: str | None = None):
         self.url = url or default_url()
-        try:
-            self.engine = sa.create_engine(self.url, pool_pre_ping=True)
-        except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
-            raise InvalidInput(
-                f"DATABASE_URL is not a usable SQLAlchemy URL ({redact(str(exc))})."
-            ) from exc
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine = engine_for(self.url)
         try:
             self.migrate()
         except OperationalError as exc:
+            self.engine.dispose()
             raise InvalidInput(
                 f"Cannot open the run log at "
                 f"{self.engine.url.render_as_string(hide_password=True)}: "
-                f"{redact(str(exc.orig))}"
+                f"{hide_password(str(exc.orig), self.engine.url.password)}"
             ) from exc
+        except InvalidInput:
+            self.engine.dispose()
+            raise
 
     def owned_by(self, owner: str | None) -> "Store":
         """This run log (the same engine), writing rows owned by `owner`."""
@@ -121,26 +146,8 @@ class Store:
         return view
 
     def migrate(self) -> list[str]:
-        """Apply the migrations not yet applied; return their names."""
-        applied: list[str] = []
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "CREATE TABLE IF NOT EXISTS _migrations "
-                    "(name VARCHAR(64) PRIMARY KEY, applied_at VARCHAR(32))"
-                )
-            )
-            done = {row[0] for row in conn.execute(sa.text("SELECT name FROM _migrations"))}
-            for name, migration in MIGRATIONS:
-                if name in done:
-                    continue
-                migration(conn)
-                conn.execute(
-                    sa.text("INSERT INTO _migrations (name, applied_at) VALUES (:n, :t)"),
-                    {"n": name, "t": datetime.now().isoformat(timespec="seconds")},
-                )
-                applied.append(name)
-        return applied
+        """Apply the revisions not yet applied; return their names, oldest first."""
+        return migrations.upgrade(self.engine)
 
     def columns(self) -> list[str]:
         return [column["name"] for column in sa.inspect(self.engine).get_columns("runs")]

@@ -729,18 +729,12 @@ def test_a_small_benchmark_on_the_embedded_model(tmp_path):
 
 def test_m002_upgrades_a_log_that_has_races_in_it(tmp_path):
     """A run log written before benchmarks existed gains the columns; its rows keep their values."""
-    from lib.storage import migrations
+    from tests.support.legacy_runlog import legacy_migrate
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = sa.create_engine(url)
-    with engine.begin() as conn:  # the log as m001 left it, with one race row
-        conn.execute(
-            sa.text(
-                "CREATE TABLE _migrations (name VARCHAR(64) PRIMARY KEY, applied_at VARCHAR(32))"
-            )
-        )
-        migrations.m001_runs(conn)
-        conn.execute(sa.text("INSERT INTO _migrations VALUES ('m001_runs', 'then')"))
+    legacy_migrate(engine, upto="m001_runs")  # the log as m001 left it, with one race row
+    with engine.begin() as conn:
         old = {
             k: v
             for k, v in trace_to_row(hand("streaming", [0.1, 0.2])).items()

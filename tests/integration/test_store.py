@@ -17,6 +17,11 @@ from lib.core.trace import Chunk, Params, Request, Trace
 from lib.race import Race
 from lib.storage import migrations
 from lib.storage.store import RUN_COLUMNS, Store, trace_from_row, trace_to_row
+from tests.support.legacy_runlog import legacy_migrate
+
+LEGACY_NAMES = ["m001_runs", "m002_benchmark", "m003_guardrails", "m004_replay",
+                "m005_history_indexes", "m006_error_kind", "m007_reasoning", "m008_screen"]
+"""The hand-written runner's migrations, which the first revisions keep the names of."""
 
 # The run-log columns DESIGN.md promises to users and exports, in its order.
 DESIGN_COLUMNS = [
@@ -94,30 +99,81 @@ def test_a_row_has_exactly_the_run_columns():
     assert list(trace_to_row(hand_trace())) == list(RUN_COLUMNS)
 
 
-def test_a_log_from_m001_keeps_its_rows_and_gains_every_later_column(tmp_path):
-    """A run log created by the first migration keeps its rows and gains the later columns
-    (benchmark, guardrails, replay), NULL on them."""
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def legacy_log(url: str, upto: str | None = None, traces: tuple[Trace, ...] = ()) -> None:
+    """A run log as the hand-written runner left it (every migration up to `upto`), holding
+    `traces` with the columns it had then."""
     engine = sa.create_engine(url)
-    old = Store.__new__(Store)
-    old.url, old.engine = url, engine
-    first, *later = migrations.MIGRATIONS
-    migrations.MIGRATIONS[:] = [first]
-    try:
-        assert old.migrate() == ["m001_runs"]
-        m001_columns = RUN_COLUMNS[:RUN_COLUMNS.index("timeline") + 1]
-        row = {k: v for k, v in trace_to_row(hand_trace()).items() if k in m001_columns}
-        with engine.begin() as conn:
+    ran = legacy_migrate(engine, upto)
+    with engine.connect() as conn:
+        columns = [c["name"] for c in sa.inspect(conn).get_columns("runs")]
+    with engine.begin() as conn:
+        for trace in traces:
+            row = {k: v for k, v in trace_to_row(trace).items() if k in columns}
             conn.execute(sa.text(f"INSERT INTO runs ({', '.join(row)}) VALUES "
                                  f"({', '.join(':' + k for k in row)})"), row)
-    finally:
-        migrations.MIGRATIONS[:] = [first, *later]
     engine.dispose()
-    upgraded = Store(url)
+    assert ran and ran[-1] == (upto or "m008_screen")
+
+
+def test_the_revisions_are_one_chain_named_like_their_files():
+    """m001 … m008 in order, then the later ones as merged, each file named as its revision,
+    each on the one before: a second revision on the same parent (two branches merged) would
+    fork the chain."""
+    chain = migrations.names()
+    assert chain[:8] == LEGACY_NAMES
+    # Numbers are reserved per issue (m009_structured, m010_lanes, m011_owner): a revision
+    # joins the chain when it is merged, after the newest, so numbers may come out of order.
+    numbers = [int(name[1:4]) for name in chain]
+    assert len(set(numbers)) == len(numbers)
+    files = sorted(p.stem for p in (migrations.FOLDER / "versions").glob("m*.py"))
+    assert files == chain
+    assert migrations.head() == chain[-1]
+
+
+def test_a_log_from_todays_version_upgrades_without_losing_a_row(store_url):
+    """A log written by the hand-written runner (main before Alembic): every row, the
+    benchmarks and recordings kept as they were; Alembic takes over where it stood."""
+    traces = (hand_trace(race_id="r" * 32), hand_trace(race_id="r" * 32, mode="blocking"),
+              hand_trace(status="error", error="The endpoint answered 500."))
+    legacy_log(store_url, traces=traces)
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO recordings VALUES ('kept', '2025-01-01', '{}')"))
+        conn.execute(sa.text("INSERT INTO benchmarks VALUES ('b1', '2025-01-01', 'compatible', "
+                             "'http://x/v1', 'm', '{}', 'completed', 1.5)"))
+    before = {table: read_table(engine, table) for table in ("runs", "recordings", "benchmarks")}
+    engine.dispose()
+
+    log = Store(store_url)
+    assert log.migrate() == []
+    after = {table: read_table(log.engine, table) for table in before}
+    # Later revisions (m011_owner) add columns, NULL on the rows kept; the rest is as it was.
+    added = {table: set(after[table][0]) - set(before[table][0]) for table in before}
+    assert all(row[c] is None for table in after for row in after[table] for c in added[table])
+    kept = {table: [{c: row[c] for c in before[table][0]} for row in after[table]]
+            for table in before}
+    assert kept == before and len(after["runs"]) == 3
+    assert migrations.current(log.engine) == (migrations.head(),)
+    with log.engine.connect() as conn:  # left as it was, for an older app sharing the log
+        legacy = {row[0] for row in conn.execute(sa.text("SELECT name FROM _migrations"))}
+    assert legacy == set(LEGACY_NAMES)
+    log.log([hand_trace()])
+    assert log.count() == 4
+    log.engine.dispose()
+
+
+def test_a_log_from_m001_keeps_its_rows_and_gains_every_later_column(store_url):
+    """A run log created by the first migration keeps its rows and gains the later columns
+    (benchmark, guardrails, replay, reasoning, screen), NULL on them."""
+    trace = hand_trace()
+    legacy_log(store_url, upto="m001_runs", traces=(trace,))
+    upgraded = Store(store_url)
     assert upgraded.columns() == list(RUN_COLUMNS)
     [kept] = all_rows(upgraded)
-    assert kept["run_id"] == row["run_id"] and kept["output_text"] == "Streaming wins."
-    assert all(kept[column] is None for column in RUN_COLUMNS if column not in row)
+    m001_columns = RUN_COLUMNS[:RUN_COLUMNS.index("timeline") + 1]
+    assert kept["run_id"] == trace.run_id and kept["output_text"] == "Streaming wins."
+    assert all(kept[column] is None for column in RUN_COLUMNS if column not in m001_columns)
+    assert migrations.current(upgraded.engine) == (migrations.head(),)
     upgraded.engine.dispose()
 
 
@@ -127,23 +183,55 @@ def test_migrations_apply_once(store_url):
     second = Store(store_url)
     assert second.migrate() == []
     assert first.migrate() == []
-    with second.engine.connect() as conn:
-        names = [r[0] for r in conn.execute(sa.text("SELECT name FROM _migrations"))]
-    assert names == [name for name, _ in migrations.MIGRATIONS]
+    assert migrations.current(second.engine) == (migrations.head(),)
     assert second.count() == 1, "opening the log again must not recreate the table"
     first.engine.dispose()
     second.engine.dispose()
 
 
-def test_a_fresh_database_gets_every_migration(tmp_path):
+def test_a_fresh_database_gets_every_revision(store_url):
     """migrate() reports what it applied, so the empty lists above are not vacuous."""
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    engine = sa.create_engine(url)
-    log = Store.__new__(Store)  # migrate() alone, on an engine with nothing in it
-    log.url, log.engine = url, engine
-    assert log.migrate() == [name for name, _ in migrations.MIGRATIONS]
-    assert log.migrate() == []
+    engine = sa.create_engine(store_url)
+    assert migrations.upgrade(engine) == migrations.names()
+    assert migrations.upgrade(engine) == []
+    assert not sa.inspect(engine).has_table("_migrations")
     engine.dispose()
+
+
+@pytest.mark.parametrize("bookkeeping", ["alembic", "legacy"])
+def test_a_log_from_a_newer_version_is_refused_untouched(store_url, bookkeeping):
+    """A schema this version does not know (a newer app wrote it): one line, nothing written."""
+    if bookkeeping == "alembic":
+        Store(store_url).engine.dispose()
+        statement = "UPDATE alembic_version SET version_num = 'm999_future'"
+    else:
+        legacy_log(store_url)
+        statement = "INSERT INTO _migrations VALUES ('m999_future', 'later')"
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(statement))
+    before = schema_and_rows(engine)
+    with pytest.raises(InvalidInput) as info:
+        Store(store_url)
+    message = info.value.message
+    assert "newer version of StreamRace" in message and "m999_future" in message
+    assert "\n" not in message
+    assert schema_and_rows(engine) == before
+    engine.dispose()
+
+
+def read_table(engine: sa.Engine, table: str) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT * FROM {table}")).mappings().all()
+    return sorted((dict(row) for row in rows), key=lambda row: json.dumps(row, default=str))
+
+
+def schema_and_rows(engine: sa.Engine) -> dict:
+    """Every table's columns and rows: what "nothing written" compares."""
+    inspector = sa.inspect(engine)
+    return {table: ([c["name"] for c in inspector.get_columns(table)],
+                    read_table(engine, table))
+            for table in sorted(inspector.get_table_names())}
 
 
 # -- round trips -------------------------------------------------------------------------
