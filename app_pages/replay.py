@@ -92,8 +92,10 @@ def library(recordings) -> list:
         if current_owner() is not None:  # sign-in on: who saved each
             rows["saved by"] = [owners.get(r.name) or "" for r in saved]
         st.dataframe(rows, key="recordings_table", hide_index=True, column_config=SECONDS)
-        chosen = next(r for r in saved if r.name == st.selectbox(
-            "Recording", [r.name for r in saved], key="recording"))
+        # Drawn once: inside the generator it was drawn again for every recording before the
+        # chosen one (a duplicate key, and a crash, for any but the first).
+        name = st.selectbox("Recording", [r.name for r in saved], key="recording")
+        chosen = next(r for r in saved if r.name == name)
         cols = st.columns([1, 1, 4])
         cols[0].download_button("⬇️ Export JSON", replay.dumps(chosen, current_owner()),
                                 f"{chosen.name}.json", "application/json", key="export",

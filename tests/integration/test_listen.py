@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 def test_make_run_listens_on_loopback_only(tmp_path):
     # Containers and PaaS set these for something else: they must not publish the app.
-    app = start_made_app(tmp_path, "run", None, HOST="0.0.0.0", PORT=str(free_port()))
+    app = start_made_app(tmp_path / "app", "run", None, HOST="0.0.0.0", PORT=str(free_port()))
     try:
         assert listening(app.port) == {"127.0.0.1"}, app.log()
     finally:
@@ -52,7 +52,7 @@ def test_make_share_without_an_allow_list_refuses(tmp_path):
 def test_make_share_listens_on_every_interface_with_sign_in(tmp_path):
     provider = start_provider(tmp_path)
     try:
-        app = start_made_app(tmp_path, "share", auth_secrets(provider.metadata_url))
+        app = start_made_app(tmp_path / "app", "share", auth_secrets(provider.metadata_url))
         try:
             assert listening(app.port) == {"0.0.0.0"}, app.log()
         finally:

@@ -113,8 +113,10 @@ def make_command(target: str, port: int) -> list[str]:
 
 
 def start_made_app(folder: Path, target: str, secrets: str | None, **env: str) -> App:
-    """The app as `make <target>` starts it, in a checkout of its own; waits for health."""
-    work = checkout(folder / "checkout", secrets)
+    """The app as `make <target>` starts it, in a checkout of its own beside `folder` (which
+    gets what the app writes: its run log, log and data folder); waits for health."""
+    work = checkout(folder.with_name(folder.name + "-checkout"), secrets)
+    folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = folder / "streamlit.log"
     server = ManagedProcess(
