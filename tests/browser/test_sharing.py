@@ -251,7 +251,7 @@ def test_two_users_race_own_their_rows_and_recordings(world):
 def two_users(world: World, alice: Person, bob: Person) -> None:
     alice.sign_in()
     expect(alice.sidebar.get_by_text("alice@example.com")).to_be_visible()
-    configured = "Key set (environment)"  # secrets.toml's top-level keys: Streamlit exports them
+    configured = "Key set (secrets.toml)"
     expect(alice.sidebar.get_by_text(configured)).to_be_visible()
     bob.sign_in()
     alice.race(PROMPTS["alice"])
