@@ -75,7 +75,7 @@ def gate() -> None:
         st.stop()
     if not rules.allows(user):
         st.title(TITLE)
-        st.error(f"You are signed in as {user.label}, who is not on this dashboard's "
+        st.error(f"You are signed in as `{user.label}`, who is not on this dashboard's "
                  "allow-list: nothing here is open to you. Ask the presenter to add you, or "
                  "sign out and sign in with another account.", icon="🚫")
         sign_out_button(st)

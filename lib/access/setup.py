@@ -4,6 +4,7 @@ provider answers (the sign-in page says so when it does not)."""
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -83,7 +84,8 @@ def provider_problem(secrets: Mapping, timeout_s: float = PROVIDER_TIMEOUT_S) ->
     except httpx.TimeoutException:
         why = f"no answer within {timeout_s:g} s"
     except httpx.HTTPError as exc:
-        why = redact(str(exc)) or type(exc).__name__
+        # "[Errno 111] Connection refused" → "connection refused"
+        why = re.sub(r"^\[Errno -?\d+\]\s*", "", redact(str(exc))).lower() or type(exc).__name__
     except ValueError as exc:
         why = str(exc) if "discovery" in str(exc) else "its answer is not JSON"
     else:
