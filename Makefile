@@ -15,8 +15,8 @@ endif
 # Every package, transitive ones included, at the version the suite passed with (make lock).
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 
-.PHONY: run share test test-fast lint install install-dev chromium bench clean lock llama-server \
-	rebuild-llama-server
+.PHONY: run share test test-fast lint install install-dev chromium postgresql bench clean lock \
+	llama-server rebuild-llama-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,7 @@ rebuild-llama-server: | $(BIN)/python
 	$(BIN)/python scripts/build_llama_server.py --force --install $(BIN)/llama-server
 
 install: $(VENV)/.installed $(BIN)/llama-server
-install-dev: install $(VENV)/.installed-dev chromium
+install-dev: install $(VENV)/.installed-dev chromium postgresql
 
 # Debian's chromium for the browser tests, and an emoji font so screenshots show the app's
 # icons instead of empty boxes (root, or sudo without a password).
@@ -47,6 +47,13 @@ chromium:
 	@{ command -v chromium >/dev/null 2>&1 && [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update && $$SUDO apt-get install -y chromium fonts-noto-color-emoji; }
+
+# Debian's PostgreSQL server for the tests that run the run log on PostgreSQL: they start a
+# throwaway cluster of their own (tests/support/postgres.py) and never use the system's.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y postgresql; }
 
 run: install
 	env -u HOST -u PORT $(BIN)/streamlit run streamlit_app.py --server.port $(APP_PORT)

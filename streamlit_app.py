@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app_pages.access import gate
+from app_pages.endpoints import endpoints_sidebar
 from app_pages.kept import page_begins, page_ends
 from app_pages.shared import endpoint_sidebar, warm_up_at_start
 
@@ -17,6 +18,7 @@ page = st.navigation([
     st.Page("app_pages/guardrails.py", title="Guardrails", icon="🛡️", url_path="guardrails"),
 ])
 settings = endpoint_sidebar()
+endpoints_sidebar(settings)  # more endpoints, by name, for a race's lanes
 warm_up_at_start(settings.database_url)  # once per process, in the background (issue 17)
 # Kept widget values are pushed to a page's widgets when it arrives (app_pages/kept.py).
 page_begins(page.title)

@@ -110,12 +110,14 @@ def _spend_limits() -> SpendLimits:
     return SpendLimits()
 
 
-def check_spend(settings: Settings, requests: int | None = None) -> None:
-    """Count one run (a benchmark of `requests` calls) of the signed-in user on the presenter's
-    configured key, or raise InvalidInput when it would pass their limit. A typed key, the
-    embedded model, replays, admins and sign-in off are not limited."""
+def check_spend(*spending: Settings, requests: int | None = None) -> None:
+    """Count one run (a benchmark of `requests` calls) of the signed-in user when any of its
+    endpoints (`spending`: one, or a race's lanes) is paid with a configured key, or raise
+    InvalidInput when it would pass their limit. A typed key, the embedded model, replays,
+    admins and sign-in off are not limited."""
     user = current_user()
-    if user is None or not spends_configured_key(settings.api_key, settings.key_origin):
+    if user is None or not any(spends_configured_key(s.api_key, s.key_origin)
+                               for s in spending):
         return
     rules = sharing()
     if not rules.is_admin(user):

@@ -8,11 +8,13 @@ import streamlit as st
 from app_pages.access import check_spend, current_owner
 from app_pages.shared import current_settings, owned_run, run_log, settle_previous
 from lib.bench import (
+    MAX_WORKERS,
     PROMPT_SETS,
     STOP_GRACE_S,
     Benchmark,
     BenchSettings,
     BenchSummary,
+    benchmark_for,
     compare_frame,
     logged_summary,
     parse_prompts,
@@ -49,6 +51,7 @@ def settings_from_form(form: dict) -> BenchSettings:
         seed=int(form["seed"]), warmup=int(form["warmup"]),
         deadline_s=form["deadline"] or None, max_tokens=int(form["max_tokens"]) or None,
         slo=Slo(form["slo_ttft_ms"] / 1000, form["slo_icl_ms"] / 1000),
+        workers=int(form["workers"]),
     ).check()
 
 
@@ -56,8 +59,13 @@ def run_benchmark(bench: Benchmark, results: dict) -> None:
     """Start the benchmark and show progress until it ends; Stop or a new run cancels it
     (owned_run). The runner logs every call itself: the page keeps the benchmark in
     `results["last"]`."""
+    where = st.empty()
+    if bench.settings.workers:
+        where.caption(f"🛰️ Starting {bench.settings.workers} Ray workers (a process each)…")
     with owned_run(bench, results, "last", grace_s=STOP_GRACE_S + 20):
         bar = st.progress(0.0, text="Starting…")
+        if bench.settings.workers:
+            where.caption(f"🛰️ {bench.describe_workers()}")
         live = st.empty()
         while not bench.join(0.25):
             progress = bench.progress()
@@ -177,6 +185,15 @@ with st.form("bench_form"):
     )
     form["rate"] = cols[2].number_input("Rate (req/s)", 0.1, 10_000.0, 10.0, key="bench_rate")
     form["poisson"] = cols[3].checkbox("Poisson arrivals", key="bench_poisson")
+    cols = list(st.columns([1, 2, 3]))
+    form["workers"] = cols[0].number_input(
+        "Ray workers", 0, MAX_WORKERS, 0, key="bench_workers",
+        help="0: every request is sent from the app's process. N: from N Ray actors, each with "
+        "its share of the concurrency (or of the one schedule) and its own clients; without "
+        "an address, a local Ray on this machine (started once, a few seconds).")
+    form["ray_address"] = cols[1].text_input(
+        "Ray address (with workers)", "", key="bench_ray_address", placeholder="host:port",
+        help="A running Ray cluster's head (`ray start --head` prints it); empty: local.")
     cols = list(st.columns(6))
     form["seed"] = cols[0].number_input("Seed (arrivals)", 0, 2**31 - 1, 0, key="bench_seed")
     form["max_tokens"] = cols[1].number_input(
@@ -206,7 +223,8 @@ try:
         with st.spinner("Starting the embedded model (once per app process)…", show_time=True):
             endpoint = resolve(current_settings())
         params = default_params(endpoint, timeout_s=float(form["timeout"]))
-        bench = Benchmark(endpoint, settings, params, store)
+        bench = benchmark_for(endpoint, settings, params, store,
+                              form["ray_address"].strip() or None)
         if bench.note:
             st.info(bench.note, icon="🖥️")
         run_benchmark(bench, results)

@@ -8,6 +8,7 @@ import streamlit as st
 
 from app_pages.access import check_spend, current_owner
 from app_pages.kept import Kept
+from app_pages.race_structured import FREE_TEXT, SCHEMA_LABELS
 from app_pages.shared import Changes, current_settings, owned_run, run_log, settle_previous
 from lib import guards
 from lib.core.config import moderation_config
@@ -23,6 +24,7 @@ from lib.present.display import (
     plain_markdown,
 )
 from lib.storage.store import to_csv
+from lib.structured import SCHEMAS, structure_for
 
 SECONDS = {"perceived_s": "blank screen", "delivered_ttft_s": "delivered TTFT",
            "guard_e2e_s": "E2E + validation"}
@@ -42,6 +44,8 @@ def apply_preset() -> None:
     if preset:
         KEPT.set(prompt=preset.prompt, max_tokens=preset.max_tokens,
                  validators=list(preset.validators), plant=preset.plant)
+        st.session_state["guard_answer_as"] = preset.schema or FREE_TEXT
+        st.session_state["guard_strategies"] = guards.strategies_for(preset.schema is not None)
 
 
 def panels(labels: list[str]) -> list[tuple]:
@@ -161,11 +165,16 @@ if not moderation_key:
     cols[0].caption("🔑 Set OPENAI_API_KEY to add OpenAI's moderation endpoint.")
 strategies = cols[1].multiselect(
     "Strategies",
-    list(guards.STRATEGIES),
+    list(guards.ALL_STRATEGIES),
     default=list(guards.STRATEGIES),
     key="guard_strategies",
-    help="\n".join(f"- **{s.name}**: {s.summary}" for s in guards.STRATEGIES.values()),
+    help="\n".join(f"- **{s.name}**: {s.summary}" for s in guards.ALL_STRATEGIES.values()),
 )
+schema_choice = st.selectbox(
+    "Answer as", [FREE_TEXT, *SCHEMAS], key="guard_answer_as",
+    format_func=lambda name: SCHEMA_LABELS.get(name, name),
+    help="A structured answer (a shipped schema, asked for in the endpoint's output mode): the "
+         "`field` strategy shows each field once it closed and passed its checks.")
 plant_cols = st.columns([1, 2, 2])
 plant_on = plant_cols[0].toggle(
     "🧪 Plant a violation",
@@ -276,7 +285,10 @@ if run and store is not None:
         params = default_params(
             endpoint, max_tokens=int(max_tokens), seed=int(seed), timeout_s=float(timeout_s)
         )
-        lab = guards.GuardRun(endpoint, prompt, params, validators, names, options, plant)
+        structure = None if schema_choice == FREE_TEXT else structure_for(
+            schema_choice, endpoint.kind)
+        lab = guards.GuardRun(endpoint, prompt, params, validators, names, options, plant,
+                              structure=structure)
         check_spend(settings)  # shared: the presenter's key has a limit per person
     except StreamRaceError as error:
         st.warning(error.message, icon="✋")

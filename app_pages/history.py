@@ -26,7 +26,7 @@ from lib.core.errors import StreamRaceError, redact
 from lib.present import charts, stats
 from lib.present.display import SHOWN_CHARS, plain_markdown, seconds
 from lib.storage import history
-from lib.storage.store import to_csv, to_parquet
+from lib.storage.store import to_csv, to_parquet, trace_from_row
 
 MAX_SELECTED = 12
 
@@ -173,6 +173,10 @@ def detail(run_ids: list[str], engine) -> None:
     else:
         st.plotly_chart(charts.timelines_figure(timelines), key="chart_timelines")
         st.caption(charts.timelines_caption(timelines))
+    structured = [trace_from_row(row) for _, row in runs.iterrows() if row["schema_name"]]
+    if structured:
+        st.plotly_chart(charts.field_timeline(structured), key="chart_fields")
+        st.caption(charts.field_timeline_caption(structured))
     for index, (_, run) in enumerate(runs.iterrows()):
         label = stats.run_label(run)
         with st.expander(label, expanded=index == 0):

@@ -1,13 +1,31 @@
 """The race: one prompt, blocking on the left, streamed on the right, at the same instant."""
 
+import os
 from dataclasses import replace
 
 import streamlit as st
 
 from app_pages import screen_clock
 from app_pages.access import check_spend, current_owner
+from app_pages.endpoints import lane_endpoints
 from app_pages.kept import Kept
+from app_pages.race_lanes import (
+    draw_lanes,
+    lane_columns,
+    lane_setup,
+    lane_specs,
+    lanes_on,
+    show_lanes_outcome,
+)
 from app_pages.race_panels import ThinkingBlock, folded_thinking, reasoning_cards
+from app_pages.race_structured import (
+    FREE_TEXT,
+    chosen_structure,
+    draw_structured_race,
+    redraw_lanes,
+    schema_controls,
+    structured_outcome,
+)
 from app_pages.shared import (
     Changes,
     current_settings,
@@ -37,10 +55,11 @@ from lib.present.display import (
     status_line,
     two_clocks,
 )
-from lib.race import PRESETS, Race, summary_line
+from lib.race import PRESETS, Race, resolve_lanes, summary_line
+from lib.race.lanes import spec_settings
 from lib.storage.store import to_csv
 
-RECENT_COLUMNS = ["created_at", "source", "mode", "status", "model", "perceived_s",
+RECENT_COLUMNS = ["created_at", "source", "lane_label", "mode", "status", "model", "perceived_s",
                   "screen_first_s", "ttft_s", "e2e_s", "output_tokens", "token_source",
                   "output_tps", "error", "prompt"]
 # The prompt and its token limit survive a visit to another page (app_pages/kept.py). A string
@@ -54,6 +73,7 @@ def apply_preset() -> None:
     preset = next((p for p in PRESETS if p.label == st.session_state.get("race_preset")), None)
     if preset:
         KEPT.set(prompt=preset.prompt, max_tokens=preset.max_tokens)
+        st.session_state["race_schema"] = preset.schema or FREE_TEXT
 
 
 def new_block() -> None:
@@ -90,14 +110,26 @@ def begin_race(results: dict) -> None:
     try:
         check_request(prompt, params)  # before anything starts: nothing is sent for bad input
         store = run_log(settings.database_url)
-        endpoint = resolve(settings)  # warm: the app prestarted it (streamlit_app.py)
-        race = Race(endpoint, prompt, default_params(endpoint, **params.as_dict()))
-        check_spend(settings)  # shared: the presenter's key has a limit per person
+        if lanes_on():
+            named = lane_endpoints(settings)
+            lanes = resolve_lanes(lane_specs(), named, settings, os.environ)
+            race = Race(lanes, prompt, params, structure=chosen_structure("compatible"))
+            note = next((lane.endpoint.note for lane in lanes if lane.endpoint.note), None)
+            spending = [spec_settings(spec, named, settings, os.environ)[1]
+                        for spec in lane_specs()]
+        else:
+            endpoint = resolve(settings)  # warm: the app prestarted it (streamlit_app.py)
+            race = Race(endpoint, prompt, default_params(endpoint, **params.as_dict()),
+                        structure=chosen_structure(endpoint.kind))
+            note = endpoint.note
+            spending = [settings]
+        check_spend(*spending)  # shared: the presenter's key has a limit per person
     except StreamRaceError as error:
         results["refused"] = error.message
         return
+    results["lanes_race"] = None if race.is_default else race.race_id
     owned = start_owned(race, results, "last_race", store=store, rows=lambda: list(race.traces))
-    results["starting"] = (race, owned, endpoint.note)
+    results["starting"] = (race, owned, note)
 
 
 def run_clicked() -> None:
@@ -108,18 +140,26 @@ def run_clicked() -> None:
 
 
 def endpoint_starting() -> bool:
+    """Whether the race needs the embedded model and it is still starting."""
     settings = current_settings()
-    return settings.endpoint_kind == "local" and not embedded_ready(settings.model_path)
+    kinds = ({lane_endpoints(settings)[spec.endpoint].endpoint_kind for spec in lane_specs()
+              if spec.endpoint in lane_endpoints(settings)} if lanes_on()
+             else {settings.endpoint_kind})
+    return "local" in kinds and not embedded_ready(settings.model_path)
 
 
 def on_screen_report(value: dict) -> None:
     """The browser's figures for a race that just ended: into its rows and its traces."""
     race_id, lanes = value.get("race_id"), value.get("lanes") or {}
     results = results_dict()
-    figures = {mode: (pair[0], pair[1]) for mode, pair in lanes.items() if mode in MODES}
+    # The default race's lanes are keyed by mode, a race of lanes' by lane index.
+    figures: dict[int | str, tuple] = {
+        (int(lane) if lane.isdigit() else lane): (pair[0], pair[1])
+        for lane, pair in lanes.items() if lane in MODES or lane.isdigit()}
     for trace in results.get("last_race", ()):
-        if trace.race_id == race_id and trace.mode in figures:
-            trace.screen_first_s, trace.screen_done_s = figures[trace.mode]
+        lane = trace.lane_index if trace.lane_index in figures else trace.mode
+        if trace.race_id == race_id and lane in figures:
+            trace.screen_first_s, trace.screen_done_s = figures[lane]
     if race_id and figures:
         try:
             run_log(current_settings().database_url).set_screen(race_id, figures)
@@ -136,6 +176,7 @@ def draw_race(race: Race, left, right) -> None:
     blocking_body = left.container(key=screen_clock.lane_key("blocking", race.race_id)).empty()
     stream_status = right.empty()
     show_thinking = race.streaming.params.show_thinking
+    stream_lane = race.calls.index(race.streaming)
     stream_body = right.container(
         key=screen_clock.lane_key("streaming", race.race_id) if show_thinking else None)
     thinking = ThinkingBlock(stream_body.empty())  # above the answer, in the streamed panel
@@ -158,7 +199,7 @@ def draw_race(race: Race, left, right) -> None:
             show(blocking_status, f"⬜ **Blank screen** · {elapsed:.1f} s")
         elif blocking_status_pending():
             draw_blocking()
-        thinking.draw(race.streaming.trace, race.thinking_shown, expanded=True)
+        thinking.draw(race.streaming.trace, race.thinking_shown[stream_lane], expanded=True)
         first = metrics.perceived_s(race.streaming.trace)
         if not race.streaming.trace.done:
             show(stream_status, f"⚡ First words after **{seconds(first)}** · streaming…" if first
@@ -189,8 +230,11 @@ def draw_race(race: Race, left, right) -> None:
 
 def show_outcome(blocking, streaming, left, right, live: bool) -> None:
     """Both panels' outcome (their text too when redrawn), metric cards, the timeline."""
+    structured = streaming.request.structure is not None
+    if not live and structured:
+        redraw_lanes(blocking, streaming, left, right)
     for trace, column in ((blocking, left), (streaming, right)):
-        if not live:
+        if not live and not structured:
             column.markdown(status_line(trace))
             folded_thinking(column, trace)
             column.markdown(shown(trace.text))
@@ -224,6 +268,8 @@ def show_outcome(blocking, streaming, left, right, live: bool) -> None:
         help=f"{b.output_tokens} tokens ({b.token_source})",
     )
     reasoning_cards(blocking, streaming)
+    if structured:
+        structured_outcome(blocking, streaming, results_dict().get("field_lags"))
     for label, trace in (("⏳ Blocking", blocking), ("⚡ Streaming", streaming)):
         st.markdown(f"{label} · {two_clocks(trace)}")
     if factor:
@@ -275,6 +321,7 @@ st.caption(
 st.pills("Preset", [p.label for p in PRESETS], key="race_preset", on_change=apply_preset)
 KEPT.restore()
 prompt = st.text_area("Prompt", key=KEPT.key("prompt"), height=90, **KEPT.watch("prompt"))
+schema_controls()
 with st.expander("Parameters"):
     cols = st.columns(4)
     temperature = cols[0].slider("Temperature", 0.0, 2.0, 0.7, 0.05, key="race_temperature")
@@ -299,14 +346,12 @@ with st.expander("Parameters"):
         "Thinking counts as text", key="race_show_thinking",
         help="When on, the blank screen of the streamed lane ends at its first thought, not at "
              "its first answer word (the thinking block shows either way).")
+with st.expander("🛣️ Lanes: endpoints and models side by side", expanded=lanes_on()):
+    lane_setup(lane_endpoints(current_settings()))
 buttons = st.columns([1, 1, 6])
 run = buttons[0].button("▶️ Run race", type="primary", key=screen_clock.RUN_BUTTON_KEY,
                         on_click=run_clicked)
 stop = buttons[1].button("⏹️ Stop", key="race_stop")
-
-left, right = st.columns(2, gap="large")
-left.subheader("⏳ Blocking call")
-right.subheader("⚡ Streaming call")
 
 results = results_dict()
 started = results.pop("starting", None)
@@ -317,26 +362,47 @@ if run and started is None and "refused" not in results:
                     show_time=True):
         begin_race(results)  # the endpoint was still starting: not in the callback
     started = results.pop("starting", None)
+last = results.get("last_race") if started is None else None
+lanes_race = (started is not None and not started[0].is_default) or (
+    last is not None and last[0].race_id == results.get("lanes_race"))
+if lanes_race:  # one column per lane, labelled
+    columns = lane_columns(started[0].traces if started is not None else last)
+else:
+    left, right = st.columns(2, gap="large")
+    left.subheader("⏳ Blocking call")
+    right.subheader("⚡ Streaming call")
+
 if started is not None:
     live_race: Race = started[0]
     if started[2]:
         st.info(started[2], icon="🔄")
     with drawing(started[1]):
-        draw_race(live_race, left, right)
+        if lanes_race:
+            draw_lanes(live_race, columns)
+        elif live_race.structure is not None:
+            results["field_lags"] = draw_structured_race(live_race, left, right).lags()
+        else:
+            draw_race(live_race, left, right)
     results["screen_pending"] = live_race.race_id
-    blocking, streaming = live_race.traces
-    show_outcome(blocking, streaming, left, right, live=True)
+    if lanes_race:
+        show_lanes_outcome(list(live_race.traces), columns, live=True)
+    else:
+        blocking, streaming = live_race.traces
+        show_outcome(blocking, streaming, left, right, live=True)
 elif "refused" in results:
     st.warning(results.pop("refused"), icon="✋")
-elif "last_race" in results:
+elif last is not None:
     if stop:
         st.info(
             "Stopped: the requests still running were cancelled; what they had received "
             "is kept and logged as cancelled.",
             icon="⏹️",
         )
-    blocking, streaming = results["last_race"]
-    show_outcome(blocking, streaming, left, right, live=False)
+    if lanes_race:
+        show_lanes_outcome(list(last), columns, live=False)
+    else:
+        blocking, streaming = last
+        show_outcome(blocking, streaming, left, right, live=False)
 
 recent_runs()
 # Last, so the browser answers when the page is whole; mounted on every run, so the click

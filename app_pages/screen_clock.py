@@ -3,7 +3,8 @@
 Not a page (st.navigation lists the pages). An inline `st.components.v2` component (no iframe,
 nothing loaded from the network) installs, once per browser tab, a capturing click listener on
 the Run button and a MutationObserver on the page; each lane's text is drawn in a container
-keyed `race_lane_<mode>_<race_id>` (`lane_key`), so a new race's lanes are new elements whatever
+keyed `race_lane_<lane>_<race_id>` (`lane_key`; <lane> is the mode in the default race, the
+lane's index in a race of lanes), so a new race's lanes are new elements whatever
 the previous race left on screen. When a lane's text changes, the next animation frame's
 `performance.now()` is its paint moment. Nothing is sent while the race runs (sending reruns the
 script): the component mounted after a race (`report`) hands that race's figures back once, and
@@ -65,11 +66,11 @@ export default function (component) {
   requestAnimationFrame(() => requestAnimationFrame(() => {
     if (clock.reported[raceId]) return;
     const lanes = {};
-    for (const mode of ['blocking', 'streaming']) {
-      const lane = clock.lanes[mode + '_' + raceId];
-      if (!lane || lane.click === null) continue;
+    const suffix = '_' + raceId;
+    for (const [key, lane] of Object.entries(clock.lanes)) {
+      if (!key.endsWith(suffix) || lane.click === null) continue;
       const since = (t) => (t === null ? null : (t - lane.click) / 1000);
-      lanes[mode] = [since(lane.first), since(lane.done)];
+      lanes[key.slice(0, -suffix.length)] = [since(lane.first), since(lane.done)];
     }
     clock.reported[raceId] = true;
     setStateValue('screen', { race_id: raceId, lanes });
@@ -80,15 +81,16 @@ export default function (component) {
 _clock = st.components.v2.component("streamrace_screen_clock", js=JS)
 
 
-def lane_key(mode: str, race_id: str) -> str:
+def lane_key(lane: str, race_id: str) -> str:
     """The key of the container a lane's text is drawn in (the component finds it by class)."""
-    return f"{LANE_PREFIX}{mode}_{race_id}"
+    return f"{LANE_PREFIX}{lane}_{race_id}"
 
 
 def report(race_id: str | None, on_report: Callable[[dict], None]) -> None:
     """Mount the clock (every run, so it is there before the next click); with `race_id`, it
-    hands back that race's figures once: `on_report({"race_id":…, "lanes": {mode: [first_s,
-    done_s]}})` runs at the start of the script run the browser's answer causes."""
+    hands back that race's figures once: `on_report({"race_id":…, "lanes": {lane: [first_s,
+    done_s]}})` (lane: a mode, or a lane index as text) runs at the start of the script run
+    the browser's answer causes."""
 
     def changed() -> None:
         value = (st.session_state.get("race_screen_clock") or {}).get("screen")

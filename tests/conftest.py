@@ -21,6 +21,8 @@ playing a Recording (hand-made, or saved from a logged run), transformed if aske
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -31,8 +33,9 @@ from streamlit.testing.v1 import AppTest
 from lib.core.calls import warm_up
 from lib.endpoints import Endpoint, replayed
 from lib.replay import Profile, Recording, ReplayServer, Spec, Transform
-from lib.serving.playback import REASONING_FORMS, PlaybackServer, Received, Script
+from lib.serving.playback import REASONING_FORMS, REPORT, PlaybackServer, Received, Script
 from lib.storage.store import Store
+from tests.support.postgres import Cluster, PostgresMissing
 
 SCRIPTS: dict[str, Script] = {
     # The reference timeline: first text at 300 ms, then one word every 20 ms (e2e 680 ms).
@@ -59,6 +62,13 @@ SCRIPTS: dict[str, Script] = {
        for form in REASONING_FORMS},
     # Quick, and with no reasoning count in the usage: the split is estimated.
     "reason-quick": Script.reasoning(0.02, 0.005, thoughts=4, words=6, reasoning_usage=False),
+    # Structured answers (issue 14): the known report, one token every 20 ms from 0.2 s; a server
+    # without JSON mode; the stream cut mid-object; an object that never validates.
+    "report": Script.tokens(json.dumps(REPORT), ttft_s=0.2, gap_s=0.02),
+    "report-fast": Script.tokens(json.dumps(REPORT), ttft_s=0.02, gap_s=0.002),
+    "report-refuse": Script.tokens(json.dumps(REPORT), 0.02, 0.002, refuse_formats=True),
+    "report-cut": Script.tokens(json.dumps(REPORT), 0.02, 0.002, drop_after=40),
+    "report-invalid": Script.tokens(json.dumps({**REPORT, "sections": []}), 0.02, 0.002),
 }
 
 SERVER_KEY = "pbk-test-right-key-7f3a9c21"
@@ -156,14 +166,52 @@ def received(playback) -> Callable[[str], list[Received]]:
     return lambda prompt: received_for(playback, prompt)
 
 
+DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `both_databases` that uses a run log runs once on each database."""
+    if ("database" in metafunc.fixturenames
+            and metafunc.definition.get_closest_marker("both_databases")):
+        metafunc.parametrize("database", DATABASES, indirect=True)
+
+
 @pytest.fixture
-def store_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'runs.db'}"
+def database(request) -> str:
+    """Which database the run log is on: SQLite unless the test is marked `both_databases`."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Cluster:
+    """A throwaway PostgreSQL cluster for the whole session (tests/support/postgres.py).
+    Missing PostgreSQL skips its tests, except in CI, where it fails them."""
+    try:
+        cluster = Cluster.start()
+    except PostgresMissing as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def store_url(database, tmp_path, request) -> str:
+    """A fresh, empty run log's URL: a SQLite file, or a new PostgreSQL database."""
+    if database == "sqlite":
+        yield f"sqlite:///{tmp_path / 'runs.db'}"
+        return
+    cluster = request.getfixturevalue("postgres")
+    url = cluster.new_database()
+    yield url
+    cluster.drop_database(url)
 
 
 @pytest.fixture
 def store(store_url) -> Store:
-    """A fresh run log in a temporary SQLite file."""
+    """A fresh run log: a temporary SQLite file (and a PostgreSQL database when marked
+    `both_databases`)."""
     log = Store(store_url)
     yield log
     log.engine.dispose()

@@ -14,6 +14,7 @@ from lib.bench.prompts import BenchPrompt, PromptSet
 from lib.core.calls import MAX_TOKENS_LIMIT, check_request
 from lib.core.errors import InvalidInput
 from lib.core.metrics import Slo
+from lib.core.structured import Structure
 from lib.core.trace import MODES, Mode, Params, Trace
 from lib.endpoints import Endpoint
 from lib.serving.embedded import SLOTS
@@ -22,6 +23,10 @@ MAX_REQUESTS = 100_000
 
 
 MAX_CONCURRENCY = 1024
+
+
+MAX_WORKERS = 64
+"""Ray workers of one benchmark (each a process with its own clients)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,11 @@ class BenchSettings:
     max_tokens: int | None = None
     """For every prompt without its own limit; None: the prompt set's default."""
     slo: Slo = Slo()
+    structure: Structure | None = None
+    """Ask every call for this object (a structured benchmark); None: free text."""
+    workers: int = 0
+    """0: every request is sent from this process; N: from N Ray actors (lib.bench.workers),
+    each with its share of the concurrency (or of the schedule) and its own clients."""
 
     def check(self) -> "BenchSettings":
         if (
@@ -67,6 +77,12 @@ class BenchSettings:
             raise InvalidInput("The deadline must be between 0.1 s and a week.")
         if self.max_tokens is not None and not 1 <= self.max_tokens <= MAX_TOKENS_LIMIT:
             raise InvalidInput(f"max_tokens must be between 1 and {MAX_TOKENS_LIMIT:,}.")
+        if not 0 <= self.workers <= MAX_WORKERS:
+            raise InvalidInput(f"The number of workers must be between 0 (this process) and "
+                               f"{MAX_WORKERS}.")
+        if self.workers and self.concurrency is not None and self.concurrency < self.workers:
+            raise InvalidInput(f"{self.workers} workers need a concurrency of at least "
+                               f"{self.workers}: each worker keeps its share of it in flight.")
         if self.slo.ttft_s <= 0 or self.slo.icl_p99_s <= 0:
             raise InvalidInput("The SLO limits must be above 0 ms.")
         return self
@@ -79,6 +95,8 @@ class BenchSettings:
             prompt_count=len(self.prompts.prompts),
             modes=list(self.modes),
             slo=dataclasses.asdict(self.slo),
+            structure=None if self.structure is None else {
+                "schema": self.structure.name, "mode": self.structure.mode},
         )
         return values
 
@@ -103,6 +121,23 @@ def arrival_offsets(count: int, rate: float, poisson: bool, seed: int) -> list[f
             t += draw.expovariate(rate)
         offsets.append(t)
     return offsets
+
+
+def split(total: int, parts: int) -> list[int]:
+    """`total` in `parts` shares as equal as can be, the larger first: 5 in 2 is [3, 2]."""
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def deal(count: int, weights: Sequence[int]) -> list[list[int]]:
+    """Request indices 0..count-1 dealt to workers in proportion to their weights (their share
+    of the concurrency), in order: each next request goes to the worker furthest below its
+    share, so every worker's requests are spread over the whole plan (and its schedule)."""
+    hands: list[list[int]] = [[] for _ in weights]
+    for index in range(count):
+        worker = min(range(len(weights)),
+                     key=lambda w: (len(hands[w]) + 1) / weights[w] if weights[w] else 1e18)
+        hands[worker].append(index)
+    return hands
 
 
 def token_limit(settings: BenchSettings, prompt: BenchPrompt) -> int:

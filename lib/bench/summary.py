@@ -79,6 +79,8 @@ class BenchSummary:
         s = self.settings
         load = (f"{s['rate']:g} req/s" + (" Poisson" if s.get("poisson") else "")
                 if s.get("rate") else f"concurrency {s.get('concurrency')}")
+        if s.get("workers"):
+            load += f" · {s['workers']} Ray workers"
         return (f"{self.created_at[:19].replace('T', ' ')} · {self.endpoint['model']} · "
                 f"{s.get('prompts')} · {s.get('requests')} requests · {load} · {self.status}")
 
@@ -90,6 +92,7 @@ class BenchSummary:
             "good": m.good, "goodput req/s": m.goodput_rps,
             "goodput %": _percent(m.goodput_ratio), "error %": _percent(m.error_rate),
             "output tok/s": m.output_token_throughput_tps,
+            **({"valid objects": m.valid_objects} if m.valid_objects is not None else {}),
         } for m in self.modes.values()])
 
     def errors_frame(self) -> pd.DataFrame:
@@ -99,9 +102,11 @@ class BenchSummary:
         """One row per mode and metric that has values: n, mean and percentiles in ms (tokens/s
         for output_tps). A blocking call has no TPOT and no ICL: those rows are left out."""
         rows = []
-        for name in metrics.SUMMARY_METRICS:
+        for name in (*metrics.SUMMARY_METRICS, *metrics.STRUCTURED_SUMMARY_METRICS):
             for m in self.modes.values():
-                d = m.metrics[name]
+                d = m.metrics.get(name)
+                if d is None:
+                    continue
                 if not d.n:
                     continue
                 scale, unit = (1.0, "tok/s") if name == "output_tps" else (1000.0, "ms")

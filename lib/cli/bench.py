@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -14,12 +15,22 @@ from lib.bench import (
     Benchmark,
     BenchSettings,
     Progress,
+    RayBenchmark,
+    benchmark_for,
     load_prompts,
     progress_line,
     results_frame,
     suite_params,
 )
-from lib.cli.common import add_database_argument, add_endpoint_arguments, cli_settings, fail
+from lib.bench.workers import check_address, shutdown
+from lib.cli.common import (
+    add_database_argument,
+    add_endpoint_arguments,
+    add_schema_arguments,
+    cli_settings,
+    cli_structure,
+    fail,
+)
 from lib.core.errors import InvalidInput, StreamRaceError
 from lib.core.metrics import Slo
 from lib.core.trace import MODES, Mode, Params
@@ -69,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="requests sent first and not counted")
     load.add_argument("--deadline", type=float, metavar="S",
                       help="stop after S seconds; calls in flight are cancelled")
+    load.add_argument("--workers", type=int, default=0, metavar="N",
+                      help="send from N Ray workers, each with its share of the concurrency "
+                           "or of the schedule and its own clients (default: this process)")
+    load.add_argument("--ray-address", metavar="HOST:PORT",
+                      help="with --workers: join this Ray cluster (`ray start --head` prints "
+                           "it; default: start a local Ray on this machine)")
     out = parser.add_argument_group("objectives and output")
     out.add_argument("--slo-ttft-ms", type=float, default=Slo.ttft_s * 1000)
     out.add_argument("--slo-icl-p99-ms", type=float, default=Slo.icl_p99_s * 1000)
@@ -76,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="every request's run-log row")
     out.add_argument("--summary-json", metavar="summary.json")
     add_database_argument(out)
+    add_schema_arguments(parser)
     return parser
 
 
@@ -83,13 +101,18 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
     prompts = load_prompts(args.prompts)
     if args.poisson and args.rate is None:
         raise InvalidInput("--poisson needs --rate.")
+    if args.ray_address is not None:
+        if not args.workers:
+            raise InvalidInput("--ray-address needs --workers N: the workers run on that "
+                               "cluster.")
+        check_address(args.ray_address)
     pairs = len(prompts.prompts) * len(args.modes)
     requests = args.requests or (args.repetitions or 1) * pairs
     concurrency = args.concurrency if args.concurrency is not None or args.rate else 1
     return BenchSettings(
         prompts=prompts, modes=args.modes, requests=requests, concurrency=concurrency,
         rate=args.rate, poisson=args.poisson, seed=args.seed, warmup=args.warmup,
-        deadline_s=args.deadline, max_tokens=args.max_tokens,
+        deadline_s=args.deadline, max_tokens=args.max_tokens, workers=args.workers,
         slo=Slo(ttft_s=args.slo_ttft_ms / 1000, icl_p99_s=args.slo_icl_p99_ms / 1000),
     ).check()
 
@@ -121,19 +144,34 @@ class _Reporter:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _bench(args)
+    finally:
+        shutdown()  # a local Ray stops with the command (nothing of it outlives it)
+
+
+def _bench(args: argparse.Namespace) -> int:
     config = cli_settings(args)
     try:
         # Checked before a server or a database is touched.
-        settings = settings_from_args(args)
+        settings = dataclasses.replace(settings_from_args(args),
+                                       structure=cli_structure(args, config.endpoint_kind))
         suite_params(settings, Params(temperature=args.temperature, timeout_s=args.timeout))
         if config.endpoint_kind == "local":
             print("starting the embedded model…", file=sys.stderr, flush=True)
         endpoint = resolve(config)
         params = default_params(endpoint, temperature=args.temperature, timeout_s=args.timeout)
         store = Store(config.database_url)
-        bench = Benchmark(endpoint, settings, params, store).start()
+        bench = benchmark_for(endpoint, settings, params, store, args.ray_address)
+        if settings.workers:
+            print(f"starting {settings.workers} Ray workers "
+                  f"({'on ' + args.ray_address if args.ray_address else 'a local Ray'})…",
+                  file=sys.stderr, flush=True)
+        bench.start()
     except StreamRaceError as exc:
         return fail(exc)
+    if isinstance(bench, RayBenchmark) and bench.session is not None:
+        print(f"{len(bench.workers)} workers ready: {bench.describe_workers()}", file=sys.stderr)
     if bench.note:
         print(f"note: {bench.note}", file=sys.stderr)
     reporter = _Reporter(sys.stderr)

@@ -47,6 +47,39 @@ def add_cli_arguments(parser: argparse.ArgumentParser, max_tokens: int = Params.
     add_database_argument(parser)
 
 
+def add_schema_arguments(parser: argparse.ArgumentParser, flag: str = "--schema") -> None:
+    """A structured answer: the schema to fill (`flag`, read by `cli_structure`) and how."""
+    from lib.structured import SCHEMAS
+
+    parser.add_argument(
+        flag, dest="structure", metavar="NAME|JSON|@FILE",
+        help=f"ask for a structured answer: a shipped schema ({', '.join(SCHEMAS)}), a JSON "
+             "Schema object, or @path to a JSON Schema file")
+    parser.add_argument(
+        "--output-mode", choices=("auto", "strict", "json", "tool"), default="auto",
+        help="how the schema is asked for (auto: strict on the embedded model and OpenAI, "
+             "json elsewhere; see the README)")
+
+
+def cli_structure(args: argparse.Namespace, endpoint_kind: str):
+    """The --schema flags as a Structure (None without --schema); InvalidInput when the schema
+    cannot be read (a file that is missing, JSON that does not parse)."""
+    from lib.core.errors import InvalidInput
+    from lib.structured import structure_for
+
+    schema = getattr(args, "structure", None)
+    if not schema:
+        return None
+    if schema.startswith("@"):
+        try:
+            with open(schema[1:], encoding="utf-8") as handle:
+                schema = handle.read()
+        except OSError as exc:
+            raise InvalidInput(
+                f"Cannot read the schema file {schema[1:]}: {exc.strerror}.") from None
+    return structure_for(schema, endpoint_kind, args.output_mode)
+
+
 def cli_settings(args: argparse.Namespace) -> Settings:
     """The configuration with the command's flags applied.
 
@@ -88,9 +121,11 @@ def prompt_text(value: str) -> str:
     return sys.stdin.read() if value == "-" else value
 
 
-def format_table(traces: list[Trace]) -> str:
-    """The run-log rows of these traces as an aligned text table."""
+def format_table(traces: list[Trace], lanes: bool = False) -> str:
+    """The run-log rows of these traces as an aligned text table (with `lanes`, each row
+    starts with its race lane's label)."""
     fields = [
+        *(["lane"] if lanes else []),
         "mode",
         "status",
         "client_s",
@@ -105,13 +140,14 @@ def format_table(traces: list[Trace]) -> str:
         "output_tps",
     ]
     rows = [
-        {"mode": trace.mode, "status": trace.status, **metrics.compute(trace).as_dict()}
+        {"lane": trace.lane_label, "mode": trace.mode, "status": trace.status,
+         **metrics.compute(trace).as_dict()}
         for trace in traces
     ]
     lines = [aligned(fields, rows)]
     for trace in traces:
         if trace.error:
-            lines.append(f"{trace.mode} error: {trace.error}")
+            lines.append(f"{trace.lane_label if lanes else trace.mode} error: {trace.error}")
     return "\n".join(lines)
 
 

@@ -1,4 +1,6 @@
 """python -m lib.guards: one guardrails run on the configured endpoint, a table per strategy.
+
+    python -m lib.guards --structure report --plant ops@example.com   # `field` among them
 """
 
 from __future__ import annotations
@@ -7,15 +9,24 @@ import argparse
 import csv
 from pathlib import Path
 
-from lib.cli.common import add_cli_arguments, aligned, cli_params, cli_settings, fail, prompt_text
+from lib.cli.common import (
+    add_cli_arguments,
+    add_schema_arguments,
+    aligned,
+    cli_params,
+    cli_settings,
+    cli_structure,
+    fail,
+    prompt_text,
+)
 from lib.core.calls import check_request
 from lib.core.config import moderation_config
 from lib.core.errors import InvalidInput, StreamRaceError
 from lib.endpoints.resolve import resolve
 from lib.guards import (
+    ALL_STRATEGIES,
     DEFAULT_SCHEMA,
     PRESETS,
-    STRATEGIES,
     TABLE_FIELDS,
     VALIDATORS,
     GuardOptions,
@@ -24,9 +35,11 @@ from lib.guards import (
     build_validators,
     check_strategies,
     run_headless,
+    strategies_for,
     summary_rows,
 )
 from lib.storage.store import Store
+from lib.structured.schemas import schema_prompt
 
 DESCRIPTION = (
     "Guardrails: what validating a streamed answer costs, and what streaming it exposes."
@@ -40,14 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--prompt",
-        default=PRESETS[0].prompt,
         type=prompt_text,
-        help="default: the contact-details preset; '-' reads it from standard input",
+        help="default: the contact-details preset (with --structure, the schema's prompt); "
+             "'-' reads it from standard input",
     )
     parser.add_argument(
         "--strategies",
-        default=",".join(STRATEGIES),
-        help="comma-separated: " + ", ".join(STRATEGIES),
+        help="comma-separated: " + ", ".join(ALL_STRATEGIES) + " (default: all; `field` only "
+             "with --structure)",
     )
     parser.add_argument(
         "--validators", default="pii", help="comma-separated: " + ", ".join(VALIDATORS)
@@ -78,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, metavar="CSV", help="also write the table here")
     add_cli_arguments(parser, max_tokens=PRESETS[0].max_tokens)
+    add_schema_arguments(parser, "--structure")
     return parser
 
 
@@ -86,9 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = cli_settings(args)
     try:
         # Everything is checked before the model or the run log is touched.
+        structure = cli_structure(args, settings.endpoint_kind)
+        if args.prompt is None:
+            args.prompt = schema_prompt(structure) if structure else PRESETS[0].prompt
         params = cli_params(args)
         check_request(args.prompt, params)
-        strategies = check_strategies(args.strategies.split(","))
+        strategies = check_strategies(args.strategies.split(",") if args.strategies
+                                      else strategies_for(structure is not None))
         options = GuardOptions(
             args.on_fail, args.window_tokens, args.window_context, args.stream_first
         )
@@ -109,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             options,
             plant,
             store,
+            structure=structure,
         )
     except StreamRaceError as exc:
         return fail(exc)

@@ -18,11 +18,13 @@ import threading
 import time
 
 import httpx
+import pydantic
 from mirascope import llm
 from mirascope.llm.tools import Toolkit
 
 from lib.core import errors
 from lib.core.seams import OpenAIClient, Provider, SocketTracker, use_network_backend
+from lib.core.structured import Structure, invalid_reason
 from lib.core.thoughts import EFFORTS, effort_value
 from lib.core.trace import MODES, Chunk, Mode, Params, Request, Trace
 from lib.endpoints import Endpoint
@@ -74,13 +76,18 @@ class Call:
         *,
         source: str = "live",
         race_id: str | None = None,
+        structure: Structure | None = None,
     ) -> None:
         check_request(prompt, params)
         self.endpoint = endpoint
         self.params = params
+        self.structure = structure
+        self.partial: pydantic.BaseModel | None = None
+        """A structured answer's object so far: Mirascope's partial object (every field
+        optional) after each chunk, streamed; the validated object, blocking."""
         base_url = endpoint.url_for(mode)
         request = Request(prompt, params, endpoint.kind, base_url, endpoint.model,
-                          endpoint.transform)
+                          endpoint.transform, structure)
         # A replayed or simulated timing is never logged as anything else (nor as live).
         source = endpoint.source or source
         self.trace = Trace(request=request, mode=mode, source=source, race_id=race_id)
@@ -123,6 +130,8 @@ class Call:
             **({"seed": params.seed} if params.seed is not None else {}),
             **({"stop_sequences": list(params.stop)} if params.stop else {}),
         }
+        if structure is not None:
+            self._kwargs["format"] = structure.format()
 
     # -- shared bookkeeping -------------------------------------------------------------
 
@@ -166,13 +175,13 @@ class Call:
 
     # -- the sending, the only part that differs --------------------------------------
 
-    def run(self, t_start: float | None = None) -> Trace:
+    def run(self, t_start: float | None = None, t_run: float | None = None) -> Trace:
         """Make the call on this thread. Never raises: the outcome is in the trace.
 
         `t_start` is when the caller decided to start it (default: now); the wait until this
-        thread got going is kept apart (`t_run`).
+        thread got going is kept apart (`t_run`: now, or when the caller's thread woke for it).
         """
-        self.trace.t_run = time.perf_counter()
+        self.trace.t_run = t_run if t_run is not None else time.perf_counter()
         self.trace.t_start = t_start if t_start is not None else time.perf_counter()
         try:
             if self.cancelled:
@@ -200,15 +209,35 @@ class Call:
         if text:
             self._add_text(text)
         self._take_usage(response.usage)
+        if self.structure is not None:
+            self.partial = self._parsed(response)
 
     def _run_streaming(self) -> None:
         stream = self._provider.stream(**self._kwargs)
+        structured = self.structure is not None
+        # With a format, this is StreamResponse.structured_stream()'s own loop (a partial object
+        # after each text chunk), with each chunk's moment taken before it is parsed.
         for chunk in stream.chunk_stream():
             if chunk.type in ("text_chunk", "thought_chunk") and chunk.delta:
                 self._add_text(chunk.delta, thought=chunk.type == "thought_chunk")
+                if structured and chunk.type == "text_chunk":
+                    self.partial = stream.parse(partial=True) or self.partial
             if self.cancelled:
                 raise _Cancelled()
         self._take_usage(stream.usage)
+        if structured:
+            self.partial = self._parsed(stream) or self.partial
+
+    def _parsed(self, response):
+        """The whole object, validated as Mirascope's `parse()` does; InvalidObject if not."""
+        assert self.structure is not None
+        try:
+            return response.parse()
+        except llm.ParseError as exc:
+            reason = invalid_reason(exc.original_exception or exc)
+            raise errors.InvalidObject(
+                f"The answer is not a valid {self.structure.model.__name__}: {reason}. "
+                "The text and the partial object are kept.") from exc
 
     def _take_usage(self, usage) -> None:
         if usage is not None and (usage.output_tokens or usage.input_tokens):
@@ -221,7 +250,7 @@ class Call:
 
     def _map(self, exc: Exception) -> errors.StreamRaceError:
         secrets = (self.endpoint.api_key,) if self.endpoint.api_key else ()
-        return errors.from_exception(
+        error = errors.from_exception(
             exc,
             base_url=self.trace.request.base_url,
             model=self.endpoint.model,
@@ -229,6 +258,15 @@ class Call:
             started=bool(self.trace.chunks),
             secrets=secrets,
         )
+        if self.structure is not None and isinstance(error, errors.BadRequest) and (
+                self.structure.mode != "json"):
+            asked = "a JSON Schema as response_format" if self.structure.mode == "strict" else (
+                "a forced tool call")
+            error = errors.BadRequest(
+                f"{error.message} The server may not support structured output as "
+                f"{asked} ({self.structure.mode} mode): choose the json mode, which asks for "
+                "the object in the prompt.")
+        return error
 
 
 class _Cancelled(Exception):

@@ -7,6 +7,7 @@ The sidebar starts from these settings; CLI flags override them.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,13 +37,16 @@ class Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def _read_secrets(path: Path) -> dict:
+def _read_toml(path: Path) -> dict:
     try:
         with path.open("rb") as handle:
-            data = tomllib.load(handle)
+            return tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError):
         return {}
-    return {k: v for k, v in data.items() if isinstance(v, (str, int, float))}
+
+
+def _read_secrets(path: Path) -> dict:
+    return {k: v for k, v in _read_toml(path).items() if isinstance(v, (str, int, float))}
 
 
 def load_settings(
@@ -113,3 +117,66 @@ def default_data_dir() -> Path:
     """The user's data folder for StreamRace (XDG on Linux)."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "streamrace"
+
+
+ENDPOINT_FIELDS = ("kind", "base_url", "model", "api_key", "model_path")
+_NAMED = re.compile(r"^STREAMRACE_ENDPOINT_([A-Z0-9]+(?:_[A-Z0-9]+)*?)_"
+                    r"(KIND|BASE_URL|MODEL|API_KEY|MODEL_PATH)$")
+
+
+def load_endpoints(
+    environ: Mapping[str, str] | None = None, secrets_path: Path | None = None
+) -> dict[str, Settings]:
+    """The named endpoints a race's lanes can pick, name → Settings, besides the default one.
+
+    In `.streamlit/secrets.toml`, one table per endpoint:
+
+        [endpoints.ours]
+        kind = "compatible"            # default: compatible (local, openai, replay too)
+        base_url = "http://127.0.0.1:8000/v1"
+        model = "qwen"
+        api_key = "..."                # optional; or api_key_env = "OURS_KEY"
+
+    In the environment, `STREAMRACE_ENDPOINT_<NAME>_<FIELD>` with FIELD one of KIND, BASE_URL,
+    MODEL, API_KEY, MODEL_PATH (e.g. STREAMRACE_ENDPOINT_OURS_BASE_URL): the name is <NAME>
+    in lower case; a value in the environment wins over secrets.toml's. An `openai` endpoint
+    without its own key takes OPENAI_API_KEY. Entries that are not tables are ignored.
+    """
+    environ = os.environ if environ is None else environ
+    tables = _read_toml(secrets_path or SECRETS_PATH).get("endpoints")
+    fields: dict[str, dict[str, tuple[str, str]]] = {}
+    for name, table in (tables.items() if isinstance(tables, dict) else ()):
+        if not isinstance(table, dict):
+            continue
+        entry = fields.setdefault(str(name).lower(), {})
+        for field_name in ENDPOINT_FIELDS:
+            if isinstance(table.get(field_name), str) and table[field_name]:
+                entry[field_name] = (table[field_name], "secrets.toml")
+        key_env = table.get("api_key_env")
+        if isinstance(key_env, str) and environ.get(key_env):
+            entry["api_key"] = (environ[key_env], "environment")
+    for variable, value in environ.items():
+        match = _NAMED.match(variable)
+        if match and value:
+            name = match.group(1).lower()
+            fields.setdefault(name, {})[match.group(2).lower()] = (value, "environment")
+    endpoints = {}
+    for name, entry in sorted(fields.items()):
+        kind = entry.get("kind", ("compatible", ""))[0].strip().lower()
+        if kind not in ENDPOINT_KINDS:
+            continue
+        key, origin = entry.get("api_key", (None, None))
+        if key is None and kind == "openai":
+            key, origin = key_for("openai", environ, secrets_path)
+        base_url = entry.get("base_url", ("", ""))[0] or (OPENAI_BASE_URL if kind == "openai"
+                                                         else "")
+        endpoints[name] = Settings(
+            endpoint_kind=kind, base_url=base_url,
+            model=entry.get("model", ("", ""))[0] or DEFAULT_MODELS[kind],
+            api_key=None if kind in ("local", "replay") else key,
+            key_origin=None if kind in ("local", "replay") else origin,
+            model_path=entry.get("model_path", (None, None))[0],
+            database_url=_lookup("DATABASE_URL", environ,
+                                 _read_secrets(secrets_path or SECRETS_PATH))[0],
+        )
+    return endpoints

@@ -12,7 +12,11 @@
           ├── BadRequest            400 / 422: the server rejected the parameters
           ├── ServerFailed          5xx
           ├── TimedOut              no byte within the configured timeout
-          └── StreamBroken          the connection or the stream broke after it started
+          ├── StreamBroken          the connection or the stream broke after it started
+          ├── InvalidObject         a structured answer arrived whole but is not a valid object
+          ├── WorkersUnavailable    the benchmark's Ray cluster cannot be joined or started,
+          │                         or gives no workers in time (nothing was sent)
+          └── WorkerLost            the benchmark worker sending the request died with it
 
 Library errors (Mirascope's `llm.Error` tree, openai, httpx, ValueError from a
 mid-stream decode) are converted once, in `from_exception`, where they enter.
@@ -99,6 +103,27 @@ class StreamBroken(CallFailed):
     """The response started, then the connection or the data broke."""
 
     kind = "stream_broken"
+
+
+class InvalidObject(CallFailed):
+    """A structured answer ended, but is not an object valid against its schema (the text,
+    and the partial object read from it, are kept)."""
+
+    kind = "invalid_object"
+
+
+class WorkersUnavailable(CallFailed):
+    """The benchmark's Ray cluster cannot be reached or started, or did not start its workers
+    in time: nothing was sent."""
+
+    kind = "workers"
+
+
+class WorkerLost(CallFailed):
+    """The Ray worker that was sending this request died (or stopped answering) with it in
+    flight: whatever it received went with it."""
+
+    kind = "worker_lost"
 
 
 class ServerStartFailed(EndpointUnreachable):

@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from lib.core import structured
 from lib.core.trace import Trace
 
 Values = Sequence[float] | np.ndarray
@@ -152,6 +153,12 @@ def perceived_s(trace: Trace) -> float | None:
     behind a guardrail, the strategy's first release (its display timeline, validation included).
     """
     shown = trace.shown_or_received()
+    figures = structured_figures(trace)
+    if figures is not None and trace.t_shown is None and trace.guard is None and (
+            trace.mode == "streaming"):
+        # Headless, a structured stream's screen is blank until its first field shows.
+        first = figures.first_field_s
+        shown = None if first is None or trace.t0 is None else trace.t0 + first
     if shown is None or trace.t_start is None:
         return None
     return shown - trace.t_start
@@ -289,6 +296,45 @@ def output_tps(trace: Trace) -> float | None:
     return tokens / e2e if e2e > 0 else None
 
 
+# -- structured answers: derived from the chunks and the answer's schema (request.structure) ---
+
+
+def structured_figures(trace: Trace) -> structured.StructuredFigures | None:
+    """Per-field moments, time to the first visible field and to a schema-valid object,
+    partial-parse failures and final validity (formulas: lib.core.structured.figures); None for
+    a free-text answer. Computed once per trace and state (the partial parse is per chunk)."""
+    structure = trace.request.structure
+    if structure is None:
+        return None
+    key = (len(trace.chunks), trace.t0)
+    cached = _figures_cache.get(trace.run_id)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    figures = structured.figures(trace.chunks, trace.t0, structure.model)
+    if trace.done:
+        _figures_cache[trace.run_id] = (key, figures)
+        while len(_figures_cache) > 512:
+            _figures_cache.pop(next(iter(_figures_cache)))
+    return figures
+
+
+_figures_cache: dict[str, tuple[tuple, structured.StructuredFigures]] = {}
+
+
+def first_field_s(trace: Trace) -> float | None:
+    """Time to the first visible field. Formula: t(chunk carrying the first visible character
+    of any field) − t0; blocking: = e2e_s. None for a free-text answer or when none began."""
+    figures = structured_figures(trace)
+    return figures.first_field_s if figures else None
+
+
+def valid_object_s(trace: Trace) -> float | None:
+    """Time to a schema-valid object. Formula: t(chunk carrying the object's closing brace) − t0,
+    when the answer validates against its schema; None otherwise."""
+    figures = structured_figures(trace)
+    return figures.valid_object_s if figures else None
+
+
 # -- behind a guardrail: derived from the strategy's display timeline (trace.guard) ----------
 
 
@@ -415,6 +461,12 @@ class Metrics:
     answer_tokens: int | None = None
     reasoning_source: str | None = None
     reasoning_chars: int = 0
+    first_field_s: float | None = None
+    valid_object_s: float | None = None
+    partial_failures: int | None = None
+    object_valid: bool | None = None
+    field_moments: str | None = None
+    """JSON {field: [first_s, last_s]} (lib.core.structured.moments_json)."""
     delivered_ttft_s: float | None = None
     guard_e2e_s: float | None = None
     exposure_chars: int | None = None
@@ -436,6 +488,7 @@ def compute(trace: Trace) -> Metrics:
         source = "server" if trace.input_tokens is not None else "estimated"
     exposed = exposure(trace)
     reasoning, reasoning_source = reasoning_tokens(trace)
+    figures = structured_figures(trace)
     return Metrics(
         client_s=client_s(trace),
         ttft_s=ttft_s(trace),
@@ -468,6 +521,11 @@ def compute(trace: Trace) -> Metrics:
         validation_s=validation_s(trace),
         screen_first_s=screen_first_s(trace),
         screen_done_s=screen_done_s(trace),
+        first_field_s=figures.first_field_s if figures else None,
+        valid_object_s=figures.valid_object_s if figures else None,
+        partial_failures=figures.partial_failures if figures else None,
+        object_valid=figures.object_valid if figures else None,
+        field_moments=structured.moments_json(figures.fields) if figures else None,
     )
 
 
@@ -488,6 +546,29 @@ def screen_speedup(blocking: Trace, streaming: Trace) -> float | None:
     if slow is None or fast is None or fast <= 0:
         return None
     return slow / fast
+
+
+def release_spread_s(traces: Sequence[Trace]) -> float | None:
+    """How far apart a race's lanes were released. Formula: max(t_run) − min(t_run) over its
+    lanes (each lane's worker thread beginning its call after the shared release); None unless
+    two lanes began."""
+    runs = [trace.t_run for trace in traces if trace.t_run is not None]
+    return max(runs) - min(runs) if len(runs) >= 2 else None
+
+
+def sent_spread_s(traces: Sequence[Trace]) -> float | None:
+    """How far apart a race's requests left. Formula: max(t0) − min(t0) over its lanes (the
+    release spread plus each lane's own request building); None unless two were sent."""
+    sent = [trace.t0 for trace in traces if trace.t0 is not None]
+    return max(sent) - min(sent) if len(sent) >= 2 else None
+
+
+def ranked(traces: Sequence[Trace]) -> list[Trace]:
+    """A race's lanes by blank-screen time, shortest first; lanes that showed nothing last (in
+    their lane order)."""
+    shown = [t for t in traces if perceived_s(t) is not None]
+    blank = [t for t in traces if perceived_s(t) is None]
+    return sorted(shown, key=lambda t: perceived_s(t) or 0.0) + blank
 
 
 # -- over many calls: the benchmark summary ----------------------------------------------------
@@ -558,6 +639,12 @@ SUMMARY_METRICS: dict[str, Callable[[Trace], list[float | None]]] = {
 """What a summary describes, each as the samples one call contributes: one value per call,
 except `icl_s`, to which each call gives all its gaps."""
 
+STRUCTURED_SUMMARY_METRICS: dict[str, Callable[[Trace], list[float | None]]] = {
+    "first_field_s": _one(first_field_s),
+    "valid_object_s": _one(valid_object_s),
+}
+"""Added to a summary of structured calls (a schema was asked for)."""
+
 
 @dataclass(frozen=True)
 class ModeSummary:
@@ -577,6 +664,8 @@ class ModeSummary:
     goodput_rps: float | None
     output_token_throughput_tps: float | None
     metrics: dict[str, Distribution]
+    valid_objects: int | None = None
+    """Structured calls: how many ended with a schema-valid object (None for free text)."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -608,9 +697,11 @@ def summarize(
         return count / duration_s if timed else None
 
     tokens = sum(output_tokens(t)[0] or 0 for t in done)
+    structured_calls = any(t.request.structure is not None for t in calls)
+    described = {**SUMMARY_METRICS, **(STRUCTURED_SUMMARY_METRICS if structured_calls else {})}
     distributions = {
         name: distribution(v for t in done for v in samples(t))
-        for name, samples in SUMMARY_METRICS.items()
+        for name, samples in described.items()
     }
     return ModeSummary(
         mode=mode,
@@ -625,4 +716,6 @@ def summarize(
         goodput_rps=per_second(good),
         output_token_throughput_tps=per_second(tokens),
         metrics=distributions,
+        valid_objects=sum(bool(valid_object_s(t) is not None) for t in calls)
+        if structured_calls else None,
     )

@@ -33,6 +33,10 @@ from mirascope.llm.providers.openai.completions.base_provider import (
     BaseOpenAICompletionsProvider,
 )
 from mirascope.llm.responses import RawStreamEventChunk, Response, StreamResponse
+from mirascope.llm.responses._utils import (  # noqa: F401 - lib.core.structured reads prefixes
+    extract_serialized_json,
+    parse_partial_json,
+)
 from openai import OpenAI
 
 from lib.core.thoughts import InlineThink, reasoning_of, split_inline

@@ -12,7 +12,10 @@ import uuid
 from bisect import bisect_left
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from lib.core.structured import Structure
 
 Mode = Literal["blocking", "streaming"]
 GuardEventKind = Literal["hold", "release", "redact", "done"]
@@ -55,6 +58,8 @@ class Request:
     model: str
     transform: str | None = None
     """JSON of what a replay endpoint did to its recording (lib.replay); None for live calls."""
+    structure: Structure | None = None
+    """The object the answer must be (lib.core.structured); None for a free-text answer."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,10 @@ class Trace:
     source: str = "live"
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     race_id: str | None = None
+    lane_index: int | None = None
+    """The call's place in its race (0 = the leftmost lane); None outside a race."""
+    lane_label: str | None = None
+    """The race lane's label (endpoint · model · mode, or the user's); None outside a race."""
     created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     t_start: float | None = None

@@ -17,12 +17,14 @@ from lib.guards.lab import (
                             summary_rows,
 )
 from lib.guards.strategies import (
+                            ALL_STRATEGIES,
                             STRATEGIES,
                             GuardOptions,
                             OnFail,
                             Strategy,
                             check_strategies,
                             simulate,
+                            strategies_for,
 )
 from lib.guards.validators import (
                             DEFAULT_SCHEMA,
@@ -45,9 +47,11 @@ from lib.guards.validators import (
 )
 
 __all__ = [
-    "DEFAULT_PLANT", "DEFAULT_SCHEMA", "PRESETS", "STRATEGIES", "TABLE_FIELDS", "VALIDATORS",
+    "ALL_STRATEGIES", "DEFAULT_PLANT", "DEFAULT_SCHEMA", "PRESETS", "STRATEGIES", "TABLE_FIELDS",
+    "VALIDATORS",
     "BannedTerms", "Check", "Checker", "GuardOptions", "GuardPreset", "GuardRun", "JsonSchema",
     "MaxLength", "Moderation", "OnFail", "PersonalData", "Plant", "Planter", "Scope", "Strategy",
     "Validator", "ValidatorSettings", "Violation", "build_validators", "check_strategies",
-    "luhn_valid", "merged_spans", "run_headless", "sentence_spans", "simulate", "summary_rows",
+    "luhn_valid", "merged_spans", "run_headless", "sentence_spans", "simulate", "strategies_for",
+    "summary_rows",
 ]

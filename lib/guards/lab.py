@@ -7,6 +7,7 @@ be inserted into the live stream at a chosen point so that a demo is repeatable.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import threading
 import time
@@ -18,9 +19,11 @@ from lib.core import metrics, runs
 from lib.core.calls import Call, check_request, warm_up
 from lib.core.errors import InvalidInput, StreamRaceError, redact
 from lib.core.runs import Log
+from lib.core.structured import JsonFields, Structure
 from lib.core.trace import Chunk, Params, Trace
-from lib.guards.strategies import STRATEGIES, GuardOptions, check_strategies
+from lib.guards.strategies import ALL_STRATEGIES, GuardOptions, check_strategies
 from lib.guards.validators import VALIDATORS, Checker, Validator, merged_spans
+from lib.structured.schemas import PROMPTS
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,14 @@ class Planter:
     """The plant as a stream transform: chunks in, the same chunks out with the plant's own
     inserted before the first chunk from `at_chunk` on at a word boundary (no word is cut),
     or at the end if the stream ends sooner. The plant's chunks, one word each, carry the time
-    of the chunk they precede (or of the end). Pure."""
+    of the chunk they precede (or of the end). Pure.
 
-    def __init__(self, plant: Plant):
+    In a structured (JSON) answer the plant goes inside a string value only, escaped, so the
+    object stays valid: where a model could have written it, in a field's text."""
+
+    def __init__(self, plant: Plant, structured: bool = False):
         self.plant = plant
+        self._json = JsonFields() if structured else None
         self.offset: int | None = None
         """Where the plant starts in the text, once planted."""
         self.t: float | None = None
@@ -61,19 +68,28 @@ class Planter:
     def feed(self, chunk: Chunk) -> list[Chunk]:
         out = []
         at_boundary = self._seen == 0 or chunk.text[:1].isspace() or self._last[-1:].isspace()
+        if self._json is not None:  # only between two words of a string value
+            at_boundary = (self._json.in_value_string and chunk.text[:1].isspace()
+                           and not self._last[-1:].isspace())
         if self.offset is None and self._seen >= self.plant.at_chunk and at_boundary:
             out = self._pieces(chunk.t, following=chunk.text)
         out.append(chunk)
+        if self._json is not None:
+            self._json.feed("".join(c.text for c in out))
         self._seen += 1
         self._text_len += len(chunk.text)
         self._last = chunk.text
         return out
 
     def finish(self, t_end: float) -> list[Chunk]:
+        if self._json is not None:
+            return []  # after the object's end it would make the answer invalid JSON
         return [] if self.offset is not None else self._pieces(t_end, following="")
 
     def _pieces(self, t: float, following: str) -> list[Chunk]:
         text = self.plant.text
+        if self._json is not None:
+            text = json.dumps(text)[1:-1]
         if self._last and not self._last[-1].isspace():
             text = " " + text
         if following and not following[0].isspace():
@@ -97,20 +113,25 @@ class GuardRun:
     def __init__(self, endpoint, prompt: str, params: Params, validators: Sequence[Validator],
                  strategies: Sequence[str], options: GuardOptions | None = None,
                  plant: Plant | None = None, clock: Callable[[], float] = time.perf_counter,
-                 check_thoughts: bool = False):
+                 check_thoughts: bool = False, structure: Structure | None = None):
         check_request(prompt, params)
         names = check_strategies(strategies)
         if not validators:
             raise InvalidInput("Pick at least one validator: " + ", ".join(VALIDATORS) + ".")
+        if "field" in names and structure is None:
+            raise InvalidInput("The field strategy needs a structured answer: pick a schema "
+                               "(the Structured report preset), or leave the strategy out.")
         warm_up()
         self.run_id = uuid.uuid4().hex
         self.call = Call(endpoint, prompt, params, "streaming", source="guardrails",
-                         race_id=self.run_id)
+                         race_id=self.run_id, structure=structure)
         self.checker = Checker(validators, clock)
-        self.lanes = [STRATEGIES[name](self.checker, options) for name in names]
+        if structure is not None:
+            options = dataclasses.replace(options or GuardOptions(), model=structure.model)
+        self.lanes = [ALL_STRATEGIES[name](self.checker, options) for name in names]
         self._lane_ids = [uuid.uuid4().hex for _ in self.lanes]
         self.plant = plant
-        self.planter = Planter(plant) if plant else None
+        self.planter = Planter(plant, structured=structure is not None) if plant else None
         self.check_thoughts = check_thoughts
         """A reasoning model's thoughts are validated (and shown) like answer text; by default
         the strategies see the answer only, and the thoughts are kept beside it."""
@@ -231,10 +252,11 @@ def run_headless(
     store: Log | None = None,
     timeout_s: float | None = None,
     check_thoughts: bool = False,
+    structure: Structure | None = None,
 ) -> list[Trace]:
     """One guardrails run without a renderer; logs one row per strategy; returns them."""
     run = GuardRun(endpoint, prompt, params, validators, strategies, options, plant,
-                   check_thoughts=check_thoughts)
+                   check_thoughts=check_thoughts, structure=structure)
     return runs.run_logged(run, run.traces, store, timeout_s)
 
 
@@ -270,6 +292,9 @@ class GuardPreset:
     max_tokens: int
     validators: tuple[str, ...]
     plant: bool
+    schema: str | None = None
+    """A shipped schema (lib.structured.SCHEMAS): the generation is that object, and the
+    `field` strategy joins the others."""
 
 
 PRESETS = (
@@ -300,6 +325,8 @@ PRESETS = (
         ("json_schema", "pii"),
         False,
     ),
+    GuardPreset("Structured report (field by field)", PROMPTS["report"], 400, ("pii",), True,
+                "report"),
 )
 
 

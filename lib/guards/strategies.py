@@ -9,10 +9,14 @@ validation lane: a check starts when its text is ready and the previous check ha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Literal, Sequence
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Sequence, get_args
+
+import pydantic
 
 from lib.core.errors import InvalidInput
+from lib.core.structured import JsonFields, Unit
 from lib.core.trace import Chunk, Guarded, GuardEvent, GuardEventKind
 from lib.guards.validators import SENTENCE_END, Checker, Scope
 
@@ -31,6 +35,9 @@ class GuardOptions:
     """window: tokens of the previous window validated again with it (NeMo's context_size)."""
     stream_first: bool = True
     """window: release a window, then validate it (NeMo's default), instead of after."""
+    model: Any = field(default=None, compare=False, repr=False)
+    """field: the pydantic model of a structured answer, whose field validators each field
+    passes before it shows; None: the text validators only."""
 
     def __post_init__(self) -> None:
         if self.on_fail not in ("redact", "retract"):
@@ -247,18 +254,105 @@ class Window(Strategy):
         self._validate(t_end, 0, len(self.text), "answer")
 
 
+class Fields(Strategy):
+    name = "field"
+    summary = ("holds each field of a structured answer until it closes and passes its "
+               "validators (the schema's own, PII, banned terms), then shows it whole")
+
+    def __init__(self, checker, options=None):
+        super().__init__(checker, options)
+        self._fields = JsonFields()
+        self._shown = 0  # text[:_shown] is released
+
+    def on_text(self, t, start, end):
+        self._emit(t, "hold", start, end)
+        for unit in self._fields.feed(self.text[start:end]):
+            self._release_field(t, unit)
+
+    def _release_field(self, ready: float, unit: Unit) -> None:
+        assert unit.end is not None
+        begin = self._shown
+        verdict = self._validate(ready, begin, unit.end, "fragment")
+        verdict = self._check_schema(verdict, unit)
+        self._emit(verdict, "release", begin, unit.end)
+        self._shown = unit.end
+
+    def _check_schema(self, ready: float, unit: Unit) -> float:
+        """The field's value through the model's own validators (pydantic, measured on this
+        strategy's lane): what fails is masked before it shows."""
+        model = self.options.model
+        if model is None or unit.end is None:
+            return ready
+        began = self.checker.clock()
+        problem = schema_problem(model, unit.path, self.text[unit.value_start:unit.end])
+        took = self.checker.clock() - began
+        verdict = max(ready, self._lane_free) + took
+        self._lane_free = verdict
+        self.checks_s.append(took)
+        if problem:
+            start = unit.start if self.options.on_fail == "retract" else unit.value_start
+            self._redact(verdict, start, unit.end, f"schema: {problem}")
+        return verdict
+
+    def on_end(self, t_end):
+        self._fields.close_at_end()
+        for unit in self._fields.units:
+            if unit.closed and unit.end is not None and unit.end > self._shown:
+                self._release_field(t_end, unit)  # a number closed by the end of the text
+        if self._shown < len(self.text):
+            verdict = self._validate(t_end, self._shown, len(self.text), "fragment")
+            self._emit(verdict, "release", self._shown, len(self.text))
+            self._shown = len(self.text)
+        self._validate(t_end, 0, len(self.text), "answer")
+
+
+def schema_problem(model: type[pydantic.BaseModel], path: str, value_text: str) -> str | None:
+    """What the model's validators say of one field's value (a top-level field, or an element
+    `name[i]` of a top-level list), None when it passes."""
+    try:
+        value = json.loads(value_text)
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON ({exc.msg})"
+    key, _, index = path.partition("[")
+    info = model.model_fields.get(key)
+    if info is None:
+        return f"'{key}' is not a field of {model.__name__}"
+    try:
+        if index:
+            items = get_args(info.annotation)
+            pydantic.TypeAdapter(items[0] if items else Any).validate_python(value)
+        else:
+            model.__pydantic_validator__.validate_assignment(model.model_construct(), key, value)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        return f"{path}: {first.get('msg', 'invalid')}"
+    return None
+
+
 STRATEGIES: dict[str, type[Strategy]] = {
     s.name: s for s in (NoGuard, After, Sentence, Window, Blocking)
 }
+"""The strategies for any answer."""
+
+ALL_STRATEGIES: dict[str, type[Strategy]] = {
+    s.name: s for s in (NoGuard, After, Sentence, Window, Fields, Blocking)
+}
+"""With `field`, for a structured answer only."""
+
+
+def strategies_for(structured: bool) -> list[str]:
+    """Every strategy that applies to an answer: `field` too when it is structured."""
+    return list(ALL_STRATEGIES if structured else STRATEGIES)
 
 
 def check_strategies(names: Sequence[str]) -> list[str]:
     names = list(dict.fromkeys(n.strip() for n in names if n and n.strip()))
     if not names:
-        raise InvalidInput("Pick at least one strategy: " + ", ".join(STRATEGIES) + ".")
-    unknown = [n for n in names if n not in STRATEGIES]
+        raise InvalidInput("Pick at least one strategy: " + ", ".join(ALL_STRATEGIES) + ".")
+    unknown = [n for n in names if n not in ALL_STRATEGIES]
     if unknown:
-        raise InvalidInput(f"Unknown strategy {', '.join(unknown)}: use {', '.join(STRATEGIES)}.")
+        raise InvalidInput(
+            f"Unknown strategy {', '.join(unknown)}: use {', '.join(ALL_STRATEGIES)}.")
     return names
 
 
@@ -271,7 +365,7 @@ def simulate(
 ) -> Strategy:
     """One strategy over a whole chunk timeline; the stream ends at `t_end` (default: the
     last chunk). Pure but for the checker's clock."""
-    strategy = STRATEGIES[name](checker, options)
+    strategy = ALL_STRATEGIES[name](checker, options)
     for chunk in chunks:
         strategy.feed(chunk)
     strategy.finish(t_end if t_end is not None else (chunks[-1].t if chunks else 0.0))

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -27,28 +29,49 @@ COLORS = {"blocking": "#d62728", "streaming": "#2ca02c", "blank": "#c7c7c7",
 
 LABELS = {"blocking": "⏳ Blocking", "streaming": "⚡ Streaming"}
 
+LANE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
+"""One colour per lane of a race of lanes (a lane's mode is in its label)."""
 
-def race_timeline(blocking: Trace, streaming: Trace) -> go.Figure:
-    """Two panels: blank vs visible time per mode, and characters on screen over time."""
+
+def lane_name(trace: Trace, lanes: bool) -> str:
+    """What a race's chart calls a trace: its mode (the default race) or its lane's label."""
+    if lanes and trace.lane_label:
+        return f"{'⏳' if trace.mode == 'blocking' else '⚡'} {trace.lane_label}"
+    return LABELS[trace.mode]
+
+
+def lane_color(trace: Trace, lanes: bool) -> str:
+    if lanes and trace.lane_index is not None:
+        return LANE_COLORS[trace.lane_index % len(LANE_COLORS)]
+    return COLORS[trace.mode]
+
+
+def race_timeline(*traces: Trace, lanes: bool = False) -> go.Figure:
+    """Two panels: blank vs visible time per lane, and characters on screen over time.
+
+    The default race's two lanes are named by their mode; with `lanes`, by their labels,
+    each in its own colour, in lane order from the top.
+    """
     figure = make_subplots(
         rows=2, cols=1, row_heights=[0.35, 0.65], vertical_spacing=0.16,
         subplot_titles=("Blank screen, then text", "Characters on screen"),
     )
-    for trace in (blocking, streaming):
+    for index, trace in enumerate(traces):
         mode = trace.mode
         blank = metrics.perceived_s(trace)
         end = _end_s(trace)
-        label = LABELS[mode]
+        label = lane_name(trace, lanes)
+        color = lane_color(trace, lanes)
         if blank is not None:
             figure.add_trace(go.Bar(
                 y=[label], x=[blank], orientation="h", marker_color=COLORS["blank"],
-                name="blank screen", legendgroup="blank", showlegend=mode == "blocking",
+                name="blank screen", legendgroup="blank", showlegend=index == 0,
                 hovertemplate=f"{label}: blank for %{{x:.3f}} s<extra></extra>",
                 text=[f"{blank:.2f} s blank"], textposition="inside",
             ), row=1, col=1)
             visible = max(0.0, (end or blank) - blank)
             figure.add_trace(go.Bar(
-                y=[label], x=[visible], base=[blank], orientation="h", marker_color=COLORS[mode],
+                y=[label], x=[visible], base=[blank], orientation="h", marker_color=color,
                 name=f"{mode}: text visible", hovertemplate=(
                     f"{label}: text visible from {blank:.3f} s<extra></extra>"),
                 showlegend=False,
@@ -64,13 +87,15 @@ def race_timeline(blocking: Trace, streaming: Trace) -> go.Figure:
             ), row=1, col=1)
         xs, ys = chars_on_screen(trace)
         figure.add_trace(go.Scatter(
-            x=xs, y=ys, mode="lines", line_shape="hv", line_color=COLORS[mode], name=label,
+            x=xs, y=ys, mode="lines", line_shape="hv", line_color=color, name=label,
             hovertemplate="%{y} characters at %{x:.3f} s<extra></extra>",
         ), row=2, col=1)
     figure.update_layout(
-        barmode="overlay", height=420, margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="h", y=-0.12),
+        barmode="overlay", height=420 + 40 * max(0, len(traces) - 2),
+        margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.12),
     )
+    if lanes:
+        figure.update_yaxes(autorange="reversed", row=1, col=1)  # the first lane on top
     figure.update_xaxes(title_text="seconds after Run", row=2, col=1)
     figure.update_yaxes(title_text="characters", row=2, col=1)
     return figure
@@ -578,3 +603,58 @@ def thinking_caption(split: ThinkingSplit) -> str:
             f"{seconds(split.answering_p50_s)}. "
             "Above the dotted line a run spent longer answering than thinking; while it "
             "thinks, a lane that hides its thoughts shows a blank screen.")
+
+
+def field_timeline(traces: Sequence[Trace]) -> go.Figure:
+    """A structured answer, field by field: one bar per field and lane, from its first visible
+    character to the character that closed it (seconds after Run); a field that never closed
+    runs to the lane's end, hatched. Blocking shows every field at once."""
+    figure = go.Figure()
+    rows: list[str] = []
+    for trace in traces:
+        figures = metrics.structured_figures(trace)
+        if figures is None:
+            continue
+        shift = metrics.client_s(trace) or 0.0
+        end = _end_s(trace)
+        for moment in figures.fields:
+            if moment.path not in rows:
+                rows.append(moment.path)
+        opened = [m for m in figures.fields if m.first_s is not None]
+        closed = [m.last_s is not None for m in opened]
+        firsts = [m.first_s + shift for m in opened]  # type: ignore[operator]
+        lasts = [(m.last_s + shift) if m.last_s is not None else (end or f + 0.0)
+                 for m, f in zip(opened, firsts)]
+        # A bar at least 1% of the axis wide: a blocking field arrives in one instant.
+        figure.add_trace(go.Bar(
+            y=[m.path for m in opened], base=firsts,
+            x=[max(last - first, 0.0) for first, last in zip(firsts, lasts)],
+            orientation="h", marker_color=COLORS[trace.mode], name=LABELS[trace.mode],
+            marker_pattern_shape=["" if c else "/" for c in closed],
+            customdata=[[f, la, "closed" if c else "never closed"]
+                        for f, la, c in zip(firsts, lasts, closed)],
+            hovertemplate=(f"{LABELS[trace.mode]} · %{{y}}: first %{{customdata[0]:.3f}} s, "
+                           "last %{customdata[1]:.3f} s (%{customdata[2]})<extra></extra>"),
+        ))
+    longest = max((b + x for bar in figure.data for b, x in zip(bar.base, bar.x)), default=1.0)
+    for bar in figure.data:
+        bar.x = [max(x, longest * 0.01) for x in bar.x]
+    figure.update_layout(
+        barmode="group", height=140 + 34 * max(len(rows), 1), **_LAYOUT,
+        title=dict(text="Each field: first character → closed", x=0, font=dict(size=14)),
+    )
+    figure.update_yaxes(categoryorder="array", categoryarray=list(reversed(rows)))
+    figure.update_xaxes(title_text="seconds after Run")
+    return figure
+
+
+def field_timeline_caption(traces: Sequence[Trace]) -> str:
+    """What the field chart shows, with each lane's first field and valid object."""
+    parts = []
+    for trace in traces:
+        figures = metrics.structured_figures(trace)
+        if figures is not None:
+            parts.append(f"{trace.mode}: first field {seconds(figures.first_field_s)}, "
+                         f"schema-valid object {seconds(figures.valid_object_s)}")
+    return ("One bar per field, from its first visible character to the character that closed "
+            "it (seconds after Run). " + "; ".join(parts) + ".")

@@ -85,6 +85,11 @@ def build(engine: Engine, filters: history.Filters,
     if split:
         figures.append(("Reasoning: thinking against answering", charts.thinking_figure(split),
                         charts.thinking_caption(split)))
+    structured = history.latest_structured_race(engine, filters)
+    if structured:
+        figures.append(("Structured answer, field by field (the latest structured race)",
+                        charts.field_timeline(structured),
+                        charts.field_timeline_caption(structured)))
     if not figures:
         parts.append('<p class="note">None of these runs ended ok: there is no timing to '
                      "chart (see the summary for how many failed).</p>")

@@ -16,6 +16,7 @@ gateways do (LiteLLM's proxy prints the key it received): only scrubbing keeps i
 from __future__ import annotations
 
 import json
+import re
 import select
 import socket
 import sys
@@ -30,7 +31,23 @@ WORDS = (
 ).split(" ")
 
 
+REPORT = {
+    "title": "Why streaming wins",
+    "summary": "Users see words at once and stay; blocking calls show a blank screen.",
+    "sections": [
+        {"heading": "Speed", "body": "The first words arrive in a fraction of a second."},
+        {"heading": "Trust", "body": "Write to ops@example.com before changing the defaults."},
+    ],
+    "risks": ["Partial text cannot be validated whole", "Layout shifts as text grows"],
+}
+"""A known structured answer (lib.structured's Report, with an e-mail in a section body), for
+scripts that stream it token by token (`Script.tokens(json.dumps(REPORT), ...)`)."""
+
+
 REASONING_FORMS = ("reasoning", "reasoning_content", "think")
+
+TOKEN = re.compile(r"\s*[\w@.'-]+|\s*[^\w\s]|\s+$")
+"""A token of `Script.tokens`: a word (an e-mail address whole), or one punctuation mark."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,17 @@ class Script:
     <think>…</think> (the closing tag goes out with the first answer piece)."""
     reasoning_usage: bool = True
     """Report completion_tokens_details.reasoning_tokens (one per thought) in the usage."""
+    refuse_formats: bool = False
+    """Answer 400 to a request asking for structured output (`response_format` or forced
+    `tool_choice`), as servers without JSON mode do."""
+
+    @classmethod
+    def tokens(cls, text: str, ttft_s: float, gap_s: float, **kwargs) -> "Script":
+        """`text` (a JSON report, say) cut into token-like pieces (a word, or one punctuation
+        mark, with the spaces before it), the first at ttft_s, then one every gap_s."""
+        texts = tuple(TOKEN.findall(text))
+        offsets = tuple(ttft_s + i * gap_s for i in range(len(texts)))
+        return cls(offsets=offsets, texts=texts, **kwargs)
 
     @classmethod
     def reasoning(cls, ttft_s: float, gap_s: float, thoughts: int, words: int,
@@ -174,10 +202,14 @@ class _Handler(BaseHTTPRequestHandler):
         """Sleep to a perf_counter deadline, like `_sleep_until`, but give up as soon as the
         client closes the connection (ConnectionAbortedError): real servers abort a request
         whose client is gone, and a test of cancellation must see the connection end."""
+        # Spinning the last millisecond costs ~1 ms of CPU a chunk: with a few streams that buys
+        # precision, with dozens (64 streams at 100 chunks/s would want 6 cores) it would make
+        # the server late for everyone and starve the client it is measuring.
+        spin = self.server.playback.open_connections <= SPIN_STREAMS
         while True:
             remaining = deadline - time.perf_counter()
             if remaining <= 0.002:
-                _sleep_until(deadline)
+                _sleep_until(deadline, spin)
                 return
             readable, _, _ = select.select([self.connection], [], [], remaining - 0.001)
             if readable:
@@ -187,7 +219,7 @@ class _Handler(BaseHTTPRequestHandler):
                     peeked = b""
                 if not peeked:
                     raise ConnectionAbortedError("the client closed the connection")
-                _sleep_until(deadline)  # bytes of a next request: nothing to watch for
+                _sleep_until(deadline, spin)  # bytes of a next request: nothing to watch for
                 return
 
     def _send_json(self, status: int, payload: dict, headers: dict | None = None) -> None:
@@ -233,6 +265,10 @@ class _Handler(BaseHTTPRequestHandler):
             script = playback.script_for(str(body.get("model", "")))
         except LookupError as exc:
             return self._error(404, str(exc.args[0]) if exc.args else "Unknown model")
+        if script.refuse_formats and (body.get("response_format") or body.get("tool_choice")):
+            record.t_done = time.perf_counter()
+            return self._error(400, "response_format and tool_choice are not supported by "
+                                    "this server.")
         if script.hang_s:
             self._wait_until(time.perf_counter() + script.hang_s)
         status = playback.next_status(body["model"], script)
@@ -281,6 +317,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(script.blocking_body)
             return
         message = script.message(script.texts_for(record.body))
+        tool = _forced_tool(record.body)
+        if tool is not None:
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_playback", "type": "function",
+                 "function": {"name": tool, "arguments": message.get("content") or ""}}]}
         payload = {
             "id": "chatcmpl-playback",
             "object": "chat.completion",
@@ -322,6 +363,12 @@ class _Handler(BaseHTTPRequestHandler):
         inject = dict(script.inject)
         texts = script.texts_for(record.body)
         deltas = script.deltas(texts)
+        tool = _forced_tool(record.body)
+        if tool is not None:  # the answer goes out as the forced tool call's arguments
+            event({"tool_calls": [{"index": 0, "id": "call_playback", "type": "function",
+                                   "function": {"name": tool, "arguments": ""}}]})
+            deltas = [{"tool_calls": [{"index": 0, "function": {"arguments": d["content"]}}]}
+                      if "content" in d else d for d in deltas]
         for index, (offset, delta) in enumerate(zip(script.offsets, deltas)):
             if script.drop_after is not None and index >= script.drop_after:
                 record.t_done = time.perf_counter()
@@ -353,6 +400,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+def _forced_tool(body: dict) -> str | None:
+    """The tool a request forces (`tool_choice` naming a function), if any."""
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        return (choice.get("function") or {}).get("name")
+    return None
+
+
 def _usage(body: dict, script: Script) -> dict:
     output_tokens = script.output_tokens if script.output_tokens is not None else len(script.texts)
     prompt_tokens = script.input_tokens
@@ -369,13 +424,18 @@ def _usage(body: dict, script: Script) -> dict:
     return usage
 
 
-def _sleep_until(deadline: float) -> None:
-    """Sleep to a perf_counter deadline; the last millisecond is spun for precision."""
+SPIN_STREAMS = 8
+"""Up to this many open connections, the last millisecond before a chunk is spun."""
+
+
+def _sleep_until(deadline: float, spin: bool = True) -> None:
+    """Sleep to a perf_counter deadline; the last millisecond is spun for precision (or slept:
+    ~0.1 ms late, without the CPU)."""
     while True:
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
             return
-        time.sleep(remaining - 0.001 if remaining > 0.002 else 0)
+        time.sleep(remaining - 0.001 if remaining > 0.002 else 0 if spin else remaining)
 
 
 class _Server(ThreadingHTTPServer):

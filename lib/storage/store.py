@@ -51,7 +51,12 @@ RUN_COLUMNS = (
     "reasoning_chars",
     # m008_screen
     "screen_first_s", "screen_done_s",
-    # m011_owner
+    # m010_lanes
+    "lane_index", "lane_label",
+    # m009_structured (merged after m010): a structured answer's schema and per-field figures
+    "schema_name", "output_schema", "format_mode", "first_field_s", "valid_object_s",
+    "partial_failures", "object_valid", "field_moments",
+    # m011_owner (merged after m009)
     "owner",
 )
 """Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...], a
@@ -60,7 +65,9 @@ thought (reasoning) chunk as [seconds after t0, text, "thought"]; `output_text` 
 ok; `transform` is JSON of what a replay endpoint played (lib.replay), empty for other runs;
 `guard_timeline` is JSON: {"events": [[seconds after t0, kind, start, end, note], ...],
 "checks_s": [...], "violations": [[start, end], ...]} (character offsets in output_text);
-`owner` is who ran it when sign-in is on (lib.access.User.id), NULL when it is off."""
+`output_schema` is the JSON Schema a structured answer was asked for (`schema_name`, in
+`format_mode`), `field_moments` JSON: {field: [first seconds after t0, last]}; `owner` is who
+ran it when sign-in is on (lib.access.User.id), NULL when it is off."""
 
 
 SOURCES = ("live", "benchmark", "guardrails", "replay", "simulated")
@@ -87,17 +94,25 @@ def default_url() -> str:
     return f"sqlite:///{folder / 'runs.db'}"
 
 
+CONNECT_TIMEOUT_S = 10
+"""How long a PostgreSQL server that does not answer is waited for (psycopg waits forever)."""
+
+
 def engine_for(url: str | None) -> sa.Engine:
     """The engine of a run log URL (default: the user's SQLite file).
 
-    `postgresql://` means psycopg 3, the driver StreamRace ships (SQLAlchemy's own default for
-    that scheme is psycopg2). A URL that is not usable is InvalidInput, its password hidden.
+    `postgresql://` (and `postgres://`) mean psycopg 3, the driver StreamRace ships
+    (SQLAlchemy's own default for that scheme is psycopg2). A URL that is not usable is
+    InvalidInput, its password hidden.
     """
     try:
         parsed = sa.make_url(url or default_url())
-        if parsed.drivername == "postgresql":
+        if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
-        engine = sa.create_engine(parsed, pool_pre_ping=True)
+        options: dict = {}
+        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        engine = sa.create_engine(parsed, pool_pre_ping=True, **options)
     except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
         raise InvalidInput(
             f"DATABASE_URL is not a usable SQLAlchemy URL ({hide_password(str(exc))})."
@@ -125,17 +140,26 @@ class Store:
         self.url = url or default_url()
         self.engine = engine_for(self.url)
         try:
+            with self.engine.connect():
+                pass
+        except sa.exc.DBAPIError as exc:
+            raise self._refused("Cannot open the run log at {where}: {detail}", exc) from exc
+        try:
             self.migrate()
-        except OperationalError as exc:
-            self.engine.dispose()
-            raise InvalidInput(
-                f"Cannot open the run log at "
-                f"{self.engine.url.render_as_string(hide_password=True)}: "
-                f"{hide_password(str(exc.orig), self.engine.url.password)}"
-            ) from exc
         except InvalidInput:
             self.engine.dispose()
             raise
+        except sa.exc.DBAPIError as exc:
+            # Nothing is half-written: every revision runs in one transaction, rolled back.
+            raise self._refused("Cannot upgrade the run log at {where} (nothing was changed): "
+                                "{detail}", exc) from exc
+
+    def _refused(self, message: str, exc: sa.exc.DBAPIError) -> InvalidInput:
+        """The one-line message of a database's refusal, its password hidden."""
+        self.engine.dispose()
+        return InvalidInput(message.format(
+            where=self.engine.url.render_as_string(hide_password=True),
+            detail=hide_password(str(exc.orig), self.engine.url.password)))
 
     def owned_by(self, owner: str | None) -> "Store":
         """This run log (the same engine), writing rows owned by `owner`."""
@@ -157,18 +181,20 @@ class Store:
         rows = [trace_to_row(trace, self.owner) for trace in traces]
         self._replace("runs", "run_id", RUN_COLUMNS, rows)
 
-    def set_screen(self, race_id: str, figures: Mapping[str, tuple[float | None, float | None]]
-                   ) -> int:
-        """Add the browser's figures to a race's logged rows: mode → (screen_first_s,
-        screen_done_s). The rows were logged when the race ended; the browser reports after it
-        painted them. Returns how many rows were updated."""
+    def set_screen(self, race_id: str,
+                   figures: Mapping[int | str, tuple[float | None, float | None]]) -> int:
+        """Add the browser's figures to a race's logged rows: lane index (or, for rows logged
+        before lanes, mode) → (screen_first_s, screen_done_s). The rows were logged when the
+        race ended; the browser reports after it painted them. Returns how many rows were
+        updated."""
         updated = 0
         with self.engine.begin() as conn:
-            for mode, (first, done) in figures.items():
+            for lane, (first, done) in figures.items():
+                column = "lane_index" if isinstance(lane, int) else "mode"
                 updated += conn.execute(
                     sa.text("UPDATE runs SET screen_first_s = :first, screen_done_s = :done "
-                            "WHERE race_id = :race AND mode = :mode"),
-                    {"first": first, "done": done, "race": race_id, "mode": mode},
+                            f"WHERE race_id = :race AND {column} = :lane"),
+                    {"first": first, "done": done, "race": race_id, "lane": lane},
                 ).rowcount
         return updated
 
@@ -308,7 +334,12 @@ def trace_to_row(trace: Trace, owner: str | None = None) -> dict:
         "bench_id": trace.bench_id,
         "bench_phase": trace.bench_phase,
         "transform": request.transform,
+        "lane_index": trace.lane_index,
+        "lane_label": trace.lane_label,
         **_guard_columns(trace.guard, offset),
+        "schema_name": request.structure.name if request.structure else None,
+        "output_schema": request.structure.schema_json() if request.structure else None,
+        "format_mode": request.structure.mode if request.structure else None,
         "owner": owner,
     }
     return {column: row[column] for column in RUN_COLUMNS}
@@ -372,11 +403,14 @@ def trace_from_row(row: Mapping) -> Trace:
             value["base_url"],
             value["model"],
             value.get("transform"),
+            _structure(value),
         ),
         mode=value["mode"],
         source=value["source"],
         run_id=value["run_id"],
         race_id=value["race_id"],
+        lane_index=value["lane_index"],
+        lane_label=value["lane_label"],
         created_at=datetime.fromisoformat(value["created_at"]),
         t_start=t_start,
         t_run=after_start("queue_s"),
@@ -399,6 +433,14 @@ def trace_from_row(row: Mapping) -> Trace:
         if t_start is None or value["bench_offset_s"] is None
         else t_start - value["bench_offset_s"],
     )
+
+
+def _structure(value: Mapping):
+    if not value.get("schema_name"):
+        return None
+    from lib.structured.schemas import structure_from_row  # only rows of structured runs
+
+    return structure_from_row(value["schema_name"], value["output_schema"], value["format_mode"])
 
 
 def _present(value):

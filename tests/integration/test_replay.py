@@ -373,6 +373,7 @@ def test_a_bad_model_name_is_refused_with_a_message(model, expected):
 # -- saved recordings, the run log -----------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_recordings_are_saved_listed_replaced_and_deleted(store):
     recordings = Recordings(store)
     assert list(recordings) == [] and len(recordings) == 0
@@ -391,6 +392,7 @@ def test_recordings_are_saved_listed_replaced_and_deleted(store):
     assert list(recordings) == ["b-second"]
 
 
+@pytest.mark.both_databases
 def test_a_damaged_saved_recording_says_so(store):
     import sqlalchemy as sa
 

@@ -16,6 +16,8 @@ from lib.race import Race
 from lib.storage.history import Filters
 from tests.support.history_runs import DAY, known_runs, make_run
 
+pytestmark = pytest.mark.both_databases  # every run log here: SQLite, then PostgreSQL
+
 GENERATED = datetime(2025, 3, 11, 9, 30, tzinfo=timezone.utc)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import UTC, datetime
 
 import pandas as pd
+import psycopg
 import pytest
 import sqlalchemy as sa
 from conftest import SCRIPTS, SERVER_KEY, endpoint_for, received_for
@@ -18,6 +20,8 @@ from lib.race import Race
 from lib.storage import migrations
 from lib.storage.store import RUN_COLUMNS, Store, trace_from_row, trace_to_row
 from tests.support.legacy_runlog import legacy_migrate
+
+pytestmark = pytest.mark.both_databases  # every run log here: SQLite, then PostgreSQL
 
 LEGACY_NAMES = ["m001_runs", "m002_benchmark", "m003_guardrails", "m004_replay",
                 "m005_history_indexes", "m006_error_kind", "m007_reasoning", "m008_screen"]
@@ -50,7 +54,13 @@ ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline",
                "reasoning_chars",
                # m008_screen: the browser's clock, click → first / whole answer painted
                "screen_first_s", "screen_done_s",
-               # m011_owner: who ran it (sign-in on), never a token
+               # m010_lanes: the row's place in its race and the lane's label
+               "lane_index", "lane_label",
+               # m009_structured (merged after m010): a structured answer's schema, mode and
+               # per-field figures
+               "schema_name", "output_schema", "format_mode", "first_field_s", "valid_object_s",
+               "partial_failures", "object_valid", "field_moments",
+               # m011_owner (merged after m009): who ran it (sign-in on), never a token
                "owner"]
 
 
@@ -121,12 +131,13 @@ def test_the_revisions_are_one_chain_named_like_their_files():
     fork the chain."""
     chain = migrations.names()
     assert chain[:8] == LEGACY_NAMES
-    # Numbers are reserved per issue (m009_structured, m010_lanes, m011_owner): a revision
-    # joins the chain when it is merged, after the newest, so numbers may come out of order.
     numbers = [int(name[1:4]) for name in chain]
-    assert len(set(numbers)) == len(numbers)
+    # Each number once. Reserved numbers land in the order their branches merge (m010 before
+    # m009): a revision always goes on the newest, never in between, or a log already past
+    # it would never run it.
+    assert numbers[:8] == list(range(1, 9)) and len(set(numbers)) == len(numbers)
     files = sorted(p.stem for p in (migrations.FOLDER / "versions").glob("m*.py"))
-    assert files == chain
+    assert files == sorted(chain)  # every file is in the chain, in merge order (m010, m009)
     assert migrations.head() == chain[-1]
 
 
@@ -147,7 +158,8 @@ def test_a_log_from_todays_version_upgrades_without_losing_a_row(store_url):
     log = Store(store_url)
     assert log.migrate() == []
     after = {table: read_table(log.engine, table) for table in before}
-    # Later revisions (m011_owner) add columns, NULL on the rows kept; the rest is as it was.
+    # Later revisions add columns (m011_owner also to recordings and benchmarks), NULL on the
+    # rows kept; the rest is as it was.
     added = {table: set(after[table][0]) - set(before[table][0]) for table in before}
     assert all(row[c] is None for table in after for row in after[table] for c in added[table])
     kept = {table: [{c: row[c] for c in before[table][0]} for row in after[table]]
@@ -396,6 +408,71 @@ def test_a_database_password_is_not_echoed():
     with pytest.raises(InvalidInput) as info:
         Store("postgresql://streamrace:hunter2-db-pass@127.0.0.1:1/runs")
     assert "hunter2-db-pass" not in info.value.message
+    assert info.value.message.startswith("Cannot open the run log at postgresql+psycopg://"
+                                         "streamrace:***@127.0.0.1:1/runs: ")
+
+
+def test_a_url_that_does_not_parse_hides_its_password():
+    with pytest.raises(InvalidInput) as info:
+        Store("postgresql://streamrace:hunter2-db-pass@127.0.0.1:port/runs")
+    assert "DATABASE_URL" in info.value.message
+    assert "hunter2-db-pass" not in info.value.message
+
+
+def test_postgresql_refuses_a_wrong_password_in_one_line_never_shown_or_logged(postgres,
+                                                                              caplog):
+    """The server really checks it (scram-sha-256 over TCP): the message says what a user can
+    act on, on one line, with neither password; nothing logged holds them either."""
+    url = postgres.new_database()
+    wrong = "wrong-pass-5d1e0c7a"
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(InvalidInput) as info:
+        Store(url.replace(postgres.password, wrong))
+    message = info.value.message
+    assert "password authentication failed" in message and "\n" not in message
+    assert message.startswith("Cannot open the run log at postgresql+psycopg://streamrace:***@")
+    for secret in (wrong, postgres.password):
+        assert secret not in message and secret not in caplog.text
+        assert secret not in repr(info.value.__cause__)  # what a traceback would print
+    with psycopg.connect(postgres.admin_conninfo(url.rsplit("/", 1)[1])) as conn:
+        tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        assert tables.fetchall() == [], "nothing written"
+    postgres.drop_database(url)
+
+
+def test_a_postgresql_database_that_does_not_exist_is_one_line(postgres):
+    with pytest.raises(InvalidInput) as info:
+        Store(postgres.url("no_such_database"))
+    assert 'database "no_such_database" does not exist' in info.value.message
+    assert postgres.password not in info.value.message
+
+
+def test_the_postgresql_scheme_means_psycopg(postgres):
+    """`postgresql://` and `postgres://` (as hosting services write it) use psycopg 3, the
+    driver StreamRace ships, not SQLAlchemy's default psycopg2."""
+    url = postgres.new_database()
+    for scheme in ("postgresql://", "postgres://"):
+        log = Store(url.replace("postgresql+psycopg://", scheme))
+        assert log.engine.driver == "psycopg" and log.count() == 0
+        log.engine.dispose()
+    postgres.drop_database(url)
+
+
+def test_a_failed_revision_leaves_the_log_as_it_was(store_url):
+    """A revision that fails halfway (here m008, on a log someone altered by hand) rolls back
+    every revision of that opening: the earlier ones (m007) too, and the bookkeeping."""
+    legacy_log(store_url, upto="m006_error_kind", traces=(hand_trace(),))
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE runs ADD COLUMN screen_done_s FLOAT"))
+    before = schema_and_rows(engine)
+    with pytest.raises(InvalidInput) as info:
+        Store(store_url)
+    assert info.value.message.startswith("Cannot upgrade the run log at ")
+    assert "(nothing was changed)" in info.value.message and "\n" not in info.value.message
+    assert schema_and_rows(engine) == before
+    assert "ttfo_s" not in [c["name"] for c in sa.inspect(engine).get_columns("runs")]
+    engine.dispose()
 
 
 # -- keys --------------------------------------------------------------------------------

@@ -117,3 +117,36 @@ def test_an_upload_choice_without_a_file_is_refused(make_page, server):
     at.button(key="bench_run").click().run()
     assert any("Upload a prompt file" in w.value for w in at.warning)
     assert len(server.received) == before
+
+
+def test_ray_workers_send_the_benchmark_and_it_is_logged_once(make_page, server, store_url):
+    from lib.bench import workers as ray_workers
+
+    at = make_page()
+    at.number_input(key="bench_workers").set_value(2)
+    before = len(server.received)
+    try:
+        run_benchmark(at, requests=8, concurrency=4, warmup=2)
+    finally:
+        ray_workers.shutdown()  # the app keeps its local Ray; this test process must not
+    assert len(server.received) - before == 10
+    frame = Store(store_url).recent(50)
+    assert len(frame) == 10 and frame["run_id"].nunique() == 10
+    assert frame["bench_id"].nunique() == 1 and set(frame["status"]) == {"ok"}
+    assert any("2 workers" in c.value or "Ray workers" in c.value for c in at.caption)
+    assert any("a local Ray" in c.value for c in at.caption)
+    assert not at.warning and not at.error
+
+
+def test_an_unreachable_ray_address_is_a_message_and_sends_nothing(make_page, server,
+                                                                   store_url):
+    from lib.serving.process import free_port
+
+    at = make_page()
+    at.number_input(key="bench_workers").set_value(2)
+    at.text_input(key="bench_ray_address").set_value(f"127.0.0.1:{free_port()}")
+    before = len(server.received)
+    run_benchmark(at, requests=8, concurrency=4, warmup=0)
+    assert [w.value for w in at.warning][0].startswith("Cannot reach a Ray cluster at 127.0.0.1")
+    assert len(server.received) == before
+    assert Store(store_url).count() == 0

@@ -1,4 +1,5 @@
-"""The History page with 100,000 runs in its log (the run log of bench/history_scale.py).
+"""The History page with 100,000 runs in its log (the run log of bench/history_scale.py),
+on SQLite and on PostgreSQL.
 
 The README's Measured table gives bench/history_scale.py's figure. The bounds here are
 generous (5-7x what this machine measures under load), sized to the regression that matters
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import DATABASES
 
 from lib.storage import history
 from lib.storage.store import Store
@@ -40,14 +42,23 @@ def scale():
     return bench_module()
 
 
-@pytest.fixture(scope="module")
-def big_log(scale, tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('scale') / 'runs.db'}"
+@pytest.fixture(scope="module", params=DATABASES)
+def big_log(request, scale, tmp_path_factory):
+    """The 100,000-run log on SQLite, then on PostgreSQL (VACUUM ANALYZEd once filled, as
+    autovacuum does after that many inserts)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('scale') / 'runs.db'}"
+    else:
+        url = request.getfixturevalue("postgres").new_database()
     store = Store(url)
     scale.fill(store, RUNS)
     assert store.count() == RUNS
+    if request.param == "postgresql":
+        scale.vacuum(store)
     yield url
     store.engine.dispose()
+    if request.param == "postgresql":
+        request.getfixturevalue("postgres").drop_database(url)
 
 
 def test_data_path_at_100000_runs(scale, big_log):

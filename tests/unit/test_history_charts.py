@@ -21,6 +21,8 @@ from tests.support.history_runs import (
     without_tokens,
 )
 
+pytestmark = pytest.mark.both_databases  # every run log here: SQLite, then PostgreSQL
+
 
 @pytest.fixture
 def known(store) -> pd.DataFrame:

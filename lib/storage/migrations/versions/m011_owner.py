@@ -7,7 +7,7 @@ still answered from the index alone."""
 from alembic import op
 
 revision = "m011_owner"
-down_revision = "m008_screen"
+down_revision = "m009_structured"
 
 OWNER = "VARCHAR(320)"
 """An e-mail address at its longest (RFC 5321), or an OIDC subject."""
