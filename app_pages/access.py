@@ -16,6 +16,7 @@ from lib.access import (
     Sharing,
     SpendLimits,
     User,
+    configured_key_may_go,
     sign_in_configured,
     spends_configured_key,
     user_from_claims,
@@ -122,6 +123,23 @@ def check_spend(*spending: Settings, requests: int | None = None) -> None:
     rules = sharing()
     if not rules.is_admin(user):
         _spend_limits().admit(user.id, rules, requests=requests)
+
+
+def configured_key_for(url: str, configured_url: str, key: str | None) -> str | None:
+    """The configured key, when it may go to `url`: shared (sign-in on), only to the URL it
+    was configured with (an allowed user may type any base URL)."""
+    if key is None or not sign_in_on() or configured_key_may_go(url, configured_url):
+        return key
+    return None
+
+
+def check_lane_keys(specs) -> None:
+    """Shared, a lane may not read a key from the app's environment (api_key_env): it would
+    send any of the app's variables to a base URL of the user's choosing."""
+    if sign_in_on() and any(spec.api_key_env for spec in specs):
+        raise InvalidInput("On a shared dashboard a lane cannot take its key from the app's "
+                           "environment (api_key_env): pick a configured endpoint, or add one "
+                           "with your own key in the sidebar.")
 
 
 def may_delete(owner: str | None) -> bool:

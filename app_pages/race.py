@@ -6,7 +6,7 @@ from dataclasses import replace
 import streamlit as st
 
 from app_pages import screen_clock
-from app_pages.access import check_spend, current_owner
+from app_pages.access import check_lane_keys, check_spend, current_owner
 from app_pages.endpoints import lane_endpoints
 from app_pages.kept import Kept
 from app_pages.race_lanes import (
@@ -111,6 +111,7 @@ def begin_race(results: dict) -> None:
         check_request(prompt, params)  # before anything starts: nothing is sent for bad input
         store = run_log(settings.database_url)
         if lanes_on():
+            check_lane_keys(lane_specs())  # shared: no key from the app's environment
             named = lane_endpoints(settings)
             lanes = resolve_lanes(lane_specs(), named, settings, os.environ)
             race = Race(lanes, prompt, params, structure=chosen_structure("compatible"))

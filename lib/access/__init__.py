@@ -7,7 +7,13 @@ sign-in provider answers.
 """
 
 from lib.access.limits import SpendLimits, spends_configured_key
-from lib.access.policy import Sharing, User, sign_in_configured, user_from_claims
+from lib.access.policy import (
+    Sharing,
+    User,
+    configured_key_may_go,
+    sign_in_configured,
+    user_from_claims,
+)
 
-__all__ = ["Sharing", "SpendLimits", "User", "sign_in_configured", "spends_configured_key",
-           "user_from_claims"]
+__all__ = ["Sharing", "SpendLimits", "User", "configured_key_may_go", "sign_in_configured",
+           "spends_configured_key", "user_from_claims"]

@@ -109,6 +109,13 @@ class Sharing:
         return self.is_admin(user) or (owner is not None and owner == user.id)
 
 
+def configured_key_may_go(url: str, configured_url: str) -> bool:
+    """Whether a key configured for the app may be sent to `url` on a shared dashboard: only to
+    the URL it was configured with. Anyone allowed in can type a base URL; the presenter's key
+    must not follow it to a server of theirs."""
+    return url.strip().rstrip("/") == configured_url.strip().rstrip("/")
+
+
 def _listed(user: User | None, entries: tuple[str, ...]) -> bool:
     if user is None or user.email is None:
         return False

@@ -271,7 +271,7 @@ def two_users(world: World, alice: Person, bob: Person) -> None:
     assert len(world.server.received) == sent and len(world.rows()) == 4
     alice.collect("race limited")
     # A key she types is her own: not limited (the server refuses it: 401), and not bob's.
-    field = alice.sidebar.get_by_role("textbox", name="API key", exact=True)
+    field = alice.sidebar.get_by_role("textbox", name="API key", exact=True).first
     field.fill(WRONG)
     alice.typed = WRONG
     field.press("Enter")
@@ -292,6 +292,18 @@ def two_users(world: World, alice: Person, bob: Person) -> None:
     expect(bob.page.get_by_text("may send at most 5 requests")).to_be_visible()
     bob.collect("benchmark refused")
     assert len(world.server.received) == sent + 2  # alice's typed-key race only
+    # Pointed at a server of his own, the sidebar keeps the presenter's key back.
+    url = bob.sidebar.get_by_role("textbox", name="Base URL", exact=True).first
+    configured_url = url.input_value()
+    url.fill("http://127.0.0.1:9/v1")
+    url.press("Enter")
+    expect(bob.sidebar.get_by_text("The configured key goes only to its configured URL")
+           ).to_be_visible()
+    assert bob.sidebar.get_by_text("Key set").count() == 0
+    url.fill(configured_url)
+    url.press("Enter")
+    expect(bob.sidebar.get_by_text(configured)).to_be_visible()
+    bob.settled()
 
     # History: each sees their own under "Mine", both under "Everyone".
     alice_prompts = sorted([PROMPTS["alice"], "alice's own key"] * 2)

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from lib.access import Sharing, SpendLimits, User, spends_configured_key, user_from_claims
+from lib.access import (
+    Sharing,
+    SpendLimits,
+    User,
+    configured_key_may_go,
+    spends_configured_key,
+    user_from_claims,
+)
 from lib.access.setup import loopback_redirect, share_problems
 from lib.core.errors import InvalidInput
 
@@ -135,3 +142,9 @@ def test_make_share_needs_auth_an_allow_list_and_a_matching_port():
     assert any("cookie_secret" in p for p in share_problems(short, 8501))
     assert not loopback_redirect(READY)
     assert loopback_redirect({"auth": {**AUTH, "redirect_uri": "http://localhost:8501/oauth2callback"}})
+
+
+def test_a_configured_key_goes_only_to_its_configured_url():
+    assert configured_key_may_go("https://gw.example.com/v1/", "https://gw.example.com/v1")
+    assert not configured_key_may_go("https://mine.example.net/v1", "https://gw.example.com/v1")
+    assert not configured_key_may_go("http://127.0.0.1:9/v1", "")
