@@ -6,7 +6,8 @@ Here the server runs in a child process on 127.0.0.1; the two talk over pipes:
 
     parent -> child stdin   line 1: {"model": {"offsets": [...], "texts": [...], "usage": true}}
     child  -> parent stdout PORT <port>
-    parent -> child stdin   "records" -> one JSON line: [{"t_received": s, "sent": [s, ...]}, ...]
+    parent -> child stdin   "records" -> one JSON line:
+                            [{"t_received": s, "sent": [s, ...], "prompt": "..."}, ...]
                             (the records seen since the last "records"; then forgotten)
     parent closes stdin     -> the server stops and the child exits
 
@@ -90,6 +91,10 @@ class RemotePlayback:
         self.stop()
 
 
+def _prompt(body: dict) -> str:
+    return "".join(str(m.get("content", "")) for m in body.get("messages", []))
+
+
 def _serve() -> None:
     from lib.serving.playback import PlaybackServer, Script
 
@@ -103,8 +108,8 @@ def _serve() -> None:
             if line.strip() == "records":
                 taken = len(server.received)
                 batch, server.received[:taken] = server.received[:taken], []
-                print(json.dumps([{"t_received": r.t_received, "sent": r.sent} for r in batch]),
-                      flush=True)
+                print(json.dumps([{"t_received": r.t_received, "sent": r.sent,
+                                   "prompt": _prompt(r.body)} for r in batch]), flush=True)
     finally:
         server.stop()
 

@@ -54,7 +54,10 @@ from lib.serving.playback import Script  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = Script.regular(ttft_s=0.2, gap_s=0.01, n=40)
 INSTANT = Script(offsets=(0.0,), texts=("ok",))
-PROMPTS = PromptSet("probe", (BenchPrompt("ray worker probe"),), 64)
+def probes(count: int) -> PromptSet:
+    """`count` distinct prompts: the server's record of each request is found by its prompt."""
+    return PromptSet("probe", tuple(BenchPrompt(f"ray worker probe #{i}")
+                                    for i in range(count)), 64)
 PARAMS = Params(temperature=0.0, max_tokens=64, timeout_s=60.0)
 GOAL_P99_MS = 10.0
 
@@ -84,7 +87,7 @@ def ms(value: float | None) -> str:
 def run(server: RemotePlayback, model: str, workers: int, concurrency: int, requests: int,
         warmup: int) -> dict:
     endpoint = Endpoint("compatible", model, {m: server.base_url for m in MODES})
-    settings = BenchSettings(prompts=PROMPTS, modes=("streaming",), requests=requests,
+    settings = BenchSettings(prompts=probes(requests), modes=("streaming",), requests=requests,
                              concurrency=concurrency, warmup=warmup, workers=workers)
     bench = ray_workers.RayBenchmark(endpoint, settings, PARAMS)
     began = time.perf_counter()
@@ -98,17 +101,23 @@ def run(server: RemotePlayback, model: str, workers: int, concurrency: int, requ
     wall = time.perf_counter() - wall0
     worker_cpu = sum(cpu_seconds(p) - c for p, c in zip(pids, cpu0))
     driver_cpu = time.process_time() - driver0
-    records = server.records()[warmup:]
+    records = {r["prompt"]: r for r in server.records()}  # the measured request last
     traces = bench.traces
     measured = [t for t in traces if t.bench_phase == "measured"]
     ok = [t for t in measured if t.status == "ok"]
+    # Our own part of the error: measured TTFT minus the time the server itself took between
+    # receiving the request and sending its first chunk (its lateness left out).
+    served = [(t, records[t.request.prompt]) for t in ok
+              if records.get(t.request.prompt, {}).get("sent")]
+    client = [metrics.ttft_s(t) - (r["sent"][0] - r["t_received"]) for t, r in served]
     return {
         "workers": workers, "concurrency": concurrency, "ready_s": ready,
         "status": bench.status, "failure": bench.failure, "n": len(ok),
         "failed": len(measured) - len(ok),
         "errors": [metrics.ttft_s(t) - REFERENCE.offsets[0] for t in ok],
         "server_late": [r["sent"][0] - r["t_received"] - REFERENCE.offsets[0]
-                        for r in records if r["sent"]],
+                        for _, r in served],
+        "client": client,
         "reached": max_in_flight([(t.t_run, t.t_end) for t in measured]),
         "rps": len(measured) / (measured_span(traces) or float("nan")),
         "worker_cpu_share": worker_cpu / wall, "worker_cpu_per_request": worker_cpu / len(traces),
@@ -133,7 +142,8 @@ def part_startup(counts: list[int]) -> list[str]:
 
 def part_fidelity(per_slot: int, levels: list[int], counts: list[int]) -> list[str]:
     lines = [f"{'':>10} {'ok':>5} {'reached':>7}  ttft error ms p50 / p99  | server late "
-             f"p99 ms | workers' CPU (cores) | driver CPU ms/req"]
+             f"p99 ms | ours (error less the server's lateness) p50 / p99 ms | workers' CPU "
+             f"(cores) | driver CPU ms/req"]
     with RemotePlayback({"reference": REFERENCE}) as server:
         for count in counts:
             for level in levels:
@@ -148,6 +158,8 @@ def part_fidelity(per_slot: int, levels: list[int], counts: list[int]) -> list[s
                     f"w={count} c={level:<4}{r['n']:>5} {r['reached']:>7}  "
                     f"{ms(metrics.percentile(e, 50)):>8} / {ms(metrics.percentile(e, 99)):<8} | "
                     f"{ms(metrics.percentile(r['server_late'], 99)):>14} | "
+                    f"{ms(metrics.percentile(r['client'], 50)):>8} / "
+                    f"{ms(metrics.percentile(r['client'], 99)):<8} | "
                     f"{r['worker_cpu_share']:>20.2f} | {r['driver_cpu_per_request'] * 1e3:.2f}"
                     + (f" | {r['failed']} FAILED ({r['failure']})" if r["failed"] else ""))
     return lines

@@ -19,9 +19,11 @@ per boot), so its timestamps are used as they are. A worker on another machine h
 its timestamps are moved onto the driver's through both machines' wall clocks (as good as
 their NTP), which shifts whole traces, never the durations inside one.
 
-Ray itself: `connect(None)` starts a local Ray for this process (loopback only, no dashboard,
-a small object store, its files in a temp folder, stopped at exit or by `shutdown()`);
-`connect("host:port")` joins a running cluster (README: a Ray cluster for load).
+Ray itself: `connect(None)` starts a local Ray for this process, `ray start --head --block` as a
+child server (lib.serving.process: a process group of its own, stopped at exit or by
+`shutdown()` with every process of it; loopback only, no dashboard, a small object store, its
+files in a temp folder, token authentication) and joins it; `connect("host:port")` joins a
+running cluster (README: a Ray cluster for load).
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import os
+import secrets
 import shutil
+import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -43,9 +48,10 @@ from lib.bench.plan import MAX_CONCURRENCY, BenchSettings, deal, split
 from lib.bench.runner import LIVE_METRICS, STOP_GRACE_S, Benchmark, Item, Sender, phase_items
 from lib.bench.summary import Progress
 from lib.core.calls import warm_up
-from lib.core.errors import InvalidInput, WorkerLost, WorkersUnavailable
+from lib.core.errors import InvalidInput, ServerStartFailed, WorkerLost, WorkersUnavailable
 from lib.core.trace import Chunk, Params, Trace
 from lib.endpoints import Endpoint
+from lib.serving.process import ManagedProcess, free_port
 from lib.storage.store import Store
 
 POLL_S = 0.25
@@ -61,6 +67,9 @@ OBJECT_STORE_BYTES = 100 * 1024**2
 """The local Ray's shared-memory object store: traces are small, the default would be 30% of
 the machine's memory."""
 LIB_DIR = Path(__file__).resolve().parents[1]
+AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+"""What the local Ray's head gets of this process's environment for token authentication
+(its sealed environment keeps HOME, so it finds Ray's token file as this process does)."""
 
 
 # -- Ray itself: start a local one, or join a cluster -----------------------------------------
@@ -75,6 +84,8 @@ class RaySession:
     started_s: float
     """Wall time to start (or join) it."""
     temp_dir: str | None = None
+    head: ManagedProcess | None = None
+    """The local Ray's head process (its group holds every Ray process of it)."""
 
 
 _session: RaySession | None = None
@@ -87,6 +98,13 @@ def _ray():
     Before the import: a local Ray must stay on 127.0.0.1 (Ray reads this once, at import;
     a cluster join names its own address, `_reachable_ip`)."""
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    # Ray's token authentication, read once too: the user's token (RAY_AUTH_TOKEN, or Ray's
+    # token file) when there is one, else one of this process's own, which the local Ray it
+    # starts gets as well.
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+            or (Path.home() / ".ray" / "auth_token").is_file()):
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     import ray
 
     return ray
@@ -120,43 +138,81 @@ def connect(address: str | None = None) -> RaySession:
             _shutdown_locked()
         ray = _ray()
         t0 = time.perf_counter()
-        if address is None:
-            # The workers are started by Ray's own processes, which inherit this environment:
-            # they find `lib` wherever this process was started from.
-            paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-            if str(LIB_DIR.parent) not in paths:
-                os.environ["PYTHONPATH"] = os.pathsep.join([str(LIB_DIR.parent), *filter(None,
-                                                                                         paths)])
-            temp_dir = tempfile.mkdtemp(prefix="streamrace-ray-")
-            try:
-                ray.init(address="local", num_cpus=0, include_dashboard=False,
-                         object_store_memory=OBJECT_STORE_BYTES, _temp_dir=temp_dir,
-                         log_to_driver=False, logging_level="ERROR")
-            except Exception as exc:  # noqa: BLE001 - whatever Ray raises becomes one line
-                _quiet_shutdown(ray)
-                shutil.rmtree(temp_dir, ignore_errors=True)
-                raise WorkersUnavailable(f"A local Ray could not be started for the workers: "
-                                         f"{_first_line(exc)}") from exc
-            _session = RaySession(None, time.perf_counter() - t0, temp_dir)
-        else:
-            host, port = check_address(address)
-            try:  # Ray itself would retry for minutes, printing as it goes
-                socket.create_connection((host, port), timeout=5).close()
-            except OSError as exc:
-                raise WorkersUnavailable(
-                    f"Cannot reach a Ray cluster at {address} ({exc.strerror or exc}): is "
-                    f"`ray start --head --port {port}` running there, and is the address "
-                    f"right?") from exc
-            try:
-                ray.init(address=f"{host}:{port}", _node_ip_address=_reachable_ip(host, port),
-                         runtime_env={"py_modules": [str(LIB_DIR)]}, log_to_driver=False,
-                         logging_level="ERROR")
-            except Exception as exc:  # noqa: BLE001
-                _quiet_shutdown(ray)
-                raise WorkersUnavailable(f"Could not join the Ray cluster at {address}: "
-                                         f"{_first_line(exc)}") from exc
-            _session = RaySession(address, time.perf_counter() - t0)
+        # ray.init makes SIGTERM exit the process at once (sys.exit), which would skip the
+        # command's cancelling and logging (lib.cli.common.run): its handler is put back.
+        on_sigterm = signal.getsignal(signal.SIGTERM)
+        try:
+            _session = _join(ray, address, t0)
+        finally:
+            if threading.current_thread() is threading.main_thread() and on_sigterm is not None:
+                signal.signal(signal.SIGTERM, on_sigterm)
         return _session
+
+
+def _join(ray, address: str | None, t0: float) -> RaySession:
+    """Start a local Ray and join it (address None), or join the cluster at `address`."""
+    if address is None:
+        return _start_local(ray, t0)
+    host, port = check_address(address)
+    try:  # Ray itself would retry for minutes, printing as it goes
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as exc:
+        raise WorkersUnavailable(
+            f"Cannot reach a Ray cluster at {address} ({exc.strerror or exc}): is "
+            f"`ray start --head --port {port}` running there, and is the address right?"
+        ) from exc
+    try:
+        ray.init(address=f"{host}:{port}", _node_ip_address=_reachable_ip(host, port),
+                 runtime_env={"py_modules": [str(LIB_DIR)]}, log_to_driver=False,
+                 logging_level="ERROR")
+    except Exception as exc:  # noqa: BLE001 - whatever Ray raises becomes one line
+        _quiet_shutdown(ray)
+        raise WorkersUnavailable(f"Could not join the Ray cluster at {address}: "
+                                 f"{_first_line(exc)}") from exc
+    return RaySession(address, time.perf_counter() - t0)
+
+
+def _start_local(ray, t0: float) -> RaySession:
+    """A Ray head on 127.0.0.1 for this process, as a child server of its own (`ray start
+    --head --block`, a process group of its own: a signal meant for this process, Ctrl-C or
+    a SIGTERM to our group, never reaches Ray's processes before we have cancelled and logged;
+    stopping the group stops every one of them), then this process joined to it."""
+    temp_dir = tempfile.mkdtemp(prefix="streamrace-ray-")
+    port = free_port()
+    auth = {name: os.environ[name] for name in AUTH_VARIABLES if name in os.environ}
+    head = ManagedProcess(
+        "A local Ray", [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+                        f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=0",
+                        "--include-dashboard=false", "--disable-usage-stats",
+                        f"--object-store-memory={OBJECT_STORE_BYTES}", f"--temp-dir={temp_dir}"],
+        # Its workers are started by its processes: they find `lib` from its environment.
+        healthy=lambda: _head_ready(temp_dir, port), log_path=Path(temp_dir) / "head.log",
+        env={"PYTHONPATH": str(LIB_DIR.parent), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+             **auth},
+        cwd=LIB_DIR.parent, start_timeout_s=120)
+    try:
+        head.start()
+        ray.init(address=f"127.0.0.1:{port}", _node_ip_address="127.0.0.1",
+                 log_to_driver=False, logging_level="ERROR")
+    except Exception as exc:  # noqa: BLE001 - whatever Ray raises becomes one line
+        _quiet_shutdown(ray)
+        head.stop()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        message = exc.message if isinstance(exc, ServerStartFailed) else _first_line(exc)
+        raise WorkersUnavailable(f"A local Ray could not be started for the workers: "
+                                 f"{message}") from exc
+    return RaySession(None, time.perf_counter() - t0, temp_dir, head)
+
+
+def _head_ready(temp_dir: str, port: int) -> bool:
+    """The head's GCS takes connections and its raylet is up (its socket exists)."""
+    if not list(Path(temp_dir).glob("session_*/sockets/raylet")):
+        return False
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def shutdown() -> None:
@@ -171,6 +227,8 @@ def _shutdown_locked() -> None:
     if session is None:
         return
     _quiet_shutdown(_ray())
+    if session.head is not None:
+        session.head.stop()
     if session.temp_dir:
         shutil.rmtree(session.temp_dir, ignore_errors=True)
 

@@ -86,15 +86,19 @@ def describe_exit(returncode: int) -> str:
 
 
 class ManagedProcess:
-    """A child server: its command, sealed environment, log file and health URL."""
+    """A child server: its command, sealed environment, log file and health check."""
 
-    def __init__(self, name: str, command: Sequence[str], *, health_url: str, log_path: Path,
+    def __init__(self, name: str, command: Sequence[str], *, health_url: str = "",
+                 healthy: Callable[[], bool] | None = None, log_path: Path,
                  env: Mapping[str, str] | None = None, cwd: Path | None = None,
                  start_timeout_s: float = 60.0, rebuild_hint: str | None = None):
         self.name = name
         """What it is, for messages: "The embedded llama.cpp server"."""
         self.command = list(command)
         self.health_url = health_url
+        self.healthy = healthy or (lambda: http_ok(health_url))
+        """Whether it is ready: its health URL answers 200, or (a server that speaks no HTTP,
+        a local Ray) the caller's own check."""
         self.log_path = log_path
         self.env = sealed_env(env)
         self.cwd = cwd
@@ -144,7 +148,7 @@ class ManagedProcess:
         while time.monotonic() < deadline:
             if not self.alive():
                 raise self._failure("stopped while starting")
-            if http_ok(self.health_url):
+            if self.healthy():
                 return
             time.sleep(0.05)  # polling a process that is starting: nothing else to wait on
         raise self._failure(f"did not answer within {self.start_timeout_s:g} s")

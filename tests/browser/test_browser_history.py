@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
-from conftest import endpoint_for
+from conftest import DATABASES, endpoint_for
 
 from lib import report
 from lib.core.trace import Params
@@ -40,19 +40,22 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def filled_app(tmp_path_factory, playback):
-    """The app on a run log with the known runs and two real races (the playback server)."""
+@pytest.fixture(scope="module", params=DATABASES)
+def filled_app(request, tmp_path_factory, playback):
+    """The app on a run log with the known runs and two real races (the playback server):
+    a SQLite file, then a PostgreSQL database. Yields (app, the log's URL)."""
     folder = tmp_path_factory.mktemp("app-history")
-    store = Store(f"sqlite:///{folder / 'runs.db'}")  # the file start_app points the app at
+    url = (f"sqlite:///{folder / 'runs.db'}" if request.param == "sqlite"
+           else request.getfixturevalue("postgres").new_database())
+    store = Store(url)
     store.log(known_runs())
     for _ in range(2):
         run_headless(endpoint_for(playback.base_url, "scripted"), "Why stream? (browser)",
                      Params(max_tokens=32), store, timeout_s=10)
     store.engine.dispose()
-    app = start_app(folder, STREAMRACE_ENDPOINT="compatible",
+    app = start_app(folder, DATABASE_URL=url, STREAMRACE_ENDPOINT="compatible",
                     STREAMRACE_BASE_URL=playback.base_url, STREAMRACE_MODEL="scripted")
-    yield app
+    yield app, url
     stop_app(app)
 
 
@@ -71,7 +74,9 @@ def remote(urls: list[str]) -> list[str]:
 
 def test_history_page_draws_its_charts_a_selected_run_and_its_exports(browser, filled_app,
                                                                      tmp_path):
-    store = Store(f"sqlite:///{filled_app.log_path.parent / 'runs.db'}")
+    app, url = filled_app
+    suffix = "" if url.startswith("sqlite") else "-postgresql"
+    store = Store(url)
     expected = history.table(store.engine, Filters(), limit=None)  # the default filter
     store.engine.dispose()
     context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
@@ -81,7 +86,7 @@ def test_history_page_draws_its_charts_a_selected_run_and_its_exports(browser, f
     try:
         page = context.new_page()
         page.on("request", lambda req: requests.append(req.url))
-        page.goto(filled_app.url + "/history")
+        page.goto(app.url + "/history")
         visible(page.locator("h1").filter(has_text="StreamRace history"))
         visible(page.get_by_text("Streaming would have kept").first)
         charts = page.locator('[data-testid="stPlotlyChart"]')
@@ -89,8 +94,8 @@ def test_history_page_draws_its_charts_a_selected_run_and_its_exports(browser, f
         for index in range(4):
             visible(charts.nth(index).locator(".main-svg").first)
         visible(page.get_by_text("Tick runs in the table"))
-        assert page.locator('[data-testid="stException"]').count() == 0, filled_app.log()
-        save_screenshot(page, ARTIFACTS / "history.png")
+        assert page.locator('[data-testid="stException"]').count() == 0, app.log()
+        save_screenshot(page, ARTIFACTS / f"history{suffix}.png")
 
         # Tick the first row of the runs table (the row-marker column, left of the first cell).
         grid = page.locator('[data-testid="stDataFrame"]').first
@@ -103,8 +108,8 @@ def test_history_page_draws_its_charts_a_selected_run_and_its_exports(browser, f
         visible(page.locator('[data-testid="stExpander"] summary').filter(has_text="scripted"))
         visible(page.get_by_text("Why stream? (browser)").first)  # the run's prompt
         visible(charts.nth(4).locator(".main-svg").first)
-        assert page.locator('[data-testid="stException"]').count() == 0, filled_app.log()
-        save_screenshot(page, ARTIFACTS / "history-selected.png")
+        assert page.locator('[data-testid="stException"]').count() == 0, app.log()
+        save_screenshot(page, ARTIFACTS / f"history-selected{suffix}.png")
 
         # The exports and the report, downloaded as a user would.
         for name in ("CSV", "Parquet", "Report (HTML, opens offline)"):

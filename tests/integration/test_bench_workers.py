@@ -269,3 +269,41 @@ def test_bad_worker_flags_are_refused(args, message, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert message in result.stderr
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
+                         ids=["sigterm", "ctrl-c"])
+def test_a_signal_to_the_command_s_group_cancels_every_worker_and_logs(sig, status, server,
+                                                                       tmp_path):
+    """A terminal's Ctrl-C and a service manager's SIGTERM reach the whole process group: the
+    local Ray runs in a group of its own, so the command cancels and logs before it stops."""
+    tag = uuid.uuid4().hex
+    db = tmp_path / "runs.db"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("STREAMRACE_", "RAY_")) and k != "DATABASE_URL"}
+    env.update(XDG_DATA_HOME=str(tmp_path / "xdg"), STREAMRACE_TEST_TAG=tag)
+    model = f"w-sig-{sig.name}"
+    server.scripts[model] = SCRIPTS["w-slow"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lib.bench", "--base-url", server.base_url, "--model", model,
+         "--modes", "streaming", "--requests", "20", "--concurrency", "4", "--workers", "2",
+         "--out", str(tmp_path / "out.csv"), "--database-url", f"sqlite:///{db}"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        wait_until(lambda: len(of_model(server, model)) == 4, 90, "4 requests in flight")
+        os.killpg(process.pid, sig)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == status, err
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("select status from runs")).all()
+    engine.dispose()
+    assert [r.status for r in rows] == ["cancelled"] * 4
+    deadline = time.monotonic() + 10
+    while ray_processes(tag) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ray_processes(tag) == [], "Ray processes outlived the command"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def test_three_apps_and_two_benchmarks_write_one_log_at_once(store_url, playback
                   "--prompts", str(prompts), "--requests", str(BENCH_REQUESTS),
                   "--concurrency", "8", "--out", str(tmp_path / f"bench{n}.csv")]
                  for n in range(BENCHMARKS)]
+    started = time.perf_counter()
     processes = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for command in commands]
     try:
@@ -53,6 +55,7 @@ def test_three_apps_and_two_benchmarks_write_one_log_at_once(store_url, playback
     finally:
         for process in processes:
             stop_process(process)
+    took = time.perf_counter() - started
     for process, (_, err) in zip(processes, outputs):
         assert process.returncode == 0, f"{process.args[2]} failed: {err[-2000:]}"
         assert not LOCK_ERROR.search(err), err[-2000:]
@@ -86,6 +89,9 @@ def test_three_apps_and_two_benchmarks_write_one_log_at_once(store_url, playback
             per_bench[row["bench_id"]] = per_bench.get(row["bench_id"], 0) + 1
     assert sorted(per_bench.values()) == [BENCH_REQUESTS] * BENCHMARKS
     assert sorted(benchmarks) == sorted((bench_id, "completed") for bench_id in per_bench)
+    print(f"{APPS} apps and {BENCHMARKS} benchmarks at once: {len(rows)} rows for {sent} "
+          f"requests ({len(race_ids)} races, {len(per_bench)} benchmarks), no lock error, "
+          f"{took:.1f} s with their start-up")
 
 
 def received_for_tag(playback, tag: str) -> int:

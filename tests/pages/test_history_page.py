@@ -183,7 +183,8 @@ def test_selected_runs_show_prompt_answer_and_timeline(log):
     rerun(at)
     assert "chart_timelines" in {c.key for c in at.get("plotly_chart")}
     assert "1 stall longer than 0.5 s" in texts(at.caption)
-    [expander] = at.expander
+    # The selected run's expander (the sidebar has its own: "Add an endpoint").
+    [expander] = [e for e in at.expander if "Add an endpoint" not in e.label]
     body = texts(expander.markdown)
     assert r"\<b\>bold?\</b\>" in body and r"\[link\]\(http" in body  # shown as text
     assert "w0 w1 w2" in body.replace("\\", "")
