@@ -12,6 +12,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from app_pages.access import current_owner, whose_runs
+from app_pages.first_paint import painted
 from app_pages.history_parts import (
     TABLE_CONFIG,
     TABLE_ORDER,
@@ -85,20 +86,27 @@ def summary_cards(frame) -> None:
                             help="p50 blank screen, blocking ÷ streaming")
 
 
-def charts_section(frame, report_settings: dict) -> None:
+def charts_section(frame, report_settings: dict) -> bool:
+    """The summary cards and the patience chart, the page's first content; False when no run
+    ended ok (nothing to chart)."""
     ok = stats.ok_runs(frame)
     failed = len(frame) - len(ok)
     if ok["perceived_s"].notna().sum() == 0:
         st.info(f"None of the {len(frame):,} filtered runs ended ok ({failed:,} failed or were "
                 "cancelled), so there is no blank-screen time to chart. The table below lists "
                 "them.", icon="🫥")
-        return
+        return False
     summary_cards(frame)
     st.subheader("Simulated users' patience")
     patience_section(frame, report_settings)
     if failed:
         st.caption(f"Charts use the {len(ok):,} runs that ended ok; the {failed:,} failed or "
                    "cancelled runs are in the table.")
+    return True
+
+
+def more_charts(frame) -> None:
+    """Blank screen per mode (on both clocks) and against answer length."""
     st.subheader("Blank screen per mode")
     blank = stats.blank_screen_data(frame)
     st.plotly_chart(charts.blank_screen_figure(blank), key="chart_blank")
@@ -258,7 +266,14 @@ def history_page(url: str | None) -> None:
     else:
         frame = load_runs(url, filters, version)
         report_settings = st.session_state.setdefault("history_report_settings", {})
-        charts_section(frame, report_settings)
+        charted = charts_section(frame, report_settings)
+        # The rest (more charts, the runs table, the comparison) once the browser has painted
+        # the headline and the first chart: drawn at once, they delayed it by seconds.
+        if not painted("history"):
+            st.caption("⏳ Drawing the other charts and the runs…")
+            return
+        if charted:
+            more_charts(frame)
         thinking_section(url, filters, version)
         runs_section(url, filters, version, total)
         compare_section(url, filters, version, frame)

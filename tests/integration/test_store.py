@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import psycopg
@@ -17,11 +20,14 @@ from lib.core.calls import Call
 from lib.core.errors import InvalidInput
 from lib.core.trace import Chunk, Params, Request, Trace
 from lib.race import Race
+from lib.serving.process import sealed_env
 from lib.storage import migrations
 from lib.storage.store import RUN_COLUMNS, Store, trace_from_row, trace_to_row
 from tests.support.legacy_runlog import legacy_migrate
 
 pytestmark = pytest.mark.both_databases  # every run log here: SQLite, then PostgreSQL
+
+ROOT = Path(__file__).resolve().parents[2]
 
 LEGACY_NAMES = ["m001_runs", "m002_benchmark", "m003_guardrails", "m004_replay",
                 "m005_history_indexes", "m006_error_kind", "m007_reasoning", "m008_screen"]
@@ -437,6 +443,27 @@ def test_postgresql_refuses_a_wrong_password_in_one_line_never_shown_or_logged(p
     with psycopg.connect(postgres.admin_conninfo(url.rsplit("/", 1)[1])) as conn:
         tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         assert tables.fetchall() == [], "nothing written"
+    postgres.drop_database(url)
+
+
+def test_a_command_with_a_wrong_password_says_one_line_and_writes_nothing(postgres, tmp_path):
+    """The same refusal from a command line, through DATABASE_URL: one line on stderr, exit 2,
+    neither password anywhere in what it printed, no report written."""
+    url = postgres.new_database()
+    wrong = "wrong-pass-cli-41f0"
+    out = tmp_path / "report.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "lib.report", "--out", str(out)], cwd=ROOT, text=True,
+        capture_output=True, timeout=120,
+        env=sealed_env({"PYTHONPATH": str(ROOT), "DATABASE_URL": url.replace(postgres.password,
+                                                                              wrong)}))
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: Cannot open the run log at "), lines
+    assert "password authentication failed" in lines[0]
+    for secret in (wrong, postgres.password):
+        assert secret not in done.stderr + done.stdout
+    assert not out.exists()
     postgres.drop_database(url)
 
 
