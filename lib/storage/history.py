@@ -60,6 +60,8 @@ class Filters:
     modes: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
     prompt_contains: str = ""
+    owners: tuple[str, ...] = ()
+    """Who ran them (the `owner` column, sign-in on): History's "mine"."""
 
     def describe(self) -> str:
         """One line for captions and the report."""
@@ -73,6 +75,8 @@ class Filters:
             parts.append(f"{label}: {', '.join(values) if values else 'any'}")
         if self.prompt_contains:
             parts.append(f"prompt contains “{self.prompt_contains}”")
+        if self.owners:
+            parts.append(f"run by {', '.join(self.owners)}")
         return " · ".join(parts)
 
 
@@ -98,7 +102,7 @@ def where(filters: Filters) -> list[sa.ColumnElement[bool]]:
     for column, values in ((runs.source, filters.sources),
                            (runs.endpoint_kind, filters.endpoint_kinds),
                            (runs.model, filters.models), (runs.mode, filters.modes),
-                           (runs.status, filters.statuses)):
+                           (runs.status, filters.statuses), (runs.owner, filters.owners)):
         if values:
             conditions.append(column.in_(values))
     if filters.prompt_contains:
