@@ -1,10 +1,13 @@
 """Benchmark: many requests under load, blocking against streaming, with percentiles."""
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import streamlit as st
 
+from app_pages.access import check_spend, current_owner
+from app_pages.race_structured import FREE_TEXT, SCHEMA_LABELS
 from app_pages.shared import current_settings, owned_run, run_log, settle_previous
 from lib.bench import (
     MAX_WORKERS,
@@ -27,6 +30,7 @@ from lib.endpoints.resolve import default_params, resolve
 from lib.present import charts
 from lib.present.display import plain_markdown, seconds
 from lib.storage.store import to_csv
+from lib.structured import SCHEMAS, structure_for
 
 UPLOAD = "📄 My file"
 MS = st.column_config.NumberColumn(format="%.1f")
@@ -105,7 +109,7 @@ def show_summary(bench: Benchmark, summary: BenchSummary) -> None:
         st.plotly_chart(charts.bench_over_time(bench.traces), key="bench_over_time",
                         config={"displaylogo": False})
     cols = st.columns([1, 1, 4])
-    cols[0].download_button("⬇️ Results CSV", to_csv(results_frame(bench.traces)),
+    cols[0].download_button("⬇️ Results CSV", to_csv(results_frame(bench.traces), current_owner()),
                             f"benchmark-{bench.bench_id[:8]}.csv", "text/csv", key="bench_csv")
     cols[1].download_button("⬇️ Summary JSON", json.dumps(summary.as_dict(), indent=2),
                             f"benchmark-{bench.bench_id[:8]}.json", "application/json",
@@ -208,6 +212,11 @@ with st.form("bench_form"):
     form["slo_icl_ms"] = cols[5].number_input(
         "SLO ICL p99 ≤ ms", 1.0, 600_000.0, 50.0, key="bench_slo_icl"
     )
+    form["answer_as"] = st.columns(3)[0].selectbox(
+        "Answer as", [FREE_TEXT, *SCHEMAS], key="bench_answer_as",
+        format_func=lambda name: SCHEMA_LABELS.get(name, name),
+        help="A structured benchmark: every call asks for this object; the summary adds the "
+             "time to the first field and to a schema-valid object.")
     submitted = st.form_submit_button("▶️ Run benchmark", type="primary", key="bench_run")
 stop = st.button("⏹️ Stop", key="bench_stop")
 
@@ -218,8 +227,12 @@ try:
     store = run_log(current_settings().database_url)
     if submitted:
         settings = settings_from_form(form)
+        check_spend(current_settings(), requests=settings.requests + settings.warmup)
         with st.spinner("Starting the embedded model (once per app process)…", show_time=True):
             endpoint = resolve(current_settings())
+        if form["answer_as"] != FREE_TEXT:
+            settings = replace(settings, structure=structure_for(form["answer_as"],
+                                                                 endpoint.kind))
         params = default_params(endpoint, timeout_s=float(form["timeout"]))
         bench = benchmark_for(endpoint, settings, params, store,
                               form["ray_address"].strip() or None)

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+from app_pages.access import configured_key_for
 from lib.core.config import OPENAI_BASE_URL, Settings, key_for, load_endpoints
 from lib.core.errors import StreamRaceError
 from lib.endpoints import check_base_url
@@ -95,5 +96,8 @@ def checked(name: str, kind: str, url: str, model: str, key: str, default: Setti
         settings = replace(settings, api_key=key, key_origin="typed")
     elif kind == "openai":  # as the sidebar's own openai endpoint: OPENAI_API_KEY if configured
         configured_key, origin = key_for("openai")
-        settings = replace(settings, api_key=configured_key, key_origin=origin)
+        # Shared: not to a URL of the user's choosing (app_pages/access.py).
+        configured_key = configured_key_for(base_url, OPENAI_BASE_URL, configured_key)
+        settings = replace(settings, api_key=configured_key,
+                           key_origin=origin if configured_key else None)
     return name, settings

@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
+from app_pages.access import current_owner, whose_runs
+from app_pages.first_paint import painted
 from app_pages.history_parts import (
     TABLE_CONFIG,
     TABLE_ORDER,
@@ -84,20 +86,27 @@ def summary_cards(frame) -> None:
                             help="p50 blank screen, blocking ÷ streaming")
 
 
-def charts_section(frame, report_settings: dict) -> None:
+def charts_section(frame, report_settings: dict) -> bool:
+    """The summary cards and the patience chart, the page's first content; False when no run
+    ended ok (nothing to chart)."""
     ok = stats.ok_runs(frame)
     failed = len(frame) - len(ok)
     if ok["perceived_s"].notna().sum() == 0:
         st.info(f"None of the {len(frame):,} filtered runs ended ok ({failed:,} failed or were "
                 "cancelled), so there is no blank-screen time to chart. The table below lists "
                 "them.", icon="🫥")
-        return
+        return False
     summary_cards(frame)
     st.subheader("Simulated users' patience")
     patience_section(frame, report_settings)
     if failed:
         st.caption(f"Charts use the {len(ok):,} runs that ended ok; the {failed:,} failed or "
                    "cancelled runs are in the table.")
+    return True
+
+
+def more_charts(frame) -> None:
+    """Blank screen per mode (on both clocks) and against answer length."""
     st.subheader("Blank screen per mode")
     blank = stats.blank_screen_data(frame)
     st.plotly_chart(charts.blank_screen_figure(blank), key="chart_blank")
@@ -147,10 +156,11 @@ def runs_section(url, filters, version, total) -> None:
                              column_order=TABLE_ORDER, column_config=TABLE_CONFIG)
     engine = run_log(url).engine
     every_run = lambda: history.table(engine, filters, limit=None)  # noqa: E731
+    by = current_owner()  # read now: the files are built on click, outside this run
     cols = st.columns([1, 1, 5])
-    cols[0].download_button("⬇️ CSV", lambda: to_csv(every_run()), "streamrace-history.csv",
+    cols[0].download_button("⬇️ CSV", lambda: to_csv(every_run(), by), "streamrace-history.csv",
                             "text/csv", key="export_csv", on_click="ignore")
-    cols[1].download_button("⬇️ Parquet", lambda: to_parquet(every_run()),
+    cols[1].download_button("⬇️ Parquet", lambda: to_parquet(every_run(), by),
                             "streamrace-history.parquet", "application/vnd.apache.parquet",
                             key="export_parquet", on_click="ignore")
     rows = selection.selection.rows if selection else []
@@ -242,10 +252,11 @@ def lanes_section(frame) -> None:
 def report_section(url, filters, report_settings: dict) -> None:
     st.subheader("Stakeholder report")
     engine = run_log(url).engine
+    by = current_owner()
     # Built on click, from the settings the patience section holds at that moment.
     st.download_button(
         "⬇️ Report (HTML, opens offline)",
-        lambda: report.build(engine, filters, **report_settings),
+        lambda: report.build(engine, filters, **report_settings, exported_by=by),
         "streamrace-report.html", "text/html", key="export_report", on_click="ignore")
     st.caption("One file for the meeting's follow-up: the charts (interactive), the summary, "
                "the endpoints, models and prompts of these runs. From a shell: "
@@ -259,6 +270,7 @@ st.caption("Every logged run, filtered in the database: how long users stare at 
 def history_page(url: str | None) -> None:
     version = history.version(run_log(url).engine)
     filters = filters_from_widgets(load_facets(url, None, version), datetime.now(timezone.utc))
+    filters = replace(filters, owners=whose_runs())  # sign-in on: "Mine" or "Everyone"
     total = history.count(run_log(url).engine, filters) if version[0] else 0
     if not version[0]:
         st.info("No runs logged yet: run a race on the 🏁 Race page, then come back.", icon="📭")
@@ -268,7 +280,14 @@ def history_page(url: str | None) -> None:
     else:
         frame = load_runs(url, filters, version)
         report_settings = st.session_state.setdefault("history_report_settings", {})
-        charts_section(frame, report_settings)
+        charted = charts_section(frame, report_settings)
+        # The rest (more charts, the runs table, the comparison) once the browser has painted
+        # the headline and the first chart: drawn at once, they delayed it by seconds.
+        if not painted("history"):
+            st.caption("⏳ Drawing the other charts and the runs…")
+            return
+        if charted:
+            more_charts(frame)
         thinking_section(url, filters, version)
         runs_section(url, filters, version, total)
         lanes_section(frame)

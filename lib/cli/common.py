@@ -37,7 +37,8 @@ def add_database_argument(parser: argparse.ArgumentParser | argparse._ArgumentGr
     parser.add_argument("--database-url", help="default: DATABASE_URL or the user's data folder")
 
 
-def add_cli_arguments(parser: argparse.ArgumentParser, max_tokens: int = Params.max_tokens) -> None:
+def add_cli_arguments(parser: argparse.ArgumentParser,
+                      max_tokens: int | None = Params.max_tokens) -> None:
     """The flags of a command that makes calls: endpoint, sampling, run log."""
     add_endpoint_arguments(parser)
     parser.add_argument("--max-tokens", type=int, default=max_tokens)

@@ -41,6 +41,9 @@ from lib.guards import (
 from lib.storage.store import Store
 from lib.structured.schemas import schema_prompt
 
+STRUCTURED_MAX_TOKENS = 400
+"""--max-tokens with --structure unless given: room for a shipped schema's whole object."""
+
 DESCRIPTION = (
     "Guardrails: what validating a streamed answer costs, and what streaming it exposes."
 )
@@ -90,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="window: release, then validate",
     )
     parser.add_argument("--out", type=Path, metavar="CSV", help="also write the table here")
-    add_cli_arguments(parser, max_tokens=PRESETS[0].max_tokens)
+    add_cli_arguments(parser, max_tokens=None)  # None: set in main(), by the answer's kind
     add_schema_arguments(parser, "--structure")
     return parser
 
@@ -103,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         structure = cli_structure(args, settings.endpoint_kind)
         if args.prompt is None:
             args.prompt = schema_prompt(structure) if structure else PRESETS[0].prompt
+        if args.max_tokens is None:  # a report needs room to close its object
+            args.max_tokens = STRUCTURED_MAX_TOKENS if structure else PRESETS[0].max_tokens
         params = cli_params(args)
         check_request(args.prompt, params)
         strategies = check_strategies(args.strategies.split(",") if args.strategies

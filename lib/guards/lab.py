@@ -226,7 +226,9 @@ class GuardRun:
         if self.error is not None:
             status, error, kind = "error", self.error.message, self.error.kind
         extra = {"plant_at_chunk": self.plant.at_chunk} if self.plant else {}
-        planted = self.plant.text if self.plant else None
+        # A plant that found no place (a structured answer shorter than its position) is none.
+        planted = self.plant.text if self.plant and self.planter and (
+            self.planter.offset is not None or not base.done) else None
         return [
             dataclasses.replace(
                 base,
@@ -325,7 +327,7 @@ PRESETS = (
         ("json_schema", "pii"),
         False,
     ),
-    GuardPreset("Structured report (field by field)", PROMPTS["report"], 400, ("pii",), True,
+    GuardPreset("Structured report (field by field)", PROMPTS["report"], 400, ("pii",), False,
                 "report"),
 )
 

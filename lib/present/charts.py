@@ -478,6 +478,10 @@ def lane_comparison_caption(table: pd.DataFrame) -> str:
             f"({seconds(last['perceived_s p50'])}); {int(table['ok'].sum()):,} ok runs.")
 
 
+REPLAY_PREVIEW_HEIGHT = 340
+"""Pixels; the Replay page keeps this much room for the preview while it is drawn."""
+
+
 def replay_preview(recorded: tuple[Trace, Trace] | None, what_if: tuple[Trace, Trace]) -> go.Figure:
     """Characters on screen over time, as recorded (dashed) and under the what-if (solid).
 
@@ -494,7 +498,8 @@ def replay_preview(recorded: tuple[Trace, Trace] | None, what_if: tuple[Trace, T
                 hovertemplate="%{y} characters at %{x:.3f} s<extra></extra>",
             ))
     figure.update_layout(
-        height=340, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25),
+        height=REPLAY_PREVIEW_HEIGHT, margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", y=-0.25),
         title=dict(text="Characters on screen", font=dict(size=14)),
     )
     figure.update_xaxes(title_text="seconds after the request")
@@ -503,11 +508,11 @@ def replay_preview(recorded: tuple[Trace, Trace] | None, what_if: tuple[Trace, T
 
 
 GUARD_COLORS = {"none": "#d62728", "after": "#ff7f0e", "sentence": "#2ca02c", "window": "#1f77b4",
-                "blocking": "#7f7f7f"}
+                "field": "#17becf", "blocking": "#7f7f7f"}
 
 
 LABEL_POSITIONS = {"none": "middle left", "after": "middle right", "sentence": "top center",
-                   "window": "bottom center", "blocking": "top center"}
+                   "window": "bottom center", "field": "bottom right", "blocking": "top center"}
 """none and after share their blank screen and nearly their exposure: labels to either side."""
 
 

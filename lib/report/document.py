@@ -37,13 +37,17 @@ td.prompt { text-align: left; white-space: pre-wrap; max-width: 900px; }
 
 def build(engine: Engine, filters: history.Filters,
           thresholds_s: tuple[float, ...] = stats.DEFAULT_THRESHOLDS_S,
-          headline_s: float | None = None, generated_at: datetime | None = None) -> str:
-    """The report as one HTML document (a str), drawn from the runs the filters select."""
+          headline_s: float | None = None, generated_at: datetime | None = None,
+          exported_by: str | None = None) -> str:
+    """The report as one HTML document (a str), drawn from the runs the filters select;
+    `exported_by`: who made it (sign-in on)."""
     generated_at = generated_at or datetime.now(timezone.utc)
     frame = history.chart_frame(engine, filters)
+    by = f" by {_e(exported_by)}" if exported_by else ""
     parts = [
         "<h1>🏁 StreamRace: blocking against streaming</h1>",
-        f'<p class="meta">Generated {_e(history.iso_utc(generated_at)[:16].replace("T", " "))} '
+        f'<p class="meta">Generated{by} '
+        f'{_e(history.iso_utc(generated_at)[:16].replace("T", " "))} '
         f"UTC · {len(frame):,} runs · {_e(filters.describe())}</p>",
     ]
     if frame.empty:

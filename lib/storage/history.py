@@ -62,6 +62,8 @@ class Filters:
     prompt_contains: str = ""
     lane_labels: tuple[str, ...] = ()
     """Race lanes by label (lane_label); rows of no race have none and match only "any"."""
+    owners: tuple[str, ...] = ()
+    """Who ran them (the `owner` column, sign-in on): History's "mine"."""
 
     def describe(self) -> str:
         """One line for captions and the report."""
@@ -76,6 +78,8 @@ class Filters:
                 parts.append(f"{label}: {', '.join(values) if values else 'any'}")
         if self.prompt_contains:
             parts.append(f"prompt contains “{self.prompt_contains}”")
+        if self.owners:
+            parts.append(f"run by {', '.join(self.owners)}")
         return " · ".join(parts)
 
 
@@ -102,7 +106,8 @@ def where(filters: Filters) -> list[sa.ColumnElement[bool]]:
                            (runs.endpoint_kind, filters.endpoint_kinds),
                            (runs.model, filters.models), (runs.mode, filters.modes),
                            (runs.status, filters.statuses),
-                           (runs.lane_label, filters.lane_labels)):
+                           (runs.lane_label, filters.lane_labels),
+                           (runs.owner, filters.owners)):
         if values:
             conditions.append(column.in_(values))
     if filters.prompt_contains:

@@ -132,6 +132,43 @@ def test_history_page_draws_its_charts_a_selected_run_and_its_exports(browser, f
     assert "Streaming would have kept" in html and "13 runs" in html
 
 
+FIRST_SEEN = """
+window.__firstSeen = {};
+new MutationObserver(() => {
+  const seen = window.__firstSeen, now = performance.now();
+  if (!seen.chart && document.querySelector('[data-testid="stPlotlyChart"] .main-svg')) {
+    seen.chart = now;
+  }
+  if (!seen.table && document.querySelector('[data-testid="stDataFrame"]')) seen.table = now;
+  if (!seen.waiting && document.body && document.body.innerText.includes('Drawing the other')) {
+    seen.waiting = now;
+  }
+}).observe(document, {subtree: true, childList: true});
+"""
+
+
+def test_history_paints_its_first_chart_before_the_rest(browser, filled_app):
+    """Issue 17, item 5: the headline and the first chart are painted before the slower parts
+    (more charts, the runs table) reach the browser (app_pages/first_paint.py); drawn at once,
+    the table and three more charts delayed the first chart by seconds."""
+    app, _ = filled_app
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    try:
+        context.add_init_script(FIRST_SEEN)
+        page = context.new_page()
+        page.goto(app.url + "/history")
+        visible(page.locator('[data-testid="stDataFrame"]').first)  # the rest is there too
+        count(page.locator('[data-testid="stPlotlyChart"]'), 4)
+        seen = page.evaluate("window.__firstSeen")
+        # The slower parts were asked for once the first ones were painted, and came after.
+        assert "waiting" in seen and seen["chart"] < seen["table"], seen
+        count(page.get_by_text("Drawing the other charts"), 0)
+        assert page.locator('[data-testid="stException"]').count() == 0, app.log()
+    finally:
+        context.close()
+
+
 def test_report_renders_offline(browser, store, tmp_path):
     store.log(known_runs())
     path = tmp_path / "report.html"

@@ -23,6 +23,21 @@ def test_lanes_share_one_server_on_loopback(endpoint):
     assert len(urls) == 1 and urlparse(urls.pop()).hostname == "127.0.0.1"
 
 
+def test_resolving_the_running_model_is_instant(endpoint):
+    """What the Run click does before the requests leave (issue 17): with the server up, no
+    file is hashed again (the GGUF's sha256 took 0.3-1 s of every race's click path)."""
+    import time
+
+    best = min(_timed(lambda: resolve(Settings(endpoint_kind="local")), time) for _ in range(3))
+    assert best < 0.05, f"resolving the running embedded model took {best * 1000:.0f} ms"
+
+
+def _timed(call, time) -> float:
+    began = time.perf_counter()
+    call()
+    return time.perf_counter() - began
+
+
 def test_the_lanes_run_at_once_not_in_a_queue(endpoint):
     """Two streams started together on the one server both produce tokens from the start:
     with one request at a time, the second's first token would wait for the first's last."""

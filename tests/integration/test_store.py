@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import psycopg
@@ -17,11 +20,14 @@ from lib.core.calls import Call
 from lib.core.errors import InvalidInput
 from lib.core.trace import Chunk, Params, Request, Trace
 from lib.race import Race
+from lib.serving.process import sealed_env
 from lib.storage import migrations
 from lib.storage.store import RUN_COLUMNS, Store, trace_from_row, trace_to_row
 from tests.support.legacy_runlog import legacy_migrate
 
 pytestmark = pytest.mark.both_databases  # every run log here: SQLite, then PostgreSQL
+
+ROOT = Path(__file__).resolve().parents[2]
 
 LEGACY_NAMES = ["m001_runs", "m002_benchmark", "m003_guardrails", "m004_replay",
                 "m005_history_indexes", "m006_error_kind", "m007_reasoning", "m008_screen"]
@@ -59,7 +65,9 @@ ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline",
                # m009_structured (merged after m010): a structured answer's schema, mode and
                # per-field figures
                "schema_name", "output_schema", "format_mode", "first_field_s", "valid_object_s",
-               "partial_failures", "object_valid", "field_moments"]
+               "partial_failures", "object_valid", "field_moments",
+               # m011_owner (merged after m009): who ran it (sign-in on), never a token
+               "owner"]
 
 
 def all_rows(store: Store) -> list[dict]:
@@ -124,8 +132,9 @@ def legacy_log(url: str, upto: str | None = None, traces: tuple[Trace, ...] = ()
 
 
 def test_the_revisions_are_one_chain_named_like_their_files():
-    """m001 … in order, each file named as its revision, each on the one before: a second
-    revision on the same parent (two branches merged) would fork the chain."""
+    """m001 … m008 in order, then the later ones as merged, each file named as its revision,
+    each on the one before: a second revision on the same parent (two branches merged) would
+    fork the chain."""
     chain = migrations.names()
     assert chain[:8] == LEGACY_NAMES
     numbers = [int(name[1:4]) for name in chain]
@@ -155,9 +164,13 @@ def test_a_log_from_todays_version_upgrades_without_losing_a_row(store_url):
     log = Store(store_url)
     assert log.migrate() == []
     after = {table: read_table(log.engine, table) for table in before}
-    # Revisions after m008 add columns (empty on these rows): every value kept is compared.
-    after["runs"] = [{k: row[k] for k in before["runs"][0]} for row in after["runs"]]
-    assert after == before and len(after["runs"]) == 3
+    # Later revisions add columns (m011_owner also to recordings and benchmarks), NULL on the
+    # rows kept; the rest is as it was.
+    added = {table: set(after[table][0]) - set(before[table][0]) for table in before}
+    assert all(row[c] is None for table in after for row in after[table] for c in added[table])
+    kept = {table: [{c: row[c] for c in before[table][0]} for row in after[table]]
+            for table in before}
+    assert kept == before and len(after["runs"]) == 3
     assert migrations.current(log.engine) == (migrations.head(),)
     with log.engine.connect() as conn:  # left as it was, for an older app sharing the log
         legacy = {row[0] for row in conn.execute(sa.text("SELECT name FROM _migrations"))}
@@ -430,6 +443,27 @@ def test_postgresql_refuses_a_wrong_password_in_one_line_never_shown_or_logged(p
     with psycopg.connect(postgres.admin_conninfo(url.rsplit("/", 1)[1])) as conn:
         tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         assert tables.fetchall() == [], "nothing written"
+    postgres.drop_database(url)
+
+
+def test_a_command_with_a_wrong_password_says_one_line_and_writes_nothing(postgres, tmp_path):
+    """The same refusal from a command line, through DATABASE_URL: one line on stderr, exit 2,
+    neither password anywhere in what it printed, no report written."""
+    url = postgres.new_database()
+    wrong = "wrong-pass-cli-41f0"
+    out = tmp_path / "report.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "lib.report", "--out", str(out)], cwd=ROOT, text=True,
+        capture_output=True, timeout=120,
+        env=sealed_env({"PYTHONPATH": str(ROOT), "DATABASE_URL": url.replace(postgres.password,
+                                                                              wrong)}))
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: Cannot open the run log at "), lines
+    assert "password authentication failed" in lines[0]
+    for secret in (wrong, postgres.password):
+        assert secret not in done.stderr + done.stdout
+    assert not out.exists()
     postgres.drop_database(url)
 
 

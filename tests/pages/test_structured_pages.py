@@ -1,6 +1,7 @@
-"""The guardrails lab's structured preset through AppTest: the report streamed by a playback
-server, the `field` strategy among the others, the e-mail in a section body exposed by none of
-field and blocking, the rows logged with the schema."""
+"""Structured answers on the guardrails lab and the benchmark page (AppTest), against a
+playback server streaming the known report: the lab's `field` strategy among the others (the
+e-mail in a section body exposed by neither field nor blocking), a structured benchmark's
+summary, the rows logged with their schema."""
 
 from __future__ import annotations
 
@@ -35,3 +36,16 @@ def test_the_structured_preset_runs_the_field_strategy(server, open_app, store_u
     assert by["field"]["exposure_chars"] == 0 and by["none"]["exposure_chars"] == 15
     assert by["field"]["delivered_ttft_s"] < by["blocking"]["delivered_ttft_s"]
     assert set(rows["schema_name"]) == {"report"}
+
+
+def test_a_structured_benchmark_from_its_page(server, open_app, store_url):
+    at = open_app(server.base_url, "report", "app_pages/benchmark.py")
+    at.selectbox(key="bench_answer_as").set_value("report")
+    at.number_input(key="bench_requests").set_value(4)
+    at.button(key="bench_run").click().run(timeout=60)
+    assert not at.exception, [e.value for e in at.exception]
+    percentiles = next(d.value for d in at.dataframe if "metric" in d.value.columns)
+    assert {"first_field_s", "valid_object_s"} <= set(percentiles["metric"])
+    counts = next(d.value for d in at.dataframe if "valid objects" in d.value.columns)
+    assert list(counts["valid objects"]) == [2, 2]
+    assert set(Store(store_url).recent(10)["schema_name"]) == {"report"}
