@@ -15,7 +15,7 @@ endif
 # Every package, transitive ones included, at the version the suite passed with (make lock).
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 
-.PHONY: run test test-fast lint install install-dev chromium postgresql bench clean lock \
+.PHONY: run share test test-fast lint install install-dev chromium postgresql bench clean lock \
 	llama-server rebuild-llama-server
 
 $(BIN)/python:
@@ -57,6 +57,14 @@ postgresql:
 
 run: install
 	env -u HOST -u PORT $(BIN)/streamlit run streamlit_app.py --server.port $(APP_PORT)
+
+# Shown to others on the network: every interface, the port of make run, and only once sign-in
+# is configured (.streamlit/secrets.toml: [auth] for st.login, [sharing] allowed; README:
+# Sharing); else one line says what to configure, and nothing starts.
+share: install
+	@$(BIN)/python -m lib.access check --port $(APP_PORT)
+	env -u HOST -u PORT $(BIN)/streamlit run streamlit_app.py --server.port $(APP_PORT) \
+	  --server.address 0.0.0.0
 
 # The whole suite, after the style checks (ruff, mypy: settings in pyproject.toml).
 test: install-dev lint

@@ -2,11 +2,13 @@
 
 import streamlit as st
 
+from app_pages.access import gate
 from app_pages.endpoints import endpoints_sidebar
 from app_pages.kept import page_begins, page_ends
 from app_pages.shared import endpoint_sidebar, warm_up_at_start
 
 st.set_page_config(page_title="StreamRace", page_icon="🏁", layout="wide")
+gate()  # sign-in on ([auth] in secrets.toml): nothing below runs for a visitor not let in
 
 page = st.navigation([
     st.Page("app_pages/race.py", title="Race", icon="🏁", url_path="race", default=True),

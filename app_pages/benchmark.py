@@ -6,6 +6,7 @@ from typing import Any
 
 import streamlit as st
 
+from app_pages.access import check_spend, current_owner
 from app_pages.race_structured import FREE_TEXT, SCHEMA_LABELS
 from app_pages.shared import current_settings, owned_run, run_log, settle_previous
 from lib.bench import (
@@ -108,7 +109,7 @@ def show_summary(bench: Benchmark, summary: BenchSummary) -> None:
         st.plotly_chart(charts.bench_over_time(bench.traces), key="bench_over_time",
                         config={"displaylogo": False})
     cols = st.columns([1, 1, 4])
-    cols[0].download_button("⬇️ Results CSV", to_csv(results_frame(bench.traces)),
+    cols[0].download_button("⬇️ Results CSV", to_csv(results_frame(bench.traces), current_owner()),
                             f"benchmark-{bench.bench_id[:8]}.csv", "text/csv", key="bench_csv")
     cols[1].download_button("⬇️ Summary JSON", json.dumps(summary.as_dict(), indent=2),
                             f"benchmark-{bench.bench_id[:8]}.json", "application/json",
@@ -226,6 +227,7 @@ try:
     store = run_log(current_settings().database_url)
     if submitted:
         settings = settings_from_form(form)
+        check_spend(current_settings(), requests=settings.requests + settings.warmup)
         with st.spinner("Starting the embedded model (once per app process)…", show_time=True):
             endpoint = resolve(current_settings())
         if form["answer_as"] != FREE_TEXT:

@@ -6,6 +6,7 @@ from typing import cast
 import pandas as pd
 import streamlit as st
 
+from app_pages.access import check_spend, current_owner
 from app_pages.kept import Kept
 from app_pages.race_structured import FREE_TEXT, SCHEMA_LABELS
 from app_pages.shared import Changes, current_settings, owned_run, run_log, settle_previous
@@ -128,7 +129,7 @@ def show_outcome(traces) -> None:
     )
     st.download_button(
         "⬇️ Download table (CSV)",
-        to_csv(frame),
+        to_csv(frame, current_owner()),
         "streamrace-guardrails.csv",
         "text/csv",
         key="guard_csv",
@@ -288,6 +289,7 @@ if run and store is not None:
             schema_choice, endpoint.kind)
         lab = guards.GuardRun(endpoint, prompt, params, validators, names, options, plant,
                               structure=structure)
+        check_spend(settings)  # shared: the presenter's key has a limit per person
     except StreamRaceError as error:
         st.warning(error.message, icon="✋")
     else:

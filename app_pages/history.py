@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
+from app_pages.access import current_owner, whose_runs
 from app_pages.first_paint import painted
 from app_pages.history_parts import (
     TABLE_CONFIG,
@@ -155,10 +156,11 @@ def runs_section(url, filters, version, total) -> None:
                              column_order=TABLE_ORDER, column_config=TABLE_CONFIG)
     engine = run_log(url).engine
     every_run = lambda: history.table(engine, filters, limit=None)  # noqa: E731
+    by = current_owner()  # read now: the files are built on click, outside this run
     cols = st.columns([1, 1, 5])
-    cols[0].download_button("⬇️ CSV", lambda: to_csv(every_run()), "streamrace-history.csv",
+    cols[0].download_button("⬇️ CSV", lambda: to_csv(every_run(), by), "streamrace-history.csv",
                             "text/csv", key="export_csv", on_click="ignore")
-    cols[1].download_button("⬇️ Parquet", lambda: to_parquet(every_run()),
+    cols[1].download_button("⬇️ Parquet", lambda: to_parquet(every_run(), by),
                             "streamrace-history.parquet", "application/vnd.apache.parquet",
                             key="export_parquet", on_click="ignore")
     rows = selection.selection.rows if selection else []
@@ -233,13 +235,28 @@ def compare_section(url, filters, version, frame) -> None:
         "ratio": st.column_config.NumberColumn("B ÷ A", format="%.2f×")})
 
 
+def lanes_section(frame) -> None:
+    """Race lanes over many races, by label: shown when two lanes have ok runs."""
+    table = history.lane_comparison(frame)
+    if table.empty:
+        return
+    st.subheader("Race lanes compared")
+    st.caption(charts.lane_comparison_caption(table))
+    st.plotly_chart(charts.lane_comparison_figure(table), key="chart_lanes")
+    st.dataframe(table, hide_index=True, key="lanes_table", column_config={
+        **{f"{name} {p}": st.column_config.NumberColumn(f"{name} {p}", format="%.3f s")
+           for name in history.LANE_METRICS if name != "output_tps" for p in ("p50", "p90")},
+        "sooner": st.column_config.NumberColumn("× sooner than the slowest", format="%.1f×")})
+
+
 def report_section(url, filters, report_settings: dict) -> None:
     st.subheader("Stakeholder report")
     engine = run_log(url).engine
+    by = current_owner()
     # Built on click, from the settings the patience section holds at that moment.
     st.download_button(
         "⬇️ Report (HTML, opens offline)",
-        lambda: report.build(engine, filters, **report_settings),
+        lambda: report.build(engine, filters, **report_settings, exported_by=by),
         "streamrace-report.html", "text/html", key="export_report", on_click="ignore")
     st.caption("One file for the meeting's follow-up: the charts (interactive), the summary, "
                "the endpoints, models and prompts of these runs. From a shell: "
@@ -253,6 +270,7 @@ st.caption("Every logged run, filtered in the database: how long users stare at 
 def history_page(url: str | None) -> None:
     version = history.version(run_log(url).engine)
     filters = filters_from_widgets(load_facets(url, None, version), datetime.now(timezone.utc))
+    filters = replace(filters, owners=whose_runs())  # sign-in on: "Mine" or "Everyone"
     total = history.count(run_log(url).engine, filters) if version[0] else 0
     if not version[0]:
         st.info("No runs logged yet: run a race on the 🏁 Race page, then come back.", icon="📭")
@@ -272,6 +290,7 @@ def history_page(url: str | None) -> None:
             more_charts(frame)
         thinking_section(url, filters, version)
         runs_section(url, filters, version, total)
+        lanes_section(frame)
         compare_section(url, filters, version, frame)
         report_section(url, filters, report_settings)
 

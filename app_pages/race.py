@@ -6,6 +6,7 @@ from dataclasses import replace
 import streamlit as st
 
 from app_pages import screen_clock
+from app_pages.access import check_lane_keys, check_spend, current_owner
 from app_pages.endpoints import lane_endpoints
 from app_pages.kept import Kept
 from app_pages.race_lanes import (
@@ -55,6 +56,7 @@ from lib.present.display import (
     two_clocks,
 )
 from lib.race import PRESETS, Race, resolve_lanes, summary_line
+from lib.race.lanes import spec_settings
 from lib.storage.store import to_csv
 
 RECENT_COLUMNS = ["created_at", "source", "lane_label", "mode", "status", "model", "perceived_s",
@@ -109,14 +111,20 @@ def begin_race(results: dict) -> None:
         check_request(prompt, params)  # before anything starts: nothing is sent for bad input
         store = run_log(settings.database_url)
         if lanes_on():
-            lanes = resolve_lanes(lane_specs(), lane_endpoints(settings), settings, os.environ)
+            check_lane_keys(lane_specs())  # shared: no key from the app's environment
+            named = lane_endpoints(settings)
+            lanes = resolve_lanes(lane_specs(), named, settings, os.environ)
             race = Race(lanes, prompt, params, structure=chosen_structure("compatible"))
             note = next((lane.endpoint.note for lane in lanes if lane.endpoint.note), None)
+            spending = [spec_settings(spec, named, settings, os.environ)[1]
+                        for spec in lane_specs()]
         else:
             endpoint = resolve(settings)  # warm: the app prestarted it (streamlit_app.py)
             race = Race(endpoint, prompt, default_params(endpoint, **params.as_dict()),
                         structure=chosen_structure(endpoint.kind))
             note = endpoint.note
+            spending = [settings]
+        check_spend(*spending)  # shared: the presenter's key has a limit per person
     except StreamRaceError as error:
         results["refused"] = error.message
         return
@@ -279,7 +287,7 @@ def show_outcome(blocking, streaming, left, right, live: bool) -> None:
 
 def recent_runs() -> None:
     try:
-        frame = run_log(current_settings().database_url).recent(50)
+        frame = run_log(current_settings().database_url).recent(50, owner=current_owner())
     except StreamRaceError as error:
         st.error(error.message)
         return
@@ -301,7 +309,8 @@ def recent_runs() -> None:
         },
     )
     st.download_button(
-        "⬇️ Download CSV", to_csv(frame), "streamrace-runs.csv", "text/csv", key="download_csv"
+        "⬇️ Download CSV", to_csv(frame, current_owner()), "streamrace-runs.csv", "text/csv",
+        key="download_csv",
     )
 
 

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from app_pages.access import current_owner, may_delete
 from app_pages.first_paint import painted
 from app_pages.shared import REPLAY_CHOICES, current_settings, run_log
 from lib import replay
@@ -29,7 +30,7 @@ def select(recording) -> None:
 
 def record(store, recordings) -> None:
     st.subheader("⏺️ Record a run")
-    runs = store.recent(200)
+    runs = store.recent(200, owner=current_owner())  # sign-in on: your own runs
     runs = runs[runs["status"] == "ok"].reset_index(drop=True)
     if runs.empty:
         st.caption("No complete run logged yet: run a race first.")
@@ -64,6 +65,7 @@ def import_file(recordings) -> None:
     if attempt not in outcomes:
         try:
             recording = replay.loads(uploaded.getvalue())
+            check_replace(recordings, recording.name, replace)
             recordings.save(recording, replace=replace)
             select(recording)
             outcomes[attempt] = ("success", f"Imported '{recording.name}' from {uploaded.name}.")
@@ -73,22 +75,41 @@ def import_file(recordings) -> None:
     (st.success if kind == "success" else st.error)(message)
 
 
+def check_replace(recordings, name: str, replace: bool) -> None:
+    """Replacing a recording deletes it: only its owner or an admin may (sign-in on)."""
+    owners = recordings.owners()
+    if replace and name in owners and not may_delete(owners[name]):
+        raise StreamRaceError(f"'{name}' was saved by {owners[name] or 'someone before sign-in'}"
+                              ": only they or an admin can replace it. Import it under another "
+                              "name.")
+
+
 def library(recordings) -> list:
     st.subheader("🎞️ Recordings")
     import_file(recordings)  # first: an imported recording is selected below
-    saved = recordings.all()
+    saved, owners = recordings.all(), recordings.owners()
     if saved:
-        st.dataframe(pd.DataFrame(replay.summary_rows(saved)), key="recordings_table",
-                     hide_index=True, column_config=SECONDS)
-        chosen = next(r for r in saved if r.name == st.selectbox(
-            "Recording", [r.name for r in saved], key="recording"))
+        rows = pd.DataFrame(replay.summary_rows(saved))
+        if current_owner() is not None:  # sign-in on: who saved each
+            rows["saved by"] = [owners.get(r.name) or "" for r in saved]
+        st.dataframe(rows, key="recordings_table", hide_index=True, column_config=SECONDS)
+        # Drawn once: inside the generator it was drawn again for every recording before the
+        # chosen one (a duplicate key, and a crash, for any but the first).
+        name = st.selectbox("Recording", [r.name for r in saved], key="recording")
+        chosen = next(r for r in saved if r.name == name)
         cols = st.columns([1, 1, 4])
-        cols[0].download_button("⬇️ Export JSON", replay.dumps(chosen), f"{chosen.name}.json",
-                                "application/json", key="export", on_click="ignore")
-        with cols[1].popover("🗑️ Delete"):
-            if st.button(f"Delete '{chosen.name}' for good", key="delete"):
-                recordings.delete(chosen.name)
-                st.rerun()
+        cols[0].download_button("⬇️ Export JSON", replay.dumps(chosen, current_owner()),
+                                f"{chosen.name}.json", "application/json", key="export",
+                                on_click="ignore")
+        owner = owners.get(chosen.name)
+        if may_delete(owner):
+            with cols[1].popover("🗑️ Delete"):
+                if st.button(f"Delete '{chosen.name}' for good", key="delete"):
+                    recordings.delete(chosen.name)
+                    st.rerun()
+        else:
+            cols[2].caption(f"🔒 Saved by {owner or 'someone before sign-in was on'}: only "
+                            "they or an admin can delete it.")
     else:
         st.caption("No recordings yet: record a run above, or import a file.")
     return saved

@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 
 import streamlit as st
 
+from app_pages.access import configured_key_for, current_owner
 from lib import replay
 from lib.core import calls, runs
 from lib.core.config import ENDPOINT_KINDS, OPENAI_BASE_URL, Settings, key_for, load_settings
@@ -34,9 +35,14 @@ REPLAY_CHOICES = "replay_choices"  # session key: the models "Use in race" chose
 
 
 @st.cache_resource(show_spinner=False)
-def run_log(url: str | None) -> Store:
+def _run_log(url: str | None) -> Store:
     """One Store (one engine and pool) per database URL for the whole server."""
     return Store(url)
+
+
+def run_log(url: str | None) -> Store:
+    """The run log at `url`; what it writes is owned by the signed-in user (sign-in on)."""
+    return _run_log(url).owned_by(current_owner())
 
 
 @st.cache_resource(show_spinner=False)
@@ -282,7 +288,11 @@ def endpoint_sidebar() -> Settings:
             if typed:
                 api_key, origin = typed, "typed"
             else:
-                api_key = configured_key
+                configured_url = OPENAI_BASE_URL if kind == "openai" else base.base_url
+                api_key = configured_key_for(url, configured_url, configured_key)
+                if configured_key and api_key is None:
+                    st.caption("🔒 The configured key goes only to its configured URL: type a "
+                               "key for this one.")
             if api_key:
                 st.caption(f"🔑 Key set ({origin}).")
             elif kind == "openai":

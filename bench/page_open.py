@@ -10,9 +10,12 @@ nothing cached: as a person following a link), in Debian's headless chromium, in
 baseline, then every page, then again), so that a change of the machine's load falls on all of
 them alike; the time is from `goto` to the page's first useful content being visible:
 
-    baseline     its plotly chart drawn          /history   its first chart drawn
-    / (race)     the Run race button             /benchmark, /replay, /guardrails  their
-                                                 main control (tests/support PAGES texts)
+    baseline             its plotly chart drawn
+    / (race)             the Run race button
+    /history             its first chart drawn
+    /history (cards)     its summary cards (runs, p50 blank screens, the speed-up), drawn
+                         before that chart
+    /benchmark, /replay, /guardrails   their main control (tests/support PAGES texts)
 (History and Replay draw their slower parts once the browser has painted the first ones:
 app_pages/first_paint.py.)
 Goal: every page within 1 s of the baseline (median of the visits). The last line holds the
@@ -53,6 +56,7 @@ CHART = '[data-testid="stPlotlyChart"] .main-svg'
 PAGES = {
     "/": ".st-key-race_run button",
     "/history": CHART,
+    "/history (cards)": '[data-testid="stMetricValue"]',
     "/benchmark": "text=Compare with an earlier benchmark",
     "/replay": "text=Use in race",
     "/guardrails": "text=Plant a violation",
@@ -76,7 +80,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=6)
     parser.add_argument("--visits", type=int, default=5)
     parser.add_argument("--pages", default=",".join(PAGES),
-                        help="comma-separated paths of the pages to open (default: all)")
+                        help="comma-separated names of the pages to open (default: all)")
     args = parser.parse_args()
     pages = {path: PAGES[path] for path in args.pages.split(",")}
     from playwright.sync_api import sync_playwright
@@ -100,7 +104,8 @@ def main() -> int:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             targets = {"baseline": (f"http://127.0.0.1:{port}/", CHART)}
-            targets |= {path: (app.url + path, selector) for path, selector in pages.items()}
+            targets |= {name: (app.url + name.split(" ")[0], selector)
+                        for name, selector in pages.items()}
             for url, selector in targets.values():  # not counted: each server's first session
                 open_time(browser, url, selector)
             for round_ in range(args.visits):

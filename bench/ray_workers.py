@@ -184,6 +184,10 @@ def part_throughput(requests: int, counts: list[int]) -> tuple[list[str], dict]:
                 f"{goal:.0f} req/s); {r['worker_cpu_per_request'] * 1e3:.2f} ms worker CPU "
                 f"and {r['driver_cpu_per_request'] * 1e3:.2f} ms driver CPU a request; "
                 f"workers' CPU {r['worker_cpu_share']:.2f} cores")
+            # Under other load the OS gives many threads more CPU than one event loop, and
+            # the wall ratio flatters us; the CPU each request costs is what load cannot move.
+            lines.append(f"  CPU-bound ratio (httpx CPU a request / a worker's): "
+                         f"{httpx_cpu / r['worker_cpu_per_request']:.2f}")
     return lines, found
 
 

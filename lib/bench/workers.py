@@ -98,6 +98,9 @@ def _ray():
     Before the import: a local Ray must stay on 127.0.0.1 (Ray reads this once, at import;
     a cluster join names its own address, `_reachable_ip`)."""
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    # Ray's C++ core would take SIGTERM over (log a stack, die by the signal): the app or
+    # command it ran in would skip its exit handlers, and the local Ray would outlive it.
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     # Ray's token authentication, read once too: the user's token (RAY_AUTH_TOKEN, or Ray's
     # token file) when there is one, else one of this process's own, which the local Ray it
     # starts gets as well.
@@ -187,8 +190,10 @@ def _start_local(ray, t0: float) -> RaySession:
                         f"--object-store-memory={OBJECT_STORE_BYTES}", f"--temp-dir={temp_dir}"],
         # Its workers are started by its processes: they find `lib` from its environment.
         healthy=lambda: _head_ready(temp_dir, port), log_path=Path(temp_dir) / "head.log",
+        # Ray starts its workers at nice 15 (background work): ours are measuring
+        # instruments, whose every wait for a core would land in some request's TTFT.
         env={"PYTHONPATH": str(LIB_DIR.parent), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-             **auth},
+             "RAY_worker_niceness": "0", **auth},
         cwd=LIB_DIR.parent, start_timeout_s=120)
     try:
         head.start()
@@ -270,8 +275,6 @@ class BenchWorker:
                  bench_id: str, index: int) -> None:
         warm_up()  # the SDKs' first-call cost, paid before anything is timed
         self.sender = Sender(endpoint, settings, params, bench_id, f"worker-{index}")
-        self._announced = 0
-        self._reported = 0
         self._done_phase: str | None = None
         self._failure: str | None = None
 
@@ -303,9 +306,12 @@ class BenchWorker:
         gave) is sent and nothing is in flight (cancelled calls included)."""
         sender = self.sender
         with sender.cond:
-            started = sender.traces[self._announced:]
-            finished = sender.finished[self._reported:]
-            self._announced, self._reported = len(sender.traces), len(sender.finished)
+            # Handed over and forgotten: the driver keeps them, and a worker whose heap grew
+            # with every trace would pause longer in each full garbage collection (every
+            # thread stops then, and the pause lands in some request's TTFT).
+            started, finished = list(sender.traces), list(sender.finished)
+            sender.traces.clear()
+            sender.finished.clear()
             stopping, running = sender.stopping, bool(sender.running)
         return {
             "started": [dataclasses.replace(t, chunks=[]) for t in started],

@@ -91,6 +91,10 @@ def _lookup(
 ) -> tuple[str | None, str | None]:
     """A setting's value and its origin: the environment wins over secrets.toml."""
     if environ.get(name):
+        # Streamlit copies secrets.toml's top-level values into the app's environment: the
+        # same value there came from the file.
+        if str(secrets.get(name) or "") == environ[name]:
+            return environ[name], "secrets.toml"
         return environ[name], "environment"
     if secrets.get(name):
         return str(secrets[name]), "secrets.toml"

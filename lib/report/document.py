@@ -37,13 +37,17 @@ td.prompt { text-align: left; white-space: pre-wrap; max-width: 900px; }
 
 def build(engine: Engine, filters: history.Filters,
           thresholds_s: tuple[float, ...] = stats.DEFAULT_THRESHOLDS_S,
-          headline_s: float | None = None, generated_at: datetime | None = None) -> str:
-    """The report as one HTML document (a str), drawn from the runs the filters select."""
+          headline_s: float | None = None, generated_at: datetime | None = None,
+          exported_by: str | None = None) -> str:
+    """The report as one HTML document (a str), drawn from the runs the filters select;
+    `exported_by`: who made it (sign-in on)."""
     generated_at = generated_at or datetime.now(timezone.utc)
     frame = history.chart_frame(engine, filters)
+    by = f" by {_e(exported_by)}" if exported_by else ""
     parts = [
         "<h1>🏁 StreamRace: blocking against streaming</h1>",
-        f'<p class="meta">Generated {_e(history.iso_utc(generated_at)[:16].replace("T", " "))} '
+        f'<p class="meta">Generated{by} '
+        f'{_e(history.iso_utc(generated_at)[:16].replace("T", " "))} '
         f"UTC · {len(frame):,} runs · {_e(filters.describe())}</p>",
     ]
     if frame.empty:
@@ -60,6 +64,14 @@ def build(engine: Engine, filters: history.Filters,
               '<p class="caption">Percentiles over the runs that ended ok; blank screen = '
               "the server's clock, from the race's start to the first words handed to the page "
               "(the whole answer, when blocking).</p>"]
+
+    lanes = history.lane_comparison(frame)
+    if not lanes.empty:
+        parts += ["<h2>Race lanes compared</h2>", _lanes_table(lanes),
+                  charts.lane_comparison_figure(lanes).to_html(
+                      full_html=False, include_plotlyjs=False,
+                      config={"displaylogo": False, "responsive": True}),
+                  f'<p class="caption">{_e(charts.lane_comparison_caption(lanes))}</p>']
 
     figures: list[tuple[str, go.Figure, str]] = []
     blank = stats.blank_screen_data(frame)
@@ -102,7 +114,7 @@ def build(engine: Engine, filters: history.Filters,
     parts += [f"<h2>Prompt set ({len(prompts)} distinct prompt{'s' if len(prompts) != 1 else ''}"
               f"{', the 50 most used' if len(prompts) == 50 else ''})</h2>",
               _table(prompts, text=("prompt",), prompt="prompt")]
-    return _document(parts, with_plotly=bool(figures))
+    return _document(parts, with_plotly=bool(figures) or not lanes.empty)
 
 
 def _e(text: str) -> str:
@@ -147,3 +159,15 @@ def _summary_table(summary: pd.DataFrame) -> str:
            for q in ("p50", "p90")},
     })
     return _table(shown, text=("mode",))
+
+
+def _lanes_table(lanes: pd.DataFrame) -> str:
+    """Race lanes by label, fastest p50 blank screen first (lib.storage.history.lane_comparison)."""
+    shown = pd.DataFrame({
+        "lane": lanes["lane"], "mode": lanes["mode"], "runs": lanes["runs"], "ok": lanes["ok"],
+        **{f"{label} {q}": lanes[f"{column} {q}"].map(seconds if column != "output_tps" else rate)
+           for column, label in (("perceived_s", "blank screen"), ("ttft_s", "TTFT"),
+                                 ("output_tps", "tokens/s")) for q in ("p50", "p90")},
+        "× sooner than the slowest": lanes["sooner"].map(lambda f: f"{f:.1f}×"),
+    })
+    return _table(shown, text=("lane", "mode"))

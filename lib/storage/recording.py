@@ -84,7 +84,8 @@ class Recording:
 
 
 _TOP_FIELDS = {"format", "version", "name", "created_at", "mode", "model", "endpoint_kind",
-               "prompt", "source_run_ids", "timeline", "blocking_at_s", "usage"}
+               "prompt", "source_run_ids", "timeline", "blocking_at_s", "usage", "exported_by"}
+"""`exported_by`: who exported the file, when sign-in was on (read, and not kept)."""
 
 
 _USAGE_FIELDS = {"output_tokens", "input_tokens", "token_source"}
@@ -113,9 +114,12 @@ def to_dict(recording: Recording) -> dict:
     }
 
 
-def dumps(recording: Recording) -> str:
-    """Export JSON: one key a line, one chunk a line (diffable, and readable in an editor)."""
+def dumps(recording: Recording, exported_by: str | None = None) -> str:
+    """Export JSON: one key a line, one chunk a line (diffable, and readable in an editor);
+    with who exported it (sign-in on) after its creation time."""
     items = list(to_dict(recording).items())
+    if exported_by is not None:
+        items.insert(4, ("exported_by", exported_by))
     lines = []
     for key, value in items:
         if key == "timeline":

@@ -52,8 +52,14 @@ class Recordings(Mapping):
                 "SELECT name, body FROM recordings ORDER BY created_at DESC, name")).all()
         return [_stored(name, body) for name, body in rows]
 
+    def owners(self) -> dict[str, str | None]:
+        """Who saved each recording (lib.access.User.id; None: saved with sign-in off)."""
+        with self.store.engine.connect() as conn:
+            return dict(conn.execute(sa.text("SELECT name, owner FROM recordings")).all())
+
     def save(self, recording: Recording, replace: bool = False) -> None:
-        """Save under its name; an existing one is replaced only when asked."""
+        """Save under its name, owned by the store's owner; an existing one is replaced only
+        when asked."""
         check_name(recording.name)
         with self.store.engine.begin() as conn:
             exists = conn.execute(sa.text("SELECT 1 FROM recordings WHERE name = :n"),
@@ -62,10 +68,10 @@ class Recordings(Mapping):
                 raise InvalidInput(f"A recording named '{recording.name}' already exists: pick "
                                    "another name, or choose to replace it.")
             conn.execute(sa.text("DELETE FROM recordings WHERE name = :n"), {"n": recording.name})
-            conn.execute(sa.text("INSERT INTO recordings (name, created_at, body) "
-                                 "VALUES (:n, :c, :b)"),
+            conn.execute(sa.text("INSERT INTO recordings (name, created_at, body, owner) "
+                                 "VALUES (:n, :c, :b, :o)"),
                          {"n": recording.name, "c": recording.created_at or now_iso(),
-                          "b": dumps(recording)})
+                          "b": dumps(recording), "o": self.store.owner})
 
     def delete(self, name: str) -> bool:
         with self.store.engine.begin() as conn:

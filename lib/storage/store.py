@@ -7,6 +7,7 @@ A failed or cancelled call is logged with whatever it measured: nothing is dropp
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import io
 import json
@@ -55,6 +56,8 @@ RUN_COLUMNS = (
     # m009_structured (merged after m010): a structured answer's schema and per-field figures
     "schema_name", "output_schema", "format_mode", "first_field_s", "valid_object_s",
     "partial_failures", "object_valid", "field_moments",
+    # m011_owner (merged after m009)
+    "owner",
 )
 """Every column of `runs`, in order. `timeline` is JSON: [[seconds after t0, text], ...], a
 thought (reasoning) chunk as [seconds after t0, text, "thought"]; `output_text` is the answer;
@@ -63,7 +66,8 @@ ok; `transform` is JSON of what a replay endpoint played (lib.replay), empty for
 `guard_timeline` is JSON: {"events": [[seconds after t0, kind, start, end, note], ...],
 "checks_s": [...], "violations": [[start, end], ...]} (character offsets in output_text);
 `output_schema` is the JSON Schema a structured answer was asked for (`schema_name`, in
-`format_mode`), `field_moments` JSON: {field: [first seconds after t0, last]}."""
+`format_mode`), `field_moments` JSON: {field: [first seconds after t0, last]}; `owner` is who
+ran it when sign-in is on (lib.access.User.id), NULL when it is off."""
 
 
 SOURCES = ("live", "benchmark", "guardrails", "replay", "simulated")
@@ -77,10 +81,11 @@ are not measurements of an endpoint, and must never be mixed into live figures s
 
 BENCH_COLUMNS = (
     "bench_id", "created_at", "endpoint_kind", "base_url", "model", "settings", "status",
-    "duration_s",
+    "duration_s", "owner",
 )
 """Every column of `benchmarks`: one row per benchmark, its settings as JSON, how it ended
-(`running`, `completed`, `stopped`, `deadline`) and the measured phase's duration."""
+(`running`, `completed`, `stopped`, `deadline`), the measured phase's duration and who started
+it (`owner`)."""
 
 
 def default_url() -> str:
@@ -127,6 +132,10 @@ def hide_password(text: str, password: str | None = None) -> str:
 class Store:
     """The run log behind one SQLAlchemy engine. Safe to share between threads and sessions."""
 
+    owner: str | None = None
+    """Who the rows this Store writes belong to (runs, benchmarks, recordings): the signed-in
+    user's id (lib.access.User.id); None when sign-in is off. See `owned_by`."""
+
     def __init__(self, url: str | None = None):
         self.url = url or default_url()
         self.engine = engine_for(self.url)
@@ -153,6 +162,14 @@ class Store:
         return InvalidInput(message.format(
             where=self.engine.url.render_as_string(hide_password=True), detail=detail) + ".")
 
+    def owned_by(self, owner: str | None) -> "Store":
+        """This run log (the same engine), writing rows owned by `owner`."""
+        if owner == self.owner:
+            return self
+        view = copy.copy(self)
+        view.owner = owner
+        return view
+
     def migrate(self) -> list[str]:
         """Apply the revisions not yet applied; return their names, oldest first."""
         return migrations.upgrade(self.engine)
@@ -162,7 +179,8 @@ class Store:
 
     def log(self, traces: Iterable[Trace]) -> None:
         """Write finished traces, each once (a second write of the same run_id replaces it)."""
-        self._replace("runs", "run_id", RUN_COLUMNS, [trace_to_row(trace) for trace in traces])
+        rows = [trace_to_row(trace, self.owner) for trace in traces]
+        self._replace("runs", "run_id", RUN_COLUMNS, rows)
 
     def set_screen(self, race_id: str,
                    figures: Mapping[int | str, tuple[float | None, float | None]]) -> int:
@@ -184,6 +202,7 @@ class Store:
     def save_benchmark(self, record: Mapping) -> None:
         """Write (or rewrite) one benchmark's row: BENCH_COLUMNS, settings as a dict."""
         row = {name: record.get(name) for name in BENCH_COLUMNS}
+        row["owner"] = self.owner
         row["settings"] = json.dumps(record["settings"], sort_keys=True)
         self._replace("benchmarks", "bench_id", BENCH_COLUMNS, [row])
 
@@ -238,29 +257,28 @@ class Store:
                     raise
                 time.sleep(0.05 * (attempt + 1))
 
-    def recent(self, limit: int = 50, sources: Collection[str] | None = None) -> pd.DataFrame:
-        """The newest runs first, every column; only those of `sources` when given.
+    def recent(self, limit: int = 50, sources: Collection[str] | None = None,
+               owner: str | None = None) -> pd.DataFrame:
+        """The newest runs first, every column; only those of `sources`, of `owner`, when given.
 
         Statistics pass `sources=STATISTICS_SOURCES` unless the user asked for more.
         """
-        return self._select(limit=limit, column="source", values=sources)
+        return self._select(limit, source=sources, owner=None if owner is None else [owner])
 
     def runs(self, run_ids: Collection[str]) -> pd.DataFrame:
         """The runs with these ids, newest first."""
-        return self._select(limit=None, column="run_id", values=run_ids)
+        return self._select(None, run_id=run_ids)
 
-    def _select(
-        self, limit: int | None, column: str, values: Collection[str] | None
-    ) -> pd.DataFrame:
-        where = f"WHERE {column} IN :values " if values is not None else ""
+    def _select(self, limit: int | None, **values: Collection[str] | None) -> pd.DataFrame:
+        """Rows whose columns (the keywords) hold one of the given values, newest first."""
+        chosen = {column: list(v) for column, v in values.items() if v is not None}
+        where = " AND ".join(f"{column} IN :{column}" for column in chosen)
         query = sa.text(
-            f"SELECT {', '.join(RUN_COLUMNS)} FROM runs {where}"
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM runs {'WHERE ' + where if where else ''} "
             "ORDER BY created_at DESC, mode" + (" LIMIT :limit" if limit else "")
         )
-        params: dict = {}
-        if values is not None:
-            query = query.bindparams(sa.bindparam("values", expanding=True))
-            params["values"] = list(values)
+        query = query.bindparams(*(sa.bindparam(column, expanding=True) for column in chosen))
+        params: dict = dict(chosen)
         if limit:
             params["limit"] = limit
         return self._frame(query, params)
@@ -283,8 +301,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def trace_to_row(trace: Trace) -> dict:
-    """A trace as a run-log row: request, outcome, every metric, and the chunk timeline."""
+def trace_to_row(trace: Trace, owner: str | None = None) -> dict:
+    """A trace as a run-log row: request, outcome, every metric, the chunk timeline, and who
+    ran it (`owner`, when sign-in is on)."""
     request = trace.request
     values = metrics.compute(trace).as_dict()
     t0 = trace.t0
@@ -322,6 +341,7 @@ def trace_to_row(trace: Trace) -> dict:
         "schema_name": request.structure.name if request.structure else None,
         "output_schema": request.structure.schema_json() if request.structure else None,
         "format_mode": request.structure.mode if request.structure else None,
+        "owner": owner,
     }
     return {column: row[column] for column in RUN_COLUMNS}
 
@@ -431,11 +451,20 @@ def _present(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def to_csv(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False).encode("utf-8")
+EXPORTED_BY = "exported_by"
+"""The column an export made by a signed-in user gets last: who made the file."""
 
 
-def to_parquet(frame: pd.DataFrame) -> bytes:
+def to_csv(frame: pd.DataFrame, exported_by: str | None = None) -> bytes:
+    return _stamped(frame, exported_by).to_csv(index=False).encode("utf-8")
+
+
+def to_parquet(frame: pd.DataFrame, exported_by: str | None = None) -> bytes:
     buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
+    _stamped(frame, exported_by).to_parquet(buffer, index=False)
     return buffer.getvalue()
+
+
+def _stamped(frame: pd.DataFrame, exported_by: str | None) -> pd.DataFrame:
+    """The rows, and who exported them (sign-in on): each row says whose file it came from."""
+    return frame if exported_by is None else frame.assign(**{EXPORTED_BY: exported_by})

@@ -9,6 +9,7 @@ Playwright. Screenshots go to artifacts/.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +149,57 @@ def test_a_bad_prompt_file_gets_a_message_and_sends_nothing(page, app, server, t
            ).to_be_visible()
     no_errors_on(page, app)
     assert len(server.received) == before
+
+
+def ray_processes_of(pid: int) -> list[int]:
+    """Processes whose environment names `pid` as their owner (lib.serving.process)."""
+    marker = f"STREAMRACE_OWNER_PID={pid}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_ray_workers_run_the_benchmark_and_stop_reaches_every_one(browser, server,
+                                                                   tmp_path_factory):
+    folder = tmp_path_factory.mktemp("app-bench-ray")
+    app = start_app(folder, STREAMRACE_ENDPOINT="compatible", STREAMRACE_BASE_URL=server.base_url,
+                    STREAMRACE_MODEL="slow")
+    app.db = folder / "runs.db"
+    app_pid = app.server.pid
+    try:
+        context = browser.new_context(viewport=VIEWPORT)
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
+        page = context.new_page()
+        page.goto(app.url + "/benchmark")
+        expect(page.get_by_text("Compare with an earlier benchmark")).to_be_visible()
+        fill(page, "Requests", "20")
+        fill(page, "Max in flight", "4")
+        fill(page, "Warm-up requests", "0")
+        fill(page, "Ray workers", "2")
+        page.get_by_role("button", name="Run benchmark").click()
+
+        expect(page.get_by_text("4 in flight").first, RUN_TIMEOUT_MS).to_be_visible()
+        expect(page.get_by_text("workers ready").first).to_be_visible()
+        save_screenshot(page, ARTIFACTS / "benchmark-ray-running.png")
+        page.get_by_role("button", name="Stop").click()
+
+        expect(page.get_by_text("Stopped by you."), RUN_TIMEOUT_MS).to_be_visible()
+        expect(page.get_by_text("2 Ray workers").first).to_be_visible()  # the summary's title
+        no_errors_on(page, app)
+        save_screenshot(page, ARTIFACTS / "benchmark-ray-stopped.png")
+        context.close()
+        sent = [r for r in server.received if r.body.get("model") == "slow"]
+        logged = rows(app)
+        assert len(sent) == 4 and len(logged) == 4
+        assert {r["status"] for r in logged} == {"cancelled"}
+        assert len({r["bench_id"] for r in logged}) == 1
+        assert ray_processes_of(app_pid), "the app's local Ray should be running"
+    finally:
+        stop_app(app)
+    left = ray_processes_of(app_pid)
+    assert left == [], [Path(f"/proc/{p}/cmdline").read_bytes()[:200] for p in left] + [app.log()]

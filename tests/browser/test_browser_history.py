@@ -151,19 +151,20 @@ def test_history_paints_its_first_chart_before_the_rest(browser, filled_app):
     """Issue 17, item 5: the headline and the first chart are painted before the slower parts
     (more charts, the runs table) reach the browser (app_pages/first_paint.py); drawn at once,
     the table and three more charts delayed the first chart by seconds."""
+    app, _ = filled_app
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(PAGE_TIMEOUT_MS)
     try:
         context.add_init_script(FIRST_SEEN)
         page = context.new_page()
-        page.goto(filled_app.url + "/history")
+        page.goto(app.url + "/history")
         visible(page.locator('[data-testid="stDataFrame"]').first)  # the rest is there too
         count(page.locator('[data-testid="stPlotlyChart"]'), 4)
         seen = page.evaluate("window.__firstSeen")
         # The slower parts were asked for once the first ones were painted, and came after.
         assert "waiting" in seen and seen["chart"] < seen["table"], seen
         count(page.get_by_text("Drawing the other charts"), 0)
-        assert page.locator('[data-testid="stException"]').count() == 0, filled_app.log()
+        assert page.locator('[data-testid="stException"]').count() == 0, app.log()
     finally:
         context.close()
 

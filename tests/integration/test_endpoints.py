@@ -49,6 +49,20 @@ def test_openai_settings_from_the_environment():
     assert set(endpoint.urls.values()) == {OPENAI_BASE_URL}
 
 
+def test_a_key_from_secrets_toml_says_so_once_streamlit_copied_it_into_the_environment(
+        tmp_path):
+    """Streamlit copies secrets.toml's top-level values into the app's environment: the
+    sidebar still names the file (sharing limits the configured key either way)."""
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(f'OPENAI_API_KEY = "{OPENAI_KEY}"\n')
+    copied = load_settings({"STREAMRACE_ENDPOINT": "openai", "OPENAI_API_KEY": OPENAI_KEY},
+                           secrets)
+    assert (copied.api_key, copied.key_origin) == (OPENAI_KEY, "secrets.toml")
+    other = load_settings({"STREAMRACE_ENDPOINT": "openai", "OPENAI_API_KEY": "env-key"},
+                          secrets)
+    assert (other.api_key, other.key_origin) == ("env-key", "environment")
+
+
 def test_openai_without_a_key_says_which_variable():
     settings = load_settings({"STREAMRACE_ENDPOINT": "openai",
                               "STREAMRACE_API_KEY": "not-for-openai"}, NO_SECRETS)

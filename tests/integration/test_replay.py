@@ -402,7 +402,8 @@ def test_a_damaged_saved_recording_says_so(store):
     import sqlalchemy as sa
 
     with store.engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO recordings VALUES ('broken', 'x', '{\"format\": 1')"))
+        conn.execute(sa.text("INSERT INTO recordings (name, created_at, body) "
+                             "VALUES ('broken', 'x', '{\"format\": 1')"))
     with pytest.raises(InvalidInput) as info:
         Recordings(store)["broken"]
     assert "The saved recording 'broken' is damaged" in info.value.message

@@ -65,7 +65,9 @@ ALL_COLUMNS = [*DESIGN_COLUMNS, "output_text", "timeline",
                # m009_structured (merged after m010): a structured answer's schema, mode and
                # per-field figures
                "schema_name", "output_schema", "format_mode", "first_field_s", "valid_object_s",
-               "partial_failures", "object_valid", "field_moments"]
+               "partial_failures", "object_valid", "field_moments",
+               # m011_owner (merged after m009): who ran it (sign-in on), never a token
+               "owner"]
 
 
 def all_rows(store: Store) -> list[dict]:
@@ -130,8 +132,9 @@ def legacy_log(url: str, upto: str | None = None, traces: tuple[Trace, ...] = ()
 
 
 def test_the_revisions_are_one_chain_named_like_their_files():
-    """m001 … in order, each file named as its revision, each on the one before: a second
-    revision on the same parent (two branches merged) would fork the chain."""
+    """m001 … m008 in order, then the later ones as merged, each file named as its revision,
+    each on the one before: a second revision on the same parent (two branches merged) would
+    fork the chain."""
     chain = migrations.names()
     assert chain[:8] == LEGACY_NAMES
     numbers = [int(name[1:4]) for name in chain]
@@ -161,9 +164,13 @@ def test_a_log_from_todays_version_upgrades_without_losing_a_row(store_url):
     log = Store(store_url)
     assert log.migrate() == []
     after = {table: read_table(log.engine, table) for table in before}
-    # Revisions after m008 add columns (empty on these rows): every value kept is compared.
-    after["runs"] = [{k: row[k] for k in before["runs"][0]} for row in after["runs"]]
-    assert after == before and len(after["runs"]) == 3
+    # Later revisions add columns (m011_owner also to recordings and benchmarks), NULL on the
+    # rows kept; the rest is as it was.
+    added = {table: set(after[table][0]) - set(before[table][0]) for table in before}
+    assert all(row[c] is None for table in after for row in after[table] for c in added[table])
+    kept = {table: [{c: row[c] for c in before[table][0]} for row in after[table]]
+            for table in before}
+    assert kept == before and len(after["runs"]) == 3
     assert migrations.current(log.engine) == (migrations.head(),)
     with log.engine.connect() as conn:  # left as it was, for an older app sharing the log
         legacy = {row[0] for row in conn.execute(sa.text("SELECT name FROM _migrations"))}

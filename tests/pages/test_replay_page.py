@@ -78,8 +78,8 @@ def live_race(server, log, prompt: str = "record this race"):
 def test_the_page_shows_its_sections_and_a_synthetic_preview(make_app):
     at = make_app()
     assert [t.value for t in at.title] == ["🎞️ Replay"]
-    assert [s.value for s in at.main.subheader] == [
-        "⏺️ Record a run", "🎞️ Recordings", "🔮 What if…"]
+    assert [s.value for s in at.main.subheader] == ["⏺️ Record a run", "🎞️ Recordings",
+                                                 "🔮 What if…"]
     assert not at.error and not at.warning
     # Nothing recorded yet: the what-if plays a synthetic profile of the built-in text.
     assert at.radio(key="what_if_kind").value == "A synthetic profile"

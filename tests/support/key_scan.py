@@ -11,6 +11,7 @@ length limit, still leaks). Files are read as bytes; SQLite files are also read 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 CANARY = "canary-7Q2xKEY-4d9e1f"
@@ -19,20 +20,29 @@ WRONG = "canary-WRONGkey-8b3c5a"
 """A second canary: a wrong key typed in the sidebar, or named with --api-key-env."""
 CANARIES = {"CANARY": CANARY, "WRONG": WRONG}
 
+Extra = Mapping[str, Sequence[str]] | None
+"""More secrets to scan for, name → needles (tests/browser/test_sharing.py: the sign-in's
+cookie and client secrets, the session cookies, the provider's tokens). A token's needles are
+its distinctive parts (a JWT's payload and signature), not a prefix every JWT shares."""
+
 
 def needles(key: str) -> tuple[str, ...]:
     return (key, key[:12], key[-10:])
 
 
-def leaks(text: str) -> list[str]:
-    """Which canaries (or recognisable parts of one) `text` contains."""
-    return [f"{name} ({needle!r})" for name, key in CANARIES.items()
-            for needle in needles(key) if needle in text]
+def _all_needles(extra: Extra) -> list[tuple[str, str]]:
+    found = [(name, needle) for name, key in CANARIES.items() for needle in needles(key)]
+    return found + [(name, needle) for name, more in (extra or {}).items() for needle in more]
 
 
-def byte_leaks(data: bytes) -> list[str]:
-    return [f"{name} ({needle!r})" for name, key in CANARIES.items()
-            for needle in needles(key) if needle.encode() in data]
+def leaks(text: str, extra: Extra = None) -> list[str]:
+    """Which canaries (or recognisable parts of one), and `extra` secrets, `text` contains."""
+    return [f"{name} ({needle!r})" for name, needle in _all_needles(extra) if needle in text]
+
+
+def byte_leaks(data: bytes, extra: Extra = None) -> list[str]:
+    return [f"{name} ({needle!r})" for name, needle in _all_needles(extra)
+            if needle.encode() in data]
 
 
 def _sqlite_text(path: Path) -> str:
@@ -57,26 +67,27 @@ def _parquet_text(path: Path) -> str:
     return "\n".join(str(v) for v in [*frame.columns, *frame.to_numpy().ravel()])
 
 
-def scan_files(folder: Path) -> tuple[list[str], list[Path]]:
+def scan_files(folder: Path, extra: Extra = None) -> tuple[list[str], list[Path]]:
     """(problems, files scanned) for every file under `folder`, recursively."""
     problems, scanned = [], []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         scanned.append(path)
         data = path.read_bytes()
-        found = byte_leaks(data)
+        found = byte_leaks(data, extra)
         if data.startswith(b"SQLite format 3\x00"):
-            found += [f"{leak} in a row" for leak in leaks(_sqlite_text(path))]
+            found += [f"{leak} in a row" for leak in leaks(_sqlite_text(path), extra)]
         elif data.startswith(b"PAR1"):
-            found += [f"{leak} in a cell" for leak in leaks(_parquet_text(path))]
+            found += [f"{leak} in a cell" for leak in leaks(_parquet_text(path), extra)]
         if found:
             problems.append(f"{path.relative_to(folder)}: {', '.join(found)}")
     return problems, scanned
 
 
-def assert_no_key_in_files(folder: Path, expected: tuple[str, ...] = ()) -> list[Path]:
+def assert_no_key_in_files(folder: Path, expected: tuple[str, ...] = (),
+                           extra: Extra = None) -> list[Path]:
     """Fails naming every file that holds a canary; also fails if a file that the test relies
     on (a name in `expected`, matched against the end of the path) is missing from the scan."""
-    problems, scanned = scan_files(folder)
+    problems, scanned = scan_files(folder, extra)
     assert not problems, "API key found in files written:\n" + "\n".join(problems)
     names = [str(p.relative_to(folder)) for p in scanned]
     missing = [e for e in expected if not any(n.endswith(e) for n in names)]
@@ -84,6 +95,6 @@ def assert_no_key_in_files(folder: Path, expected: tuple[str, ...] = ()) -> list
     return scanned
 
 
-def assert_no_key_in(text: str, where: str) -> None:
-    found = leaks(text)
+def assert_no_key_in(text: str, where: str, extra: Extra = None) -> None:
+    found = leaks(text, extra)
     assert not found, f"API key found in {where}: {found}"

@@ -1,0 +1,3 @@
+from lib.cli.access import main
+
+raise SystemExit(main())

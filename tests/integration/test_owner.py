@@ -1,0 +1,120 @@
+"""Every run owned (issue 18): the run log's `owner` column (m011_owner), History's "mine", who
+saved a recording, and who made an export. Real SQLite files; no Streamlit."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from lib import report
+from lib.access.setup import provider_problem
+from lib.core.trace import Chunk, Params, Request, Trace
+from lib.serving.process import free_port
+from lib.storage import history
+from lib.storage.recording import dumps, from_rows, loads
+from lib.storage.recordings import Recordings
+from lib.storage.store import BENCH_COLUMNS, EXPORTED_BY, Store, to_csv, to_parquet
+from tests.support.sharing import start_provider
+
+
+def streamed(prompt: str, minute: int) -> Trace:
+    return Trace(
+        request=Request(prompt, Params(max_tokens=8), "compatible", "http://127.0.0.1:9/v1",
+                        "m"),
+        mode="streaming", created_at=datetime(2026, 1, 2, 3, minute, tzinfo=UTC),
+        t_start=9.9, t0=10.0, chunks=[Chunk(10.2, "Owned "), Chunk(10.3, "words.")],
+        t_end=10.3, status="ok")
+
+
+@pytest.fixture
+def shared_log(store) -> tuple[Store, Store, Store]:
+    """The run log as three sessions write it: alice, bob, and sign-in off (no owner)."""
+    alice, bob = store.owned_by("alice@example.com"), store.owned_by("bob@team.example")
+    alice.log([streamed("alice's prompt", 1)])
+    bob.log([streamed("bob's prompt", 2)])
+    store.log([streamed("before sign-in", 0)])
+    return alice, bob, store
+
+
+def test_each_row_carries_who_ran_it(shared_log):
+    alice, _, store = shared_log
+    assert store.owner is None and alice.engine is store.engine  # one engine, one pool
+    owners = {prompt: None if pd.isna(owner) else owner
+              for prompt, owner in store.recent(10)[["prompt", "owner"]].itertuples(index=False)}
+    assert owners == {"alice's prompt": "alice@example.com", "bob's prompt": "bob@team.example",
+                      "before sign-in": None}
+    mine = store.recent(10, owner="alice@example.com")
+    assert list(mine["prompt"]) == ["alice's prompt"]
+
+
+def test_history_mine_and_everyone(shared_log):
+    engine = shared_log[2].engine
+    mine = history.Filters(owners=("bob@team.example",))
+    assert list(history.table(engine, mine)["prompt"]) == ["bob's prompt"]
+    assert history.count(engine, mine) == 1 and len(history.chart_frame(engine, mine)) == 1
+    assert history.count(engine, history.Filters()) == 3
+    assert "run by bob@team.example" in mine.describe()
+
+
+def test_the_history_index_still_answers_the_charts_with_mine(shared_log):
+    """ix_runs_history holds `owner` (m011): "mine" is answered from the index alone."""
+    engine = shared_log[2].engine
+    query = sa.select(*(history.RUNS.c[n] for n in history.CHART_COLUMNS)).where(
+        *history.where(history.Filters(owners=("alice@example.com",))))
+    with engine.connect() as conn:
+        plan = " ".join(str(row[-1]) for row in conn.execute(
+            sa.text("EXPLAIN QUERY PLAN " + str(query.compile(
+                engine, compile_kwargs={"literal_binds": True})))))
+    assert "COVERING INDEX ix_runs_history" in plan, plan
+
+
+def test_benchmarks_and_recordings_are_owned(shared_log):
+    alice, bob, store = shared_log
+    alice.save_benchmark({"bench_id": "b1", "created_at": "2026-01-02T03:00:00", "settings": {},
+                          "endpoint_kind": "local", "base_url": "", "model": "m",
+                          "status": "completed", "duration_s": 1.0})
+    assert list(store.benchmark("b1")) == list(BENCH_COLUMNS)
+    assert store.benchmark("b1")["owner"] == "alice@example.com"
+    row = store.recent(10, owner="alice@example.com").iloc[0].to_dict()
+    Recordings(alice).save(from_rows("alices-take", [row]))
+    Recordings(bob).save(from_rows("bobs-take", [store.recent(10, owner="bob@team.example")
+                                                 .iloc[0].to_dict()]))
+    assert Recordings(store).owners() == {"alices-take": "alice@example.com",
+                                          "bobs-take": "bob@team.example"}
+
+
+def test_exports_say_who_made_them(shared_log, store):
+    frame = history.table(store.engine, history.Filters())
+    plain = pd.read_csv(io.BytesIO(to_csv(frame)))
+    assert EXPORTED_BY not in plain.columns  # sign-in off: the file is as before
+    csv = pd.read_csv(io.BytesIO(to_csv(frame, "bob@team.example")))
+    assert list(csv.columns) == [*frame.columns, EXPORTED_BY]
+    assert set(csv[EXPORTED_BY]) == {"bob@team.example"}
+    assert set(csv["owner"].dropna()) == {"alice@example.com", "bob@team.example"}
+    parquet = pd.read_parquet(io.BytesIO(to_parquet(frame, "bob@team.example")))
+    assert set(parquet[EXPORTED_BY]) == {"bob@team.example"}
+    html = report.build(store.engine, history.Filters(), exported_by="bob@team.example")
+    assert "Generated by bob@team.example" in html
+    recording = from_rows("take", [store.recent(1).iloc[0].to_dict()])
+    exported = dumps(recording, exported_by="bob@team.example")
+    assert json.loads(exported)["exported_by"] == "bob@team.example"
+    assert loads(exported) == recording  # an exported file imports as the same recording
+
+
+def test_the_provider_check_tells_up_from_down(tmp_path):
+    provider = start_provider(tmp_path)
+    secrets = {"auth": {"server_metadata_url": provider.metadata_url}}
+    try:
+        assert provider_problem(secrets) is None
+    finally:
+        provider.process.stop()
+    down = provider_problem(secrets)
+    assert down is not None and f"127.0.0.1:{provider.port}" in down
+    assert "cannot be reached" in down and "nobody can sign in" in down
+    nowhere = {"auth": {"server_metadata_url": f"http://127.0.0.1:{free_port()}/nothing"}}
+    assert "cannot be reached" in provider_problem(nowhere)
