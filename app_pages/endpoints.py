@@ -53,24 +53,31 @@ def endpoints_sidebar(default: Settings) -> None:
                                                help=f"Remove {name}"):
                 added.pop(name, None)
                 st.rerun()
-        with st.expander("➕ Add an endpoint"):
-            with st.form("lane_endpoint_add", clear_on_submit=True, border=False):
-                name = st.text_input("Name", placeholder="e.g. ours", key="lane_endpoint_name")
-                kind = st.selectbox("Kind", ADD_KINDS, key="lane_endpoint_kind")
-                url = st.text_input("Base URL", placeholder="http://127.0.0.1:8000/v1 "
-                                    "(OpenAI: leave empty)", key="lane_endpoint_url")
-                model = st.text_input("Model", key="lane_endpoint_model")
-                key = st.text_input("API key", type="password", key="lane_endpoint_key",
-                                    help="Kept in this session's memory only: never stored, "
-                                         "logged or exported.")
-                if st.form_submit_button("Add"):
-                    try:
-                        name, settings = checked(name, kind, url, model, key, default)
-                    except StreamRaceError as error:
-                        st.warning(error.message, icon="✋")
-                    else:
-                        added[name] = settings
-                        st.rerun()
+        if st.button("➕ Add an endpoint", key="lane_endpoint_open", width="stretch"):
+            add_endpoint(added, default)
+
+
+@st.dialog("➕ Add an endpoint for lanes")
+def add_endpoint(added: dict[str, Settings], default: Settings) -> None:
+    """A form in a dialog (drawn only while open: the sidebar keeps one Model and one API key
+    field, the default endpoint's)."""
+    with st.form("lane_endpoint_add", border=False):
+        name = st.text_input("Name", placeholder="e.g. ours", key="lane_endpoint_name")
+        kind = st.selectbox("Kind", ADD_KINDS, key="lane_endpoint_kind")
+        url = st.text_input("Base URL", placeholder="http://127.0.0.1:8000/v1 "
+                            "(OpenAI: leave empty)", key="lane_endpoint_url")
+        model = st.text_input("Model", key="lane_endpoint_model")
+        key = st.text_input("API key", type="password", key="lane_endpoint_key",
+                            help="Kept in this session's memory only: never stored, logged "
+                                 "or exported.")
+        if st.form_submit_button("Add"):
+            try:
+                name, settings = checked(name, kind, url, model, key, default)
+            except StreamRaceError as error:
+                st.warning(error.message, icon="✋")
+            else:
+                added[name] = settings
+                st.rerun()
 
 
 def checked(name: str, kind: str, url: str, model: str, key: str, default: Settings

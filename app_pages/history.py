@@ -235,6 +235,20 @@ def compare_section(url, filters, version, frame) -> None:
         "ratio": st.column_config.NumberColumn("B ÷ A", format="%.2f×")})
 
 
+def lanes_section(frame) -> None:
+    """Race lanes over many races, by label: shown when two lanes have ok runs."""
+    table = history.lane_comparison(frame)
+    if table.empty:
+        return
+    st.subheader("Race lanes compared")
+    st.caption(charts.lane_comparison_caption(table))
+    st.plotly_chart(charts.lane_comparison_figure(table), key="chart_lanes")
+    st.dataframe(table, hide_index=True, key="lanes_table", column_config={
+        **{f"{name} {p}": st.column_config.NumberColumn(f"{name} {p}", format="%.3f s")
+           for name in history.LANE_METRICS if name != "output_tps" for p in ("p50", "p90")},
+        "sooner": st.column_config.NumberColumn("× sooner than the slowest", format="%.1f×")})
+
+
 def report_section(url, filters, report_settings: dict) -> None:
     st.subheader("Stakeholder report")
     engine = run_log(url).engine
@@ -276,6 +290,7 @@ def history_page(url: str | None) -> None:
             more_charts(frame)
         thinking_section(url, filters, version)
         runs_section(url, filters, version, total)
+        lanes_section(frame)
         compare_section(url, filters, version, frame)
         report_section(url, filters, report_settings)
 

@@ -40,7 +40,7 @@ TABLE_CONFIG = {
     "output_chars": st.column_config.NumberColumn("output chars", format="%d"),
 }
 GROUP_LABELS = {"mode": "Mode", "model": "Model", "endpoint_kind": "Endpoint",
-                "source": "Source", "created_at": "Date range"}
+                "source": "Source", "lane_label": "Race lane", "created_at": "Date range"}
 """Labels of lib.history.GROUP_COLUMNS, what two groups can differ by."""
 
 
@@ -52,7 +52,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _options(facets: pd.DataFrame, column: str, known: tuple[str, ...] = ()) -> list[str]:
-    present = set(facets[column]) if not facets.empty else set()
+    present = set(facets[column].dropna()) if not facets.empty else set()
     return list(known) + sorted(present - set(known))
 
 
@@ -78,15 +78,20 @@ def filters_from_widgets(facets: pd.DataFrame, now: datetime) -> history.Filters
                                    key="history_endpoints", placeholder="any")
         models = top[3].multiselect("Model", _options(facets, "model"), key="history_models",
                                     placeholder="any")
-        bottom = st.columns([1, 1.4, 2.8])
+        bottom = st.columns([1, 1.4, 1.6, 2.2])
         modes = bottom[0].multiselect("Mode", list(MODES), key="history_modes", placeholder="both")
         statuses = bottom[1].multiselect("Status", list(STATUSES), key="history_statuses",
                                          placeholder="any")
-        prompt = bottom[2].text_input("Prompt contains", key="history_prompt",
+        lanes = bottom[2].multiselect("Race lane", _options(facets, "lane_label"),
+                                      key="history_lanes", placeholder="any",
+                                      help="A race lane's label: endpoint · model · mode, or "
+                                           "the label it was given")
+        prompt = bottom[3].text_input("Prompt contains", key="history_prompt",
                                       placeholder="any text, matched literally")
     return history.Filters(since=since, until=until, sources=tuple(sources),
                            endpoint_kinds=tuple(kinds), models=tuple(models), modes=tuple(modes),
-                           statuses=tuple(statuses), prompt_contains=prompt.strip())
+                           statuses=tuple(statuses), prompt_contains=prompt.strip(),
+                           lane_labels=tuple(lanes))
 
 
 def _day_range(picked) -> tuple[datetime | None, datetime | None]:

@@ -144,13 +144,17 @@ def _percent(ratio: float | None) -> float | None:
     return None if ratio is None else 100.0 * ratio
 
 
-def compare_frame(summaries: Sequence[BenchSummary], metric_names=("ttft_s", "perceived_s", "e2e_s")
-                  ) -> pd.DataFrame:
-    """Benchmarks side by side: per benchmark and mode, p50 and p99 (ms) and goodput."""
+def compare_frame(summaries: Sequence[BenchSummary],
+                  metric_names=("ttft_s", "perceived_s", "e2e_s"),
+                  labels: Sequence[str] | None = None) -> pd.DataFrame:
+    """Benchmarks side by side: per benchmark (or per `labels`, e.g. the endpoints of one run)
+    and mode, p50 and p99 (ms) and goodput."""
     rows = []
-    for summary in summaries:
+    for index, summary in enumerate(summaries):
+        label = labels[index] if labels is not None else summary.bench_id[:8]
         for m in summary.modes.values():
-            row = {"benchmark": summary.bench_id[:8], "mode": m.mode, "requests": m.requests,
+            row = {"benchmark" if labels is None else "endpoint": label, "mode": m.mode,
+                   "requests": m.requests,
                    "req/s": m.request_throughput_rps, "goodput %": _percent(m.goodput_ratio),
                    "error %": _percent(m.error_rate)}
             for name in metric_names:

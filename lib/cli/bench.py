@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from lib.bench import (
     Progress,
     RayBenchmark,
     benchmark_for,
+    compare_frame,
     load_prompts,
     progress_line,
     results_frame,
@@ -31,10 +33,12 @@ from lib.cli.common import (
     cli_structure,
     fail,
 )
+from lib.core.config import load_endpoints
 from lib.core.errors import InvalidInput, StreamRaceError
 from lib.core.metrics import Slo
 from lib.core.trace import MODES, Mode, Params
 from lib.endpoints.resolve import default_params, resolve
+from lib.race.lanes import parse_spec, spec_settings
 from lib.storage.store import Store, to_csv
 
 DESCRIPTION = (
@@ -86,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--ray-address", metavar="HOST:PORT",
                       help="with --workers: join this Ray cluster (`ray start --head` prints "
                            "it; default: start a local Ray on this machine)")
+    parser.add_argument(
+        "--target", action="append", default=[], metavar="SPEC",
+        help="compare endpoints: run the same suite against each target in turn (2 or more, "
+             "one flag each) and compare them in the summary. A SPEC is a race lane's without "
+             "mode: label, model, and endpoint (a named endpoint or a kind) or base_url, e.g. "
+             "label=ours,base_url=http://127.0.0.1:8000/v1,model=qwen")
     out = parser.add_argument_group("objectives and output")
     out.add_argument("--slo-ttft-ms", type=float, default=Slo.ttft_s * 1000)
     out.add_argument("--slo-icl-p99-ms", type=float, default=Slo.icl_p99_s * 1000)
@@ -157,19 +167,86 @@ def _bench(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings_from_args(args),
                                        structure=cli_structure(args, config.endpoint_kind))
         suite_params(settings, Params(temperature=args.temperature, timeout_s=args.timeout))
+        targets = [parse_spec(spec, mode_required=False) for spec in args.target]
+        if len(targets) == 1:
+            raise InvalidInput("Compare at least two targets (one --target each), or give the "
+                               "endpoint with --endpoint/--base-url.")
+        if targets:
+            return _compare(args, config, settings, targets)
         if config.endpoint_kind == "local":
             print("starting the embedded model…", file=sys.stderr, flush=True)
         endpoint = resolve(config)
         params = default_params(endpoint, temperature=args.temperature, timeout_s=args.timeout)
         store = Store(config.database_url)
-        bench = benchmark_for(endpoint, settings, params, store, args.ray_address)
-        if settings.workers:
-            print(f"starting {settings.workers} Ray workers "
-                  f"({'on ' + args.ray_address if args.ray_address else 'a local Ray'})…",
-                  file=sys.stderr, flush=True)
-        bench.start()
+        bench = _start(endpoint, settings, params, store, args)
     except StreamRaceError as exc:
         return fail(exc)
+    interrupted = _follow(bench)
+    code = _report(bench, args, store)
+    return 130 if interrupted else code
+
+
+def _start(endpoint, settings: BenchSettings, params: Params, store: Store,
+           args: argparse.Namespace) -> Benchmark:
+    bench = benchmark_for(endpoint, settings, params, store, args.ray_address)
+    if settings.workers:
+        print(f"starting {settings.workers} Ray workers "
+              f"({'on ' + args.ray_address if args.ray_address else 'a local Ray'})…",
+              file=sys.stderr, flush=True)
+    bench.start()
+    return bench
+
+
+def _compare(args: argparse.Namespace, config, settings: BenchSettings, targets: list) -> int:
+    """The same suite against each target in turn (one at a time: running them together would
+    make them share this client's CPU and the machine's), then the targets compared."""
+    resolved = []
+    for spec in targets:  # every target checked and started before the first is measured
+        name, target_settings = spec_settings(spec, load_endpoints(), config, os.environ)
+        endpoint = resolve(target_settings)
+        label = spec.label or f"{name} · {endpoint.model}"
+        resolved.append((label, endpoint))
+    labels = [label for label, _ in resolved]
+    if len(set(labels)) < len(labels):
+        raise InvalidInput("Two targets have the same label: give each its own (label=…).")
+    store = Store(config.database_url)
+    benches: list[Benchmark] = []
+    for label, endpoint in resolved:
+        print(f"benchmarking {label}…", file=sys.stderr, flush=True)
+        params = default_params(endpoint, temperature=args.temperature, timeout_s=args.timeout)
+        bench = _start(endpoint, settings, params, store, args)
+        benches.append(bench)
+        interrupted = _follow(bench)
+        print(f"\n== {label}")
+        _report(bench, args, store, write=False)
+        if interrupted:
+            break
+    summaries = [bench.summary() for bench in benches]
+    print("\n== Endpoints compared (the same suite; p50 and p99 in ms)")
+    with pd.option_context("display.width", 200, "display.max_columns", 30,
+                           "display.float_format", "{:.1f}".format):
+        print(compare_frame(summaries, labels=labels[:len(benches)]).to_string(index=False))
+    ranked = sorted(((s.modes["streaming"].metrics["perceived_s"].p50, label)
+                     for s, label in zip(summaries, labels) if "streaming" in s.modes
+                     and s.modes["streaming"].metrics["perceived_s"].p50 is not None))
+    if len(ranked) >= 2:
+        (fast, first), (slow, last) = ranked[0], ranked[-1]
+        print(f"{first} showed streamed words first: p50 {fast * 1000:.0f} ms, "
+              f"{slow / fast:.1f}× sooner than {last} ({slow * 1000:.0f} ms).")
+    traces = [trace for bench in benches for trace in bench.traces]
+    Path(args.out).write_bytes(to_csv(results_frame(traces)))
+    print(f"wrote {len(traces)} rows to {args.out}")
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(
+            {label: s.as_dict() for label, s in zip(labels, summaries)}, indent=2))
+        print(f"wrote the summaries to {args.summary_json}")
+    if len(benches) < len(resolved):
+        return 130
+    return 0 if all(any(m.ok for m in s.modes.values()) for s in summaries) else 1
+
+
+def _follow(bench: Benchmark) -> bool:
+    """Show the benchmark's progress until it ends; True if Ctrl-C cancelled it."""
     if isinstance(bench, RayBenchmark) and bench.session is not None:
         print(f"{len(bench.workers)} workers ready: {bench.describe_workers()}", file=sys.stderr)
     if bench.note:
@@ -185,11 +262,11 @@ def _bench(args: argparse.Namespace) -> int:
         bench.join()
     reporter.update(bench.progress())
     reporter.close()
-    code = _report(bench, args, store)
-    return 130 if interrupted else code
+    return interrupted
 
 
-def _report(bench: Benchmark, args: argparse.Namespace, store: Store) -> int:
+def _report(bench: Benchmark, args: argparse.Namespace, store: Store, write: bool = True) -> int:
+    """Print the benchmark's summary; with `write`, its CSV (and JSON) too."""
     summary = bench.summary()
     to_print = [summary.title(), f"duration {summary.duration_s or 0:.2f} s · SLO: TTFT ≤ "
                 f"{summary.slo.ttft_s * 1000:g} ms, ICL p99 ≤ {summary.slo.icl_p99_s * 1000:g} ms"]
@@ -203,9 +280,10 @@ def _report(bench: Benchmark, args: argparse.Namespace, store: Store) -> int:
     if bench.note:
         to_print += ["", f"note: {bench.note}"]
     print("\n".join(to_print))
-    Path(args.out).write_bytes(to_csv(results_frame(bench.traces)))
-    print(f"wrote {len(bench.traces)} rows to {args.out}")
-    if args.summary_json:
+    if write:
+        Path(args.out).write_bytes(to_csv(results_frame(bench.traces)))
+        print(f"wrote {len(bench.traces)} rows to {args.out}")
+    if write and args.summary_json:
         Path(args.summary_json).write_text(json.dumps(summary.as_dict(), indent=2))
         print(f"wrote the summary to {args.summary_json}")
     for problem in (bench.failure, bench.log_error):

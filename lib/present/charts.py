@@ -455,6 +455,29 @@ def group_comparison_caption(table: pd.DataFrame, a_label: str, b_label: str) ->
             "tokens/s, where above it B is faster); the table has both values.")
 
 
+def lane_comparison_figure(table: pd.DataFrame) -> go.Figure:
+    """Race lanes over many races (lib.storage.history.lane_comparison): p50 and p90 blank
+    screen per lane, fastest on top, in milliseconds."""
+    lanes = list(table["lane"])
+    traces = [dict(type="bar", orientation="h", y=lanes, x=table[f"perceived_s {p}"] * 1000,
+                   name=f"blank screen {p}", marker_color=color,
+                   text=[seconds(v) for v in table[f"perceived_s {p}"]], textposition="outside",
+                   hovertemplate=f"%{{y}}: {p} %{{x:.0f}} ms<extra></extra>")
+              for p, color in (("p50", "#4292c6"), ("p90", "#9ecae1"))]
+    return _figure(traces, 120 + 60 * len(lanes), barmode="group",
+                   xaxis=dict(title_text="blank screen (ms)"),
+                   yaxis=dict(autorange="reversed"))
+
+
+def lane_comparison_caption(table: pd.DataFrame) -> str:
+    """'…: fastest «a» (p50 0.31 s), 3.1× sooner than «b» (0.96 s), over N ok runs'."""
+    first, last = table.iloc[0], table.iloc[-1]
+    return (f"Blank screen per race lane over its ok runs (p50 and p90), by label: "
+            f"“{first['lane']}” showed words first (p50 {seconds(first['perceived_s p50'])}), "
+            f"{first['sooner']:.1f}× sooner than “{last['lane']}” "
+            f"({seconds(last['perceived_s p50'])}); {int(table['ok'].sum()):,} ok runs.")
+
+
 REPLAY_PREVIEW_HEIGHT = 340
 """Pixels; the Replay page keeps this much room for the preview while it is drawn."""
 

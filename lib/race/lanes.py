@@ -112,11 +112,13 @@ SPEC_KEYS = ("label", "mode", "model", "endpoint", "base_url", "api_key_env", "e
              "thinking")
 
 
-def parse_spec(text: str) -> LaneSpec:
+def parse_spec(text: str, mode_required: bool = True) -> LaneSpec:
     """`label=ours,base_url=http://127.0.0.1:8000/v1,model=qwen,mode=streaming` as a LaneSpec.
 
     Comma-separated key=value pairs; the value is everything after the first `=` (model names
-    may hold `=` or `/`). `mode` is required; `endpoint` and `base_url` exclude each other.
+    may hold `=` or `/`). `mode` is required (without `mode_required`, e.g. a benchmark's
+    target whose modes are the benchmark's own, it must not be given); `endpoint` and
+    `base_url` exclude each other.
     """
     values: dict[str, str] = {}
     for pair in (part.strip() for part in text.split(",")):
@@ -131,7 +133,11 @@ def parse_spec(text: str) -> LaneSpec:
             raise InvalidInput(f"Lane '{text}': {key} is given twice.")
         values[key] = value.strip()
     mode = MODE_WORDS.get(values.get("mode", "").lower())
-    if mode is None:
+    if not mode_required:
+        if "mode" in values:
+            raise InvalidInput(f"'{text}': no mode here (the benchmark's --modes apply).")
+        mode = "streaming"
+    elif mode is None:
         raise InvalidInput(f"Lane '{text}': say mode=blocking or mode=streaming.")
     if values.get("endpoint") and values.get("base_url"):
         raise InvalidInput(f"Lane '{text}': give endpoint=… or base_url=…, not both.")

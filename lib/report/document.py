@@ -65,6 +65,14 @@ def build(engine: Engine, filters: history.Filters,
               "the server's clock, from the race's start to the first words handed to the page "
               "(the whole answer, when blocking).</p>"]
 
+    lanes = history.lane_comparison(frame)
+    if not lanes.empty:
+        parts += ["<h2>Race lanes compared</h2>", _lanes_table(lanes),
+                  charts.lane_comparison_figure(lanes).to_html(
+                      full_html=False, include_plotlyjs=False,
+                      config={"displaylogo": False, "responsive": True}),
+                  f'<p class="caption">{_e(charts.lane_comparison_caption(lanes))}</p>']
+
     figures: list[tuple[str, go.Figure, str]] = []
     blank = stats.blank_screen_data(frame)
     if blank:
@@ -106,7 +114,7 @@ def build(engine: Engine, filters: history.Filters,
     parts += [f"<h2>Prompt set ({len(prompts)} distinct prompt{'s' if len(prompts) != 1 else ''}"
               f"{', the 50 most used' if len(prompts) == 50 else ''})</h2>",
               _table(prompts, text=("prompt",), prompt="prompt")]
-    return _document(parts, with_plotly=bool(figures))
+    return _document(parts, with_plotly=bool(figures) or not lanes.empty)
 
 
 def _e(text: str) -> str:
@@ -151,3 +159,15 @@ def _summary_table(summary: pd.DataFrame) -> str:
            for q in ("p50", "p90")},
     })
     return _table(shown, text=("mode",))
+
+
+def _lanes_table(lanes: pd.DataFrame) -> str:
+    """Race lanes by label, fastest p50 blank screen first (lib.storage.history.lane_comparison)."""
+    shown = pd.DataFrame({
+        "lane": lanes["lane"], "mode": lanes["mode"], "runs": lanes["runs"], "ok": lanes["ok"],
+        **{f"{label} {q}": lanes[f"{column} {q}"].map(seconds if column != "output_tps" else rate)
+           for column, label in (("perceived_s", "blank screen"), ("ttft_s", "TTFT"),
+                                 ("output_tps", "tokens/s")) for q in ("p50", "p90")},
+        "× sooner than the slowest": lanes["sooner"].map(lambda f: f"{f:.1f}×"),
+    })
+    return _table(shown, text=("lane", "mode"))

@@ -30,16 +30,16 @@ HEAVY_COLUMNS = ("output_text", "timeline", "guard_timeline")
 TABLE_COLUMNS = tuple(c for c in RUN_COLUMNS if c not in HEAVY_COLUMNS)
 """The table the page shows and exports: every run-log column but the answer and its chunks."""
 CHART_COLUMNS = ("mode", "status", "perceived_s", "ttft_s", "e2e_s", "tpot_s", "output_tps",
-                 "output_tokens", "screen_first_s")
+                 "output_tokens", "screen_first_s", "lane_label")
 """What the charts and comparisons need of every filtered run: no text, no ids. The index
-ix_runs_history (m005, rebuilt by m008_screen) holds them, so these queries never read the wide
-rows."""
+ix_runs_history (m005, rebuilt by m008_screen and m010_lanes) holds them, so these queries never
+read the wide rows."""
 GROUP_COLUMNS = {"mode": "modes", "model": "models", "endpoint_kind": "endpoint_kinds",
-                 "source": "sources", "created_at": None}
+                 "source": "sources", "lane_label": "lane_labels", "created_at": None}
 """Columns two groups can differ by, and the filter each narrows (created_at: a date range).
 Not status: comparisons are of runs that ended ok."""
 SUMMARY_METRICS = ("perceived_s", "ttft_s", "e2e_s", "output_tps")
-FACET_COLUMNS = ("source", "endpoint_kind", "model", "mode", "status")
+FACET_COLUMNS = ("source", "endpoint_kind", "model", "mode", "status", "lane_label")
 TABLE_LIMIT = 1000
 """Rows shown in the page's grid (the newest); charts and exports use every filtered run."""
 
@@ -60,6 +60,8 @@ class Filters:
     modes: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
     prompt_contains: str = ""
+    lane_labels: tuple[str, ...] = ()
+    """Race lanes by label (lane_label); rows of no race have none and match only "any"."""
     owners: tuple[str, ...] = ()
     """Who ran them (the `owner` column, sign-in on): History's "mine"."""
 
@@ -71,8 +73,9 @@ class Filters:
                          f"{_shown_time(self.until) or 'now'}")
         for label, values in (("source", self.sources), ("endpoint", self.endpoint_kinds),
                               ("model", self.models), ("mode", self.modes),
-                              ("status", self.statuses)):
-            parts.append(f"{label}: {', '.join(values) if values else 'any'}")
+                              ("status", self.statuses), ("lane", self.lane_labels)):
+            if values or label != "lane":  # lanes are named only when filtered by
+                parts.append(f"{label}: {', '.join(values) if values else 'any'}")
         if self.prompt_contains:
             parts.append(f"prompt contains “{self.prompt_contains}”")
         if self.owners:
@@ -102,7 +105,9 @@ def where(filters: Filters) -> list[sa.ColumnElement[bool]]:
     for column, values in ((runs.source, filters.sources),
                            (runs.endpoint_kind, filters.endpoint_kinds),
                            (runs.model, filters.models), (runs.mode, filters.modes),
-                           (runs.status, filters.statuses), (runs.owner, filters.owners)):
+                           (runs.status, filters.statuses),
+                           (runs.lane_label, filters.lane_labels),
+                           (runs.owner, filters.owners)):
         if values:
             conditions.append(column.in_(values))
     if filters.prompt_contains:
@@ -277,6 +282,32 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
             row[f"{name} p50"], row[f"{name} p90"] = p50, p90
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+LANE_METRICS = ("perceived_s", "ttft_s", "e2e_s", "output_tps", "screen_first_s")
+
+
+def lane_comparison(frame: pd.DataFrame) -> pd.DataFrame:
+    """Race lanes compared over many races, by label, fastest blank screen first: runs, ok
+    runs, p50/p90 of each LANE_METRICS over the ok runs, and how many times sooner the p50
+    blank screen is than the slowest lane's. Empty unless two labels have ok runs."""
+    rows = []
+    labelled = frame[frame["lane_label"].notna()] if "lane_label" in frame else frame.iloc[:0]
+    for label, runs in labelled.groupby("lane_label", sort=True):
+        ok = runs[runs["status"] == "ok"]
+        row = {"lane": label, "mode": ", ".join(sorted(set(runs["mode"].astype(str)))),
+               "runs": len(runs), "ok": len(ok)}
+        for name in LANE_METRICS:
+            p50, p90 = metrics.percentiles(ok[name].dropna().to_numpy(), (50, 90))
+            row[f"{name} p50"], row[f"{name} p90"] = p50, p90
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty or table["perceived_s p50"].notna().sum() < 2:
+        return table.iloc[:0]
+    table = table.sort_values("perceived_s p50", na_position="last").reset_index(drop=True)
+    slowest = table["perceived_s p50"].max()
+    table["sooner"] = slowest / table["perceived_s p50"]
+    return table
 
 
 def prompt_set(engine: sa.Engine, filters: Filters, limit: int = 50) -> pd.DataFrame:

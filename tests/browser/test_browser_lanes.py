@@ -58,6 +58,10 @@ def lanes_app(tmp_path_factory):
             stop_app(app)
 
 
+def idle(page) -> None:
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+
+
 def paint_history(records: list, race_id: str) -> dict[int, list[tuple[float, int]]]:
     """Per lane index: (moment in ms, characters shown) each time its length changed."""
     lanes: dict[int, list[tuple[float, int]]] = {}
@@ -79,9 +83,11 @@ def test_three_lanes_fill_their_columns_at_their_own_pace(browser, lanes_app):
         page = context.new_page()
         page.goto(app.url + "/")
         expect(page.get_by_text("Endpoints for lanes")).to_be_visible()
+        idle(page)
         page.get_by_text("Lanes: endpoints and models side by side").click()
         page.get_by_text("Race lanes: endpoints, models and modes side by side").click()
         expect(page.get_by_text("Lane 3: endpoint")).to_be_visible()
+        idle(page)  # the page's script has finished: the click is not lost in a rerun
         page.evaluate(RECORD)
         page.locator(".st-key-race_run button").click()
         expect(page.get_by_text("What each lane's user experienced"), RACE_TIMEOUT_MS

@@ -117,3 +117,16 @@ def test_cli_bad_input_is_a_message(store_url, tmp_path, capsys):
     code = report_cli.main(["--out", str(tmp_path / "no" / "dir" / "r.html"),
                         "--database-url", store_url])
     assert code == 2 and "cannot write" in capsys.readouterr().err
+
+
+def test_report_compares_race_lanes(store):
+    from tests.unit.test_history import lane_runs
+
+    store.log(lane_runs())
+    html = build(store)
+    assert "<h2>Race lanes compared</h2>" in html
+    section = html.split("<h2>Race lanes compared</h2>")[1].split("<h2>")[0]
+    assert section.index("ours · streaming") < section.index("theirs · streaming") \
+        < section.index("theirs · blocking")
+    assert "9.0×" in section and "200 ms" in section and "1.80 s" in section
+    assert external_references(html) == []

@@ -183,8 +183,7 @@ def test_selected_runs_show_prompt_answer_and_timeline(log):
     rerun(at)
     assert "chart_timelines" in {c.key for c in at.get("plotly_chart")}
     assert "1 stall longer than 0.5 s" in texts(at.caption)
-    # The selected run's expander (the sidebar has its own: "Add an endpoint").
-    [expander] = [e for e in at.expander if "Add an endpoint" not in e.label]
+    [expander] = at.main.expander  # (the sidebar has its own: adding an endpoint)
     body = texts(expander.markdown)
     assert r"\<b\>bold?\</b\>" in body and r"\[link\]\(http" in body  # shown as text
     assert "w0 w1 w2" in body.replace("\\", "")
@@ -280,3 +279,28 @@ def test_a_file_that_is_not_a_run_log_is_a_message(log, monkeypatch, tmp_path):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{garbage}")
     at = open_history()
     assert "could not be read" in texts(at.error) or "Cannot open" in texts(at.error)
+
+
+def test_race_lanes_are_compared_and_grouped(log):
+    from tests.unit.test_history import lane_runs
+
+    log.log(lane_runs())
+    at = open_history()
+    assert "Race lanes compared" in [h.value for h in at.subheader]
+    lanes = frame_with(at, "sooner")
+    assert list(lanes["lane"]) == ["ours · streaming", "theirs · streaming", "theirs · blocking"]
+    assert "“ours · streaming” showed words first (p50 200 ms), 9.0× sooner than “theirs · " \
+        "blocking” (1.80 s)" in texts(at.caption)
+    # The existing comparison of two groups, by lane label.
+    at.selectbox(key="compare_by").select("lane_label")
+    rerun(at)
+    at.multiselect(key="compare_A_lane_label").set_value(["theirs · blocking"])
+    at.multiselect(key="compare_B_lane_label").set_value(["ours · streaming"])
+    rerun(at)
+    compared = frame_with(at, "ratio")
+    blank = compared[(compared["metric"] == "perceived_s") & (compared["percentile"] == "p50")]
+    assert (blank["A"].iloc[0], blank["B"].iloc[0]) == pytest.approx((1.8, 0.2))
+    # And the filter.
+    at.multiselect(key="history_lanes").set_value(["theirs · streaming"])
+    rerun(at)
+    assert set(table(at)["lane_label"]) == {"theirs · streaming"}

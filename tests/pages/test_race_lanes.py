@@ -11,7 +11,7 @@ from lib.storage.store import Store
 
 TIMEOUT = 30
 QUICK = Script.regular(ttft_s=0.05, gap_s=0.01, n=10)
-SLOW = Script.regular(ttft_s=0.25, gap_s=0.02, n=10)
+SLOW = Script.regular(ttft_s=0.6, gap_s=0.02, n=10)  # well after the blocking answer (0.14 s)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,22 @@ def app(servers, open_app, monkeypatch) -> AppTest:
     a, b = servers
     # The second endpoint by name, as a user configures one (README: named endpoints).
     return open_app(a.base_url, "quick", STREAMRACE_ENDPOINT_SLOWBOX_BASE_URL=b.base_url,
-                    STREAMRACE_ENDPOINT_SLOWBOX_MODEL="slow")
+                    STREAMRACE_ENDPOINT_SLOWBOX_MODEL="slow",
+                    STREAMRACE_ENDPOINT_SLOWBOX_API_KEY=SLOWBOX_KEY)
+
+
+SLOWBOX_KEY = "pbk-slowbox-key-3c9e11"
+"""The named endpoint's key: sent to its server, shown and stored nowhere."""
+
+
+def every_text(at: AppTest) -> str:
+    """Everything the page drew, as text."""
+    parts = [str(getattr(e, "value", "")) for kind in ("markdown", "caption", "code", "metric",
+                                                       "success", "text", "dataframe", "info")
+             for e in at.get(kind)]
+    parts += [str(getattr(e, "value", "")) for e in at.sidebar.get("caption")]
+    parts += [str(e.label) + str(getattr(e, "help", "")) for e in at.get("metric")]
+    return "\n".join(parts)
 
 
 def set_lanes(at: AppTest, lanes: list[tuple[str, str, str]]) -> AppTest:
@@ -48,10 +63,11 @@ THREE = [("compatible", "blocking", ""), ("compatible", "streaming", ""),
 def test_sidebar_lists_the_named_endpoints_without_keys(app):
     captions = " ".join(c.value for c in app.sidebar.caption)
     assert "**slowbox** · compatible · slow · `http" in captions
+    assert "🔑 key (environment)" in captions and SLOWBOX_KEY not in captions
     assert "**compatible** · compatible · quick" in captions
 
 
-def test_three_lanes_race_on_the_page_and_log_three_rows(app, store_url):
+def test_three_lanes_race_on_the_page_and_log_three_rows(app, servers, store_url):
     at = set_lanes(app, THREE)
     at.button(key="race_run").click().run(timeout=TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
@@ -75,6 +91,12 @@ def test_three_lanes_race_on_the_page_and_log_three_rows(app, store_url):
     assert len(codes) == 3
     assert "'compatible/slow'" in codes[2] and "answer.stream(PROMPT)" in codes[2]
     assert "answer(PROMPT)" in codes[0]
+
+    # The named endpoint's key went to its server, and nowhere else.
+    _, b = servers
+    assert b.received[-1].authorization == f"Bearer {SLOWBOX_KEY}"
+    assert SLOWBOX_KEY not in every_text(at)
+    assert SLOWBOX_KEY not in Store(store_url).recent(10).to_csv()
 
     # A redraw (any widget) keeps the lanes' outcome, from the traces.
     at.run()

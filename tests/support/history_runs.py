@@ -25,7 +25,7 @@ def make_run(mode: str, blank_s: float | None, *, gaps: tuple[float, ...] = (0.0
              model: str = "model-a", endpoint_kind: str = "compatible",
              base_url: str = "http://127.0.0.1:9/v1", prompt: str = "Why stream?",
              created: datetime = DAY, error: str | None = None,
-             race_id: str | None = None) -> Trace:
+             race_id: str | None = None, lane: str | None = None) -> Trace:
     """A finished call. blank_s None: no text arrived (a failed call)."""
     request = Request(prompt, Params(), endpoint_kind, base_url, model)
     chunks: list[Chunk] = []
@@ -39,7 +39,7 @@ def make_run(mode: str, blank_s: float | None, *, gaps: tuple[float, ...] = (0.0
         else:
             chunks = [Chunk(t, w) for t, w in zip(times, words)]
     end = chunks[-1].t if chunks else 0.5
-    return Trace(request=request, mode=mode, source=source, race_id=race_id,
+    return Trace(request=request, mode=mode, source=source, race_id=race_id, lane_label=lane,
                  created_at=created, t_start=0.0, t0=CLIENT_S, chunks=chunks, t_end=end,
                  output_tokens=tokens, input_tokens=3 if tokens else None, status=status,
                  error=error or (None if status == "ok" else "The endpoint answered 500."))

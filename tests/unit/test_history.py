@@ -174,7 +174,7 @@ def test_facets_and_version(store, mixed):
     assert set(facets["model"]) == {"model-a", "org/model-b"}
     filtered = history.facets(store.engine, Filters(modes=("blocking",)))
     assert filtered.drop(columns="runs").values.tolist() == [
-        ["live", "compatible", "model-a", "blocking", "ok"]]
+        ["live", "compatible", "model-a", "blocking", "ok", None]]  # no race lane: no label
     total, newest = history.version(store.engine)
     assert total == len(mixed) and newest.startswith((DAY + timedelta(days=3)).date().isoformat())
 
@@ -286,3 +286,43 @@ def test_the_chart_query_reads_only_the_history_index(store):
         assert covered(store, query, "ix_runs_history"), filters
     facets = sa.select(runs.source, runs.model, sa.func.count()).group_by(runs.source, runs.model)
     assert covered(store, facets, "ix_runs_facets")
+
+
+# -- race lanes ------------------------------------------------------------------------------
+
+
+def lane_runs() -> list:
+    """Three lanes over three races each: ours streamed (0.2 s), theirs streamed (0.6 s), theirs
+    blocking (1.8 s); one failed run of ours, which statistics leave out."""
+    runs = []
+    for blank_ours, blank_theirs, blank_block in ((0.1, 0.5, 1.6), (0.2, 0.6, 1.8),
+                                                  (0.3, 0.7, 2.0)):
+        runs += [make_run("streaming", blank_ours, lane="ours · streaming"),
+                 make_run("streaming", blank_theirs, lane="theirs · streaming"),
+                 make_run("blocking", blank_block, lane="theirs · blocking")]
+    return runs + [make_run("streaming", None, status="error", lane="ours · streaming"),
+                   make_run("streaming", 0.05)]  # no race lane: not in the comparison
+
+
+def test_lanes_are_compared_by_label_fastest_first(store):
+    store.log(lane_runs())
+    table = history.lane_comparison(history.chart_frame(store.engine, Filters()))
+    assert list(table["lane"]) == ["ours · streaming", "theirs · streaming", "theirs · blocking"]
+    assert list(table["runs"]) == [4, 3, 3] and list(table["ok"]) == [3, 3, 3]
+    assert table["perceived_s p50"].tolist() == pytest.approx([0.2, 0.6, 1.8])
+    assert table["sooner"].tolist() == pytest.approx([9.0, 3.0, 1.0])
+    assert list(table["mode"]) == ["streaming", "streaming", "blocking"]
+
+
+def test_lanes_filter_and_group(store):
+    store.log(lane_runs())
+    ours = Filters(lane_labels=("ours · streaming",))
+    assert history.count(store.engine, ours) == 4
+    assert "lane: ours · streaming" in ours.describe() and "lane" not in Filters().describe()
+    group = history.narrowed(Filters(), "lane_label", ("theirs · blocking",))
+    assert group.lane_labels == ("theirs · blocking",)
+    # One label alone: nothing to compare.
+    assert history.lane_comparison(history.chart_frame(store.engine, ours)).empty
+    facets = history.facets(store.engine)
+    assert set(facets["lane_label"].dropna()) == {"ours · streaming", "theirs · streaming",
+                                                  "theirs · blocking"}

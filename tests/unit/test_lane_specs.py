@@ -104,3 +104,23 @@ def test_named_endpoints_from_secrets_and_environment(tmp_path: Path):
 
 def test_no_named_endpoints_without_configuration(tmp_path: Path):
     assert load_endpoints({}, tmp_path / "missing.toml") == {}
+
+
+def test_an_endpoint_added_in_the_sidebar_is_checked():
+    from app_pages.endpoints import checked
+
+    default = Settings("local", database_url="sqlite:///x.db")
+    name, settings = checked(" Ours ", "compatible", "http://127.0.0.1:8000/v1/", "qwen",
+                             "k-typed", default)
+    assert (name, settings.base_url, settings.model) == ("ours", "http://127.0.0.1:8000/v1",
+                                                          "qwen")
+    assert (settings.api_key, settings.key_origin, settings.database_url) == (
+        "k-typed", "typed", "sqlite:///x.db")
+    _, openai = checked("cloud", "openai", "", "gpt-4o-mini", "", default)
+    assert openai.base_url == "https://api.openai.com/v1"
+    for bad, message in ((("", "compatible", "http://x/v1", "m", ""), "name"),
+                         (("a b", "compatible", "http://x/v1", "m", ""), "name"),
+                         (("ok", "compatible", "http://x/v1", " ", ""), "model"),
+                         (("ok", "compatible", "ftp://x", "m", ""), "http")):
+        with pytest.raises(InvalidInput, match=message):
+            checked(*bad, default)

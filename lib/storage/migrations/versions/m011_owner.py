@@ -20,4 +20,4 @@ def upgrade() -> None:
     op.execute(
         "CREATE INDEX ix_runs_history ON runs (source, created_at, mode, status, "
         "endpoint_kind, model, perceived_s, ttft_s, e2e_s, tpot_s, output_tps, output_tokens, "
-        "screen_first_s, owner, run_id)")
+        "screen_first_s, lane_label, owner, run_id)")  # lane_label: m010_lanes
