@@ -232,8 +232,16 @@ def current_settings() -> Settings:
 
 
 def endpoint_sidebar() -> Settings:
-    """The endpoint picker; starts from the configuration and keeps keys masked."""
-    base = load_settings()
+    """The endpoint picker; starts from the configuration and keeps keys masked.
+
+    A configuration that names no known endpoint kind stops the app with its one-line message:
+    racing another endpoint than the one configured would measure the wrong thing.
+    """
+    try:
+        base = load_settings()
+    except StreamRaceError as error:
+        st.error(error.message, icon="🚨")
+        st.stop()
     # Set as state, not as the widget's index: other pages select an endpoint too ("Use in race").
     st.session_state.setdefault("endpoint_kind", base.endpoint_kind)
     with st.sidebar:

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `make bench` runs us by path
 
 from lib.serving.process import free_port, http_ok, stop_group  # noqa: E402
+from tests.support.processes import LOOPBACK, listening_on  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -39,18 +40,6 @@ WORDS_IN_STREAM_PANEL = """() => {
     .map(m => m.innerText.trim())
     .some(t => t && !/^\\s*(⏳|⚡|✅|🚨|⏹️|⬜)/.test(t) && /\\w/.test(t));
 }"""
-
-
-def listening_on(port: int) -> set[str]:
-    """Local addresses in LISTEN state on `port` (hex, from /proc/net/tcp and tcp6)."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            address, port_hex = local.split(":")
-            if int(port_hex, 16) == port and state == "0A":
-                found.add(address)
-    return found
 
 
 def main() -> int:
@@ -78,7 +67,7 @@ def main() -> int:
             time.sleep(0.05)
         healthy = time.monotonic() - launched
         addresses = listening_on(port)
-        assert addresses == {"0100007F"}, f"the app listens on {addresses}, not 127.0.0.1 only"
+        assert addresses == {LOOPBACK}, f"the app listens on {addresses}, not 127.0.0.1 only"
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page()

@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    config = cli_settings(args)
     try:
+        config = cli_settings(args)
         # Checked before a server or a database is touched.
         settings = dataclasses.replace(settings_from_args(args),
                                        structure=cli_structure(args, config.endpoint_kind))

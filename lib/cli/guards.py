@@ -100,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = cli_settings(args)
     try:
+        settings = cli_settings(args)
         # Everything is checked before the model or the run log is touched.
         structure = cli_structure(args, settings.endpoint_kind)
         if args.prompt is None:

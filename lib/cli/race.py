@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.prompt is None and not args.structure:
         parser.error("the following arguments are required: --prompt")
-    settings = cli_settings(args)
     try:
+        settings = cli_settings(args)
         structure = cli_structure(args, settings.endpoint_kind)
         if args.prompt is None:
             args.prompt = schema_prompt(structure)

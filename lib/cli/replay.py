@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     delete = command("delete", "delete a recording")
     delete.add_argument("name")
     args = parser.parse_args(argv)
-    store_url = args.database_url or load_settings().database_url
     try:
+        store_url = args.database_url or load_settings().database_url
         if args.command == "serve":
             return _serve(args, store_url)
         recordings = Recordings(Store(store_url))

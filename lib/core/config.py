@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
+from lib.core.errors import InvalidInput
+
 ENDPOINT_KINDS = ("local", "openai", "compatible", "replay")
 DEFAULT_MODELS = {"local": "gemma-3-270m", "openai": "gpt-4o-mini", "compatible": "", "replay": ""}
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -59,9 +61,10 @@ def load_settings(
     def get(name: str) -> tuple[str | None, str | None]:
         return _lookup(name, environ, secrets)
 
-    kind = (get("STREAMRACE_ENDPOINT")[0] or "local").strip().lower()
-    if kind not in ENDPOINT_KINDS:
-        kind = "local"
+    value, origin = get("STREAMRACE_ENDPOINT")
+    kind = (value or "").strip().lower() or "local"
+    if kind not in ENDPOINT_KINDS:  # a typo never silently races another endpoint
+        raise unknown_kind(kind, f"STREAMRACE_ENDPOINT, {origin}")
     base_url = OPENAI_BASE_URL if kind == "openai" else get("STREAMRACE_BASE_URL")[0] or ""
     keyless = kind in ("local", "replay")
     api_key, origin = (None, None) if keyless else key_for(kind, environ, secrets_path)
@@ -74,6 +77,13 @@ def load_settings(
         model_path=get("STREAMRACE_MODEL_PATH")[0],
         database_url=get("DATABASE_URL")[0],
     )
+
+
+def unknown_kind(kind: str, where: str = "") -> InvalidInput:
+    """The one-line refusal of an endpoint kind that is not one of ENDPOINT_KINDS."""
+    source = f" ({where})" if where else ""
+    return InvalidInput(f"Unknown endpoint kind '{kind}'{source}: use "
+                        f"{', '.join(ENDPOINT_KINDS[:-1])} or {ENDPOINT_KINDS[-1]}.")
 
 
 def _lookup(

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from lib.core.config import ENDPOINT_KINDS, Settings
-from lib.core.errors import InvalidInput
+from lib.core.config import ENDPOINT_KINDS, Settings, unknown_kind
 from lib.core.trace import Params
 from lib.endpoints import local, remote, replayed
 from lib.endpoints.endpoint import Endpoint
@@ -37,8 +36,7 @@ def resolve(settings: Settings) -> Endpoint:
     """Check the settings and turn them into an Endpoint; starts a local server if needed."""
     kind = KINDS.get(settings.endpoint_kind)
     if kind is None:
-        raise InvalidInput(f"Unknown endpoint kind '{settings.endpoint_kind}': use "
-                           f"{', '.join(ENDPOINT_KINDS[:-1])} or {ENDPOINT_KINDS[-1]}.")
+        raise unknown_kind(settings.endpoint_kind)
     return kind.resolve(settings)
 
 

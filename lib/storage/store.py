@@ -155,11 +155,12 @@ class Store:
                                 "{detail}", exc) from exc
 
     def _refused(self, message: str, exc: sa.exc.DBAPIError) -> InvalidInput:
-        """The one-line message of a database's refusal, its password hidden."""
+        """The one-line message of a database's refusal, its password hidden, ending with its
+        full stop (a page adds its own sentence after it)."""
         self.engine.dispose()
+        detail = hide_password(str(exc.orig), self.engine.url.password).rstrip(".")
         return InvalidInput(message.format(
-            where=self.engine.url.render_as_string(hide_password=True),
-            detail=hide_password(str(exc.orig), self.engine.url.password)))
+            where=self.engine.url.render_as_string(hide_password=True), detail=detail) + ".")
 
     def owned_by(self, owner: str | None) -> "Store":
         """This run log (the same engine), writing rows owned by `owner`."""

@@ -19,6 +19,7 @@ from tests.support.browser_harness import (
     PAGE_TIMEOUT_MS,
     VIEWPORT,
     expect,
+    picker_field,
     save_screenshot,
     start_app,
     stop_app,
@@ -101,8 +102,7 @@ def test_a_benchmark_runs_to_its_summary_and_charts(page, app, server):
 
 
 def test_stop_cancels_the_benchmark_and_logs_what_was_sent(page, app, server):
-    sidebar = page.locator('[data-testid="stSidebar"]')
-    model = sidebar.get_by_label("Model")
+    model = picker_field(page)
     model.fill("slow")
     model.press("Enter")
     expect(model).to_have_value("slow")

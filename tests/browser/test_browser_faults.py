@@ -16,6 +16,7 @@ from tests.support.browser_harness import (
     PAGE_TIMEOUT_MS,
     VIEWPORT,
     expect,
+    picker_field,
     save_screenshot,
     start_app,
     stop_app,
@@ -58,9 +59,8 @@ def page(browser, app):
 
 def race(page, model: str) -> None:
     """Point the sidebar at one fault's model, set the 1 s timeout, run, wait for the outcome."""
-    sidebar = page.locator('[data-testid="stSidebar"]')
-    sidebar.get_by_label("Model", exact=True).fill(model)
-    sidebar.get_by_label("Model", exact=True).press("Enter")
+    picker_field(page).fill(model)
+    picker_field(page).press("Enter")
     timeout = page.get_by_label("Timeout (s)", exact=True)
     if not timeout.is_visible():
         page.get_by_text("Parameters", exact=True).click()  # the expander holding it
@@ -101,7 +101,9 @@ def test_a_megabyte_answer_leaves_the_page_usable(page, app):
     race(page, "one-megabyte")
     main = page.locator('[data-testid="stMain"]')
     expect(main.get_by_text("980,004 more characters not shown").first).to_be_visible()
-    assert main.get_by_text("more characters not shown").count() == 2  # one per panel
+    # One per panel, once the page has settled: a loaded machine showed a third for a moment,
+    # the streamed panel's live note not yet replaced by its final one.
+    expect(main.get_by_text("more characters not shown")).to_have_count(2)
     # The page still answers: its text is bounded, and another race runs.
     assert len(main.inner_text()) < 200_000
     assert set(app[1].recent(2)["output_chars"]) == {len(BY_MODEL["one-megabyte"].script.text)}

@@ -25,6 +25,7 @@ from tests.support.browser_harness import (
     PAGE_TIMEOUT_MS,
     ROOT,
     VIEWPORT,
+    picker_field,
     save_screenshot,
     start_app,
     stop_app,
@@ -174,7 +175,7 @@ def test_stop_cancels_the_run_and_logs_it(browser, app):
     try:
         page = context.new_page()
         page.goto(app.url + "/guardrails")
-        model = page.get_by_label("Model")
+        model = picker_field(page)
         expect(model).to_be_visible(timeout=PAGE_TIMEOUT_MS)
         model.fill("slow")
         model.press("Enter")

@@ -111,6 +111,9 @@ def test_record_export_and_race_a_recording(browser, seeded_app, tmp_path):
         expect(sidebar.get_by_role("combobox", name="Recording")).to_have_value(
             f"'{NAME}' as recorded")
         settled(page)
+        # The kept prompt reaches the new page's box (app_pages/kept.py); under load it came a
+        # moment after the script had settled, so wait for it rather than read it once.
+        expect(page.get_by_label("Prompt")).not_to_have_value("")
         prompt = page.get_by_label("Prompt").input_value()
         assert prompt.strip()
         page.get_by_role("button", name="Run race").click()

@@ -33,6 +33,7 @@ from tests.support.browser_harness import (
     PAGE_TIMEOUT_MS,
     RACE_TIMEOUT_MS,
     expect,
+    picker_field,
     save_screenshot,
     start_app,
     stop_app,
@@ -67,7 +68,7 @@ def settled(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
 
 
 def key_field(page):
-    return page.locator('[data-testid="stSidebar"]').get_by_label("API key", exact=True)
+    return picker_field(page, "API key")
 
 
 KEY_SALT = uuid.uuid4().hex[:12]

@@ -28,6 +28,7 @@ from tests.support.browser_harness import (
     PAGE_TIMEOUT_MS,
     VIEWPORT,
     expect,
+    picker_field,
     save_screenshot,
     start_app,
     stop_app,
@@ -107,7 +108,7 @@ class Session:
         assert path.stat().st_size > 0, f"{button}: an empty download"
 
     def sidebar_model(self, model: str) -> None:
-        field = self.page.locator('[data-testid="stSidebar"]').get_by_label("Model")
+        field = picker_field(self.page)
         field.fill(model)
         field.press("Enter")
         expect(field).to_have_value(model)

@@ -105,7 +105,10 @@ def test_the_first_and_fifth_race_show_words_soon_after_the_click(browser, clock
                 assert row["screen_first_s"] <= row["screen_done_s"]
             # Nothing can be painted before the model sent it.
             assert stream["screen_first_s"] >= FIRST_WORD_S
-            assert block["screen_first_s"] >= stream["screen_first_s"]
+            # The blocking answer exists once its last word is sent. (Not ">= the streamed
+            # lane's first paint": a starved browser painted both in one frame, stamped 0.1 ms
+            # apart in the other order.)
+            assert block["screen_first_s"] >= FIRST_WORD_S + 19 * 0.03
             assert stream["screen_done_s"] >= FIRST_WORD_S + 19 * 0.03
             received = [r.t_received for r in server.received[received_before:]]
             assert len(received) == 2

@@ -1,5 +1,5 @@
 """Endpoint kinds the other tests do not reach: `openai` (and its missing key), an unknown
-kind, and STREAMRACE_MODEL_PATH for the `local` kind.
+kind (configured, or on the command line), and STREAMRACE_MODEL_PATH for the `local` kind.
 
 The `openai` kind is pointed at a playback server that serves `gpt-4o-mini` (a base URL
 override, as a gateway in front of OpenAI would be): the real call path, with OpenAI's own
@@ -130,6 +130,56 @@ def test_unknown_endpoint_kind_is_refused_with_the_known_ones():
         resolve(settings)
     assert info.value.message == (
         "Unknown endpoint kind 'bogus': use local, openai, compatible or replay.")
+
+
+UNKNOWN = ("Unknown endpoint kind 'bogus' (STREAMRACE_ENDPOINT, {origin}): use local, openai, "
+           "compatible or replay.")
+
+
+def test_an_unknown_configured_kind_is_refused_not_replaced(tmp_path):
+    """A typo in STREAMRACE_ENDPOINT never silently races the embedded model instead."""
+    with pytest.raises(InvalidInput) as info:
+        load_settings({"STREAMRACE_ENDPOINT": "Bogus "}, NO_SECRETS)
+    assert info.value.message == UNKNOWN.format(origin="environment")
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('STREAMRACE_ENDPOINT = "bogus"\n')
+    with pytest.raises(InvalidInput) as info:
+        load_settings({}, secrets)
+    assert info.value.message == UNKNOWN.format(origin="secrets.toml")
+    assert load_settings({"STREAMRACE_ENDPOINT": " "}, NO_SECRETS).endpoint_kind == "local"
+    assert load_settings({"STREAMRACE_ENDPOINT": " Replay"}, NO_SECRETS).endpoint_kind == "replay"
+
+
+COMMANDS = {
+    "race": ["race", "--prompt", "hi"],
+    "guards": ["guards", "--prompt", "hi"],
+    "bench": ["bench", "--requests", "1", "--out", "{tmp}/out.csv"],
+    "replay": ["replay", "list"],
+    "report": ["report", "--out", "{tmp}/report.html"],
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_refuses_an_unknown_configured_kind(command, tmp_path):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in COMMANDS[command]]
+    result = subprocess.run([sys.executable, "-m", f"lib.{args[0]}", *args[1:]], cwd=ROOT,
+                            env=clean_env(tmp_path, STREAMRACE_ENDPOINT="bogus"),
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr.strip() == f"error: {UNKNOWN.format(origin='environment')}"
+    assert not (tmp_path / "xdg").exists(), "nothing is started or written"
+
+
+def test_a_kind_on_the_command_line_wins_over_an_unknown_configured_one(openai_like, tmp_path):
+    db = tmp_path / "runs.db"
+    result = race_cli(["--endpoint", "compatible", "--base-url", openai_like.base_url,
+                       "--model", "gpt-4o-mini", "--prompt", "hi", "--database-url",
+                       f"sqlite:///{db}"],
+                      clean_env(tmp_path, STREAMRACE_ENDPOINT="bogus",
+                                STREAMRACE_API_KEY=OPENAI_KEY))
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM runs WHERE status = 'ok'").fetchone() == (2,)
 
 
 def test_unknown_endpoint_kind_on_the_command_line(tmp_path):

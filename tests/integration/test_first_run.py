@@ -1,6 +1,7 @@
 """First run on any machine: the embedded model's server fails with a message a user can act
 on, on every page and command that starts it, and leaves nothing running (stand-in binaries
-that crash, exit or never answer); the build is portable; every package is pinned."""
+that crash, exit or never answer); `make run` takes its port from its command line only and the
+app listens on 127.0.0.1 only; the build is portable; every package is pinned."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import pytest
 
 from lib.core.errors import ServerStartFailed
 from lib.serving import embedded
-from tests.support.processes import owned_by
+from tests.support.browser_harness import start_app, stop_app
+from tests.support.processes import LOOPBACK, listening_on, owned_by
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,6 +129,35 @@ def test_a_hostile_environment_cannot_move_the_server(tmp_path):
     pid = int(re.search(r"llama-server-(\d+)\.log", str(next((tmp_path / "data").rglob(
         "llama-server-*.log")))).group(1))
     assert not owned_by(pid), "the command's llama-server outlived it"
+
+
+# -- make run ----------------------------------------------------------------------------------
+
+
+def make_run_command(*args: str) -> str:
+    """The command `make run` would start (a dry run: nothing is installed or started), with
+    HOST and PORT in the environment as containers and PaaS set them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    done = subprocess.run(["make", "-n", "run", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**env, "HOST": "0.0.0.0", "PORT": "1"}, timeout=60, check=True)
+    [line] = [line for line in done.stdout.splitlines() if "streamlit run" in line]
+    return line
+
+
+def test_make_run_takes_its_port_from_its_command_line_only():
+    assert make_run_command("PORT=8601") == (
+        "env -u HOST -u PORT .venv/bin/streamlit run streamlit_app.py --server.port 8601")
+    assert make_run_command().endswith("--server.port 8501")  # not the environment's PORT=1
+
+
+def test_the_app_listens_on_loopback_only(tmp_path):
+    """.streamlit/config.toml: the dashboard, and the key configured for it, stay on this machine
+    (a HOST in the environment changes nothing)."""
+    app = start_app(tmp_path, HOST="0.0.0.0")
+    try:
+        assert listening_on(app.port) == {LOOPBACK}
+    finally:
+        stop_app(app)
 
 
 # -- the build ---------------------------------------------------------------------------------

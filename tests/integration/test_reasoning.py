@@ -167,7 +167,11 @@ def test_guardrails_validate_the_answer_not_the_thoughts_unless_asked(playback, 
         assert trace.status == "ok", trace.error
         assert trace.text.startswith(ANSWER_START) and "thought" not in trace.text
         assert trace.thinking.startswith("thought0")
-        assert metrics.ttfo_s(trace) == pytest.approx(1.2, abs=0.01)
+        # The first answer word's moment, not the first thought's (0.2 s) nor a later word's:
+        # never early, and before the last answer word is due (1.58 s). One generation, no
+        # best of N (the Done-when race pins the value to 25 ms): a loaded soak run saw it
+        # 18-78 ms late.
+        assert 1.200 <= metrics.ttfo_s(trace) < 1.580, metrics.ttfo_s(trace)
     checked = guard_run(endpoint, f"guard thoughts [{form}]", Params(), [PersonalData()],
                         list(STRATEGIES)[:1], timeout_s=20, check_thoughts=True)
     assert checked[0].text.startswith("thought0")

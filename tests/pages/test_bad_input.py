@@ -135,7 +135,7 @@ BAD_DATABASE_URLS = {
                        "sqlalchemy.dialects:notadialect).",
     "sqlite:////proc/no/such/dir/runs.db": "Cannot open the run log at "
                                            "sqlite:////proc/no/such/dir/runs.db: unable to open "
-                                           "database file",
+                                           "database file.",
 }
 
 
@@ -149,6 +149,15 @@ def test_every_page_explains_an_unusable_database_url(page, url, server, open_ap
     if page == "app_pages/guardrails.py":  # the lab says why its Run is not there
         expected += " Nothing is sent until the run log can be written."
     assert about == [expected], messages
+
+
+def test_the_app_refuses_an_unknown_configured_endpoint_kind(server, open_app):
+    """STREAMRACE_ENDPOINT=bogus: one line on screen and no page, not a race on another endpoint."""
+    at = open_app(server.base_url, "quick", STREAMRACE_ENDPOINT="bogus")
+    assert [e.value for e in at.error] == [
+        "Unknown endpoint kind 'bogus' (STREAMRACE_ENDPOINT, environment): use local, openai, "
+        "compatible or replay."]
+    assert not at.button and not at.text_area and not at.sidebar.selectbox
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,13 @@ def stop_app(app: App) -> None:
     app.server.stop(grace_s=30)
 
 
+def picker_field(page, label: str = "Model"):
+    """A field of the sidebar's endpoint picker ("Model", "API key"). The sidebar's "Add an
+    endpoint" form (endpoints for lanes, drawn after the picker: streamlit_app.py) has fields
+    of the same names."""
+    return page.locator('[data-testid="stSidebar"]').get_by_label(label, exact=True).first
+
+
 def save_screenshot(page, path: Path) -> None:
     """A full-page screenshot; the viewport grows if the app's own scroll area is taller."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -41,3 +41,19 @@ def group_alive(pgid: int | None, wait_s: float = 5.0) -> list[int]:
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.05)  # init reaps what we killed: nothing to wait on but /proc
+
+
+LOOPBACK = "0100007F"
+"""127.0.0.1 as /proc/net/tcp writes it."""
+
+
+def listening_on(port: int) -> set[str]:
+    """Local addresses in LISTEN state on `port` (hex, from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.split(":")
+            if int(port_hex, 16) == port and state == "0A":
+                found.add(address)
+    return found
