@@ -4,7 +4,6 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.access import current_owner, may_delete
-from app_pages.first_paint import painted
 from app_pages.shared import REPLAY_CHOICES, current_settings, run_log
 from lib import replay
 from lib.core import metrics
@@ -188,16 +187,11 @@ def what_if(saved) -> None:
     cards[3].metric("⚡ Tokens/s", rate(after.output_tps), border=True,
                     help=f"Worst stall {seconds(after.icl_max_s)}; "
                          f"median gap {seconds(after.icl_p50_s)}")
-    # The preview chart's place is kept while the browser paints the rest (first_paint):
-    # plotly's code is the heaviest thing this page loads.
-    preview = st.empty()
-    preview.container(height=charts.REPLAY_PREVIEW_HEIGHT, border=False)
+    st.plotly_chart(charts.replay_preview(recorded, transformed), key="replay_preview",
+                    config={"displaylogo": False})
     if st.button("▶️ Use in race", type="primary", key="use_in_race", on_click=use_in_race,
                  args=(spec.model,)):
         st.switch_page("app_pages/race.py")
-    if painted("replay"):
-        preview.plotly_chart(charts.replay_preview(recorded, transformed), key="replay_preview",
-                             config={"displaylogo": False})
 
 
 st.title("🎞️ Replay")
