@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -269,3 +270,15 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def ctrl_c_reaches_the_commands():
+    """A terminal's Ctrl-C finds a command whose SIGINT is not ignored. A suite started in the
+    background (`make test &`, nohup, a job runner) inherits SIGINT ignored and would hand that
+    on to the commands it starts, which then rightly ignore the test's SIGINT (seen in a soak
+    run: every SIGINT case ran to its end). A handler of ours, unlike "ignored", is not
+    inherited across exec: the commands start with the default, as from a terminal."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

@@ -271,6 +271,7 @@ def test_bad_worker_flags_are_refused(args, message, tmp_path):
     assert message in result.stderr
 
 
+@pytest.mark.usefixtures("ctrl_c_reaches_the_commands")
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
                          ids=["sigterm", "ctrl-c"])
 def test_a_signal_to_the_command_s_group_cancels_every_worker_and_logs(sig, status, server,

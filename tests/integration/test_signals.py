@@ -23,16 +23,7 @@ SLOW = Script.regular(ttft_s=0.05, gap_s=0.5, n=40)  # 20 s of stream: always in
 WAIT_S = 60.0
 
 
-@pytest.fixture(autouse=True)
-def ctrl_c_reaches_the_commands():
-    """A terminal's Ctrl-C finds a command whose SIGINT is not ignored. A suite started in the
-    background (`make test &`, nohup, a job runner) inherits SIGINT ignored and would hand that
-    on to the commands it starts, which then rightly ignore the test's SIGINT (seen in a soak
-    run: every SIGINT case ran to its end). A handler of ours, unlike "ignored", is not
-    inherited across exec: the commands start with the default, as from a terminal."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
+pytestmark = pytest.mark.usefixtures("ctrl_c_reaches_the_commands")
 
 
 @pytest.fixture(scope="module")
