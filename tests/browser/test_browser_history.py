@@ -90,8 +90,8 @@ def test_history_page_draws_its_charts_a_selected_run_and_its_exports(browser, f
         visible(page.locator("h1").filter(has_text="StreamRace history"))
         visible(page.get_by_text("Streaming would have kept").first)
         charts = page.locator('[data-testid="stPlotlyChart"]')
-        count(charts, 4)  # patience, distribution, length, comparison
-        for index in range(4):
+        count(charts, 5)  # patience, distribution, length, race lanes, comparison
+        for index in range(5):
             visible(charts.nth(index).locator(".main-svg").first)
         visible(page.get_by_text("Tick runs in the table"))
         assert page.locator('[data-testid="stException"]').count() == 0, app.log()
@@ -103,11 +103,11 @@ def test_history_page_draws_its_charts_a_selected_run_and_its_exports(browser, f
         box = grid.bounding_box()
         page.mouse.click(box["x"] + 20, box["y"] + 35 + 17)
         count(page.get_by_text("Tick runs in the table"), 0)
-        count(charts, 5)  # + the selected run's chunk timeline
+        count(charts, 6)  # + the selected run's chunk timeline
         visible(page.get_by_text("Stall: a gap longer than"))
         visible(page.locator('[data-testid="stExpander"] summary').filter(has_text="scripted"))
         visible(page.get_by_text("Why stream? (browser)").first)  # the run's prompt
-        visible(charts.nth(4).locator(".main-svg").first)
+        visible(page.locator(".st-key-chart_timelines .main-svg").first)
         assert page.locator('[data-testid="stException"]').count() == 0, app.log()
         save_screenshot(page, ARTIFACTS / f"history-selected{suffix}.png")
 
@@ -159,7 +159,7 @@ def test_history_paints_its_first_chart_before_the_rest(browser, filled_app):
         page = context.new_page()
         page.goto(app.url + "/history")
         visible(page.locator('[data-testid="stDataFrame"]').first)  # the rest is there too
-        count(page.locator('[data-testid="stPlotlyChart"]'), 4)
+        count(page.locator('[data-testid="stPlotlyChart"]'), 5)
         seen = page.evaluate("window.__firstSeen")
         # The slower parts were asked for once the first ones were painted, and came after.
         assert "waiting" in seen and seen["chart"] < seen["table"], seen
