@@ -11,6 +11,7 @@ import re
 import stat
 import subprocess
 import sys
+import sysconfig
 import time
 from importlib import metadata
 from pathlib import Path
@@ -196,8 +197,11 @@ def pinned() -> dict[str, str]:
 def test_every_installed_package_is_the_locked_one():
     """What `make run` / `make test` installed is exactly constraints.txt (make lock)."""
     pins = pinned()
+    # Only what pip installed into the venv: Ray puts its vendored psutil and colorama
+    # (ray/thirdparty_files) on sys.path once imported, which made this test depend on order.
+    site = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
     installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version
-                 for d in metadata.distributions()}
+                 for d in metadata.distributions(path=site)}
     unpinned = sorted(set(installed) - set(pins) - {"pip", "setuptools", "wheel"})
     assert not unpinned, f"installed but not locked: {unpinned}"
     differ = {name: (installed[name], pins[name]) for name in installed
