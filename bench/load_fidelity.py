@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `make bench` 
 
 from bench._playback_proc import RemotePlayback
 from lib.bench import Benchmark, BenchPrompt, BenchSettings, PromptSet
+from lib.bench.summary import max_in_flight
 from lib.core import metrics
 from lib.core.calls import warm_up
 from lib.core.trace import MODES, Params
@@ -116,15 +117,6 @@ def level(server: RemotePlayback, script: Script, concurrency: int, requests: in
         "duration": run.duration_s,
         "cpu": cpu / wall,
     }
-
-
-def max_in_flight(intervals) -> int:
-    events = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
-    now = peak = 0
-    for _, step in events:
-        now += step
-        peak = max(peak, now)
-    return peak
 
 
 def ms(value: float | None) -> str:

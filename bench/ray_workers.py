@@ -46,6 +46,7 @@ from bench._playback_proc import RemotePlayback  # noqa: E402
 from bench.runner_throughput import plain  # noqa: E402
 from lib.bench import BenchPrompt, BenchSettings, PromptSet, measured_span  # noqa: E402
 from lib.bench import workers as ray_workers  # noqa: E402
+from lib.bench.summary import max_in_flight  # noqa: E402
 from lib.core import metrics  # noqa: E402
 from lib.core.trace import MODES, Params  # noqa: E402
 from lib.endpoints import Endpoint  # noqa: E402
@@ -69,15 +70,6 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def max_in_flight(intervals) -> int:
-    events = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
-    now = peak = 0
-    for _, step in events:
-        now += step
-        peak = max(peak, now)
-    return peak
 
 
 def ms(value: float | None) -> str:

@@ -187,3 +187,14 @@ def progress_line(p: Progress) -> str:
 
 def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value * 1000:.0f} ms"
+
+
+def max_in_flight(intervals: Sequence[tuple[float, float]]) -> int:
+    """The most intervals open at once (an end at the same instant as a start closes first):
+    the concurrency a run really reached."""
+    events = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+    now = peak = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    return peak

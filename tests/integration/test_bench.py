@@ -37,6 +37,7 @@ from lib.bench import (
     parse_prompts,
     plan,
 )
+from lib.bench.summary import max_in_flight
 from lib.cli import bench as bench_cli
 from lib.core import metrics
 from lib.core.errors import InvalidInput
@@ -84,17 +85,6 @@ def wait_until(predicate, timeout_s: float, what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(0.005)
-
-
-def max_in_flight(intervals: list[tuple[float, float]]) -> int:
-    """The most intervals open at once (an end at the same instant as a start closes first)."""
-    events = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals],
-                    key=lambda e: (e[0], e[1]))
-    now = peak = 0
-    for _, step in events:
-        now += step
-        peak = max(peak, now)
-    return peak
 
 
 # -- summary statistics on hand-made traces ----------------------------------------------------
