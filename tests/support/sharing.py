@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lib.serving.process import ManagedProcess, free_port
+from lib.serving.process import ManagedProcess, free_port, sealed_env
 from tests.support.browser_harness import ROOT, START_TIMEOUT_S, App
 
 USERS = {
@@ -135,10 +135,13 @@ def start_made_app(folder: Path, target: str, secrets: str | None, **env: str) -
 
 def run_make(folder: Path, target: str, secrets: str | None, timeout_s: float = 60
              ) -> subprocess.CompletedProcess:
-    """`make <target>` run to its end (a refusal), in a checkout of its own."""
+    """`make <target>` run to its end (a refusal), in a checkout of its own, as a user's shell
+    runs it: in the sealed environment, so that a make running this suite (`make test`, whose
+    MAKELEVEL would turn "make: ***" into "make[1]: ***") is not seen by the make under test."""
     work = checkout(folder / "checkout", secrets)
     return subprocess.run(make_command(target, free_port()), cwd=work, capture_output=True,
-                          text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+                          text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
+                          env=sealed_env())
 
 
 def listening(port: int) -> set[str]:
