@@ -98,6 +98,17 @@ def build(into: Path, jobs: int) -> Path:
     return into / "llama-server"
 
 
+def install(cached: Path, target: Path) -> None:
+    """Copy beside the target, then rename over it: a llama-server running from the venv keeps
+    its file (copying onto it fails, "Text file busy"). Stamped now, not with the cache's time:
+    make compares it with this script, and an older stamp re-installed it on every make."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    shutil.copy2(cached, partial)
+    os.utime(partial)
+    os.replace(partial, target)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--install", type=Path, required=True, help="where to copy the binary")
@@ -111,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         build(cached.parent, args.jobs)
         print(f"built in {time.monotonic() - started:.0f} s", flush=True)
-    args.install.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(cached, args.install)
+    install(cached, args.install)
     print(f"installed {args.install} (from {cached})")
     return 0
 

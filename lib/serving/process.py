@@ -128,7 +128,9 @@ class ManagedProcess:
                 raise ServerStartFailed(
                     f"{self.name} could not be started: {self.command[0]} "
                     f"({exc.strerror or exc}). {self.rebuild_hint or ''}".strip()) from exc
-        _running.add(self)
+        if not _running.add(self):
+            self.stop()
+            raise ServerStartFailed(f"{self.name} was not started: this process is exiting")
         try:
             self._wait_healthy()
             if ready is not None:
@@ -212,14 +214,23 @@ _lock = threading.Lock()
 
 
 class _Running:
-    """The managed processes alive in this process, stopped at exit."""
+    """The managed processes alive in this process, stopped at exit.
+
+    Daemon threads still run while atexit handlers do: one starting a server (the embedded
+    model, started in the background) could start it just after `stop_all`, and the server
+    outlived us (seen once, on a loaded machine). After `stop_all`, `add` refuses: the caller
+    stops what it started."""
 
     def __init__(self) -> None:
         self._items: set[ManagedProcess] = set()
+        self._closed = False
 
-    def add(self, item: ManagedProcess) -> None:
+    def add(self, item: ManagedProcess) -> bool:
         with _lock:
+            if self._closed:
+                return False
             self._items.add(item)
+            return True
 
     def discard(self, item: ManagedProcess) -> None:
         with _lock:
@@ -227,6 +238,7 @@ class _Running:
 
     def stop_all(self) -> None:
         with _lock:
+            self._closed = True
             items = list(self._items)
         for item in items:
             item.stop()
@@ -234,3 +246,8 @@ class _Running:
 
 _running = _Running()
 atexit.register(_running.stop_all)
+# And before the interpreter waits for its other threads at exit: a thread waiting on a child
+# (a race waiting for the embedded model to start) would hold the exit up until the child
+# answered, past the grace a supervisor gives before SIGKILL, which leaves children orphaned.
+# (threading's own hook for this, used by concurrent.futures; plain atexit runs after.)
+getattr(threading, "_register_atexit", lambda hook: None)(_running.stop_all)

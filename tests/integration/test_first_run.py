@@ -207,3 +207,32 @@ def test_every_installed_package_is_the_locked_one():
     differ = {name: (installed[name], pins[name]) for name in installed
               if name in pins and installed[name] != pins[name]}
     assert not differ, f"installed ≠ locked: {differ}"
+
+
+def test_installing_llama_server_replaces_a_running_one_and_stamps_it_now(tmp_path):
+    """`make` installs the cached build into the venv. A copy onto a running binary failed
+    ("Text file busy", a second `make test` while an app ran); the cache's old time stamp made
+    make install it again on every run."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from build_llama_server import install
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    cached = tmp_path / "cache" / "llama-server"
+    cached.parent.mkdir()
+    cached.write_bytes(Path("/bin/sleep").read_bytes())
+    cached.chmod(0o755)
+    os.utime(cached, (1_000_000_000, 1_000_000_000))  # built long ago
+    target = tmp_path / "venv" / "bin" / "llama-server"
+    install(cached, target)
+    running = subprocess.Popen([str(target), "30"])
+    try:
+        before = time.time()
+        install(cached, target)  # over the running one
+        assert target.stat().st_mtime >= before - 1
+        assert target.read_bytes() == cached.read_bytes()
+        assert running.poll() is None, "the running server kept its file"
+        assert not list(target.parent.glob("*.partial"))
+    finally:
+        running.kill()
+        running.wait()

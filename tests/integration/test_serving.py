@@ -153,3 +153,45 @@ def test_http_ok_is_false_for_nothing_listening():
     assert http_ok(f"http://127.0.0.1:{free_port()}/health") is False
     assert json  # (imported for the stand-ins' bodies)
     assert signal.SIGILL
+
+
+EXITING = """
+    import atexit, os, sys, threading
+    sys.path.insert(0, {root!r})
+    go, done = threading.Event(), threading.Event()
+    # Registered before lib.serving.process (whose stop_all is then run first): at exit, a
+    # daemon thread starts a server after stop_all, as the embedded model's background start
+    # can while the app exits.
+    atexit.register(lambda: (go.set(), done.wait(10)))
+    from pathlib import Path
+
+    from lib.core.errors import ServerStartFailed
+    from lib.serving.process import ManagedProcess
+
+    def late_start():
+        go.wait()
+        command = [sys.executable, "-c", "import time; time.sleep(60)"]
+        server = ManagedProcess("The late server", command, healthy=lambda: True,
+                                log_path=Path({log!r}))
+        try:
+            server.start()
+            print("started", flush=True)
+        except ServerStartFailed as exc:
+            print(exc.message, flush=True)
+        done.set()
+
+    threading.Thread(target=late_start, daemon=True).start()
+    print(os.getpid(), flush=True)
+"""
+
+
+def test_a_server_started_while_the_process_exits_does_not_outlive_it(tmp_path):
+    root = str(Path(__file__).resolve().parents[2])
+    program = tmp_path / "exiting.py"
+    program.write_text(textwrap.dedent(EXITING).format(root=root, log=str(tmp_path / "late.log")))
+    done = subprocess.run([sys.executable, str(program)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    pid, said = done.stdout.strip().splitlines()
+    assert said == "The late server was not started: this process is exiting"
+    assert owned_by(int(pid), "time.sleep(60)") == []
