@@ -41,18 +41,11 @@ export default function (component) {
 _waiter = st.components.v2.component("streamrace_first_paint", js=JS)
 
 
-def first_part(page: str) -> bool:
-    """Whether this run draws only the page's first part: its first run in a browser session,
-    until the browser has painted it. Widgets can wait too (their values are their defaults
-    until drawn): each kind of widget loads its own code before the first chart is painted."""
-    return not st.session_state.get(f"{page}_first_paint_done") and _in_browser()
-
-
 def painted(page: str) -> bool:
     """Whether the page may draw its slower parts now: False on its first run in a browser
     session (the browser asks for the next run once the first part is painted)."""
     done_key = f"{page}_first_paint_done"
-    if not first_part(page):
+    if st.session_state.get(done_key) or not _in_browser():
         return True
 
     def on_painted() -> None:

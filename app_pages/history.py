@@ -12,16 +12,13 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from app_pages.access import current_owner, whose_runs
-from app_pages.first_paint import first_part, painted
+from app_pages.first_paint import painted
 from app_pages.history_parts import (
     TABLE_CONFIG,
     TABLE_ORDER,
-    UNTOUCHED_FILTERS,
     comparison_groups,
     display_table,
     filters_from_widgets,
-    filters_pending,
-    patience_pending,
     patience_settings,
 )
 from app_pages.shared import current_settings, run_log
@@ -56,10 +53,10 @@ def load_runs(url: str | None, filters: history.Filters, version: tuple):
 
 
 @st.fragment
-def patience_section(frame, report_settings: dict, settings_drawn: bool = True) -> None:
+def patience_section(frame, report_settings: dict) -> None:
     """The headline and the patience chart; the chosen thresholds also go to the report."""
     box = st.container()
-    thresholds, headline_s = patience_settings() if settings_drawn else patience_pending()
+    thresholds, headline_s = patience_settings()
     report_settings.update(thresholds_s=thresholds, headline_s=headline_s)
     patience = stats.patience_data(frame, thresholds, headline_s)
     headline = charts.patience_headline(patience)
@@ -89,7 +86,7 @@ def summary_cards(frame) -> None:
                             help="p50 blank screen, blocking ÷ streaming")
 
 
-def charts_section(frame, report_settings: dict, settings_drawn: bool) -> bool:
+def charts_section(frame, report_settings: dict) -> bool:
     """The summary cards and the patience chart, the page's first content; False when no run
     ended ok (nothing to chart)."""
     ok = stats.ok_runs(frame)
@@ -101,7 +98,7 @@ def charts_section(frame, report_settings: dict, settings_drawn: bool) -> bool:
         return False
     summary_cards(frame)
     st.subheader("Simulated users' patience")
-    patience_section(frame, report_settings, settings_drawn)
+    patience_section(frame, report_settings)
     if failed:
         st.caption(f"Charts use the {len(ok):,} runs that ended ok; the {failed:,} failed or "
                    "cancelled runs are in the table.")
@@ -272,14 +269,7 @@ st.caption("Every logged run, filtered in the database: how long users stare at 
            "their source is selected.")
 def history_page(url: str | None) -> None:
     version = history.version(run_log(url).engine)
-    # The first part, before the browser has painted it, is drawn with the widgets' untouched
-    # values and without the widgets: each kind loads its own code before the first chart.
-    first = first_part("history")
-    if first:
-        filters_pending()
-        filters = UNTOUCHED_FILTERS
-    else:
-        filters = filters_from_widgets(load_facets(url, None, version), datetime.now(timezone.utc))
+    filters = filters_from_widgets(load_facets(url, None, version), datetime.now(timezone.utc))
     filters = replace(filters, owners=whose_runs())  # sign-in on: "Mine" or "Everyone"
     total = history.count(run_log(url).engine, filters) if version[0] else 0
     if not version[0]:
@@ -290,13 +280,12 @@ def history_page(url: str | None) -> None:
     else:
         frame = load_runs(url, filters, version)
         report_settings = st.session_state.setdefault("history_report_settings", {})
-        charted = charts_section(frame, report_settings, settings_drawn=not first)
-    # The rest (the filters, more charts, the runs table, the comparison) once the browser has
-    # painted the headline and the first chart: drawn at once, they delayed it by seconds.
-    if not painted("history"):
-        st.caption("⏳ Drawing the other charts, the runs and the filters…")
-        return
-    if total:
+        charted = charts_section(frame, report_settings)
+        # The rest (more charts, the runs table, the comparison) once the browser has painted
+        # the headline and the first chart: drawn at once, they delayed it by seconds.
+        if not painted("history"):
+            st.caption("⏳ Drawing the other charts and the runs…")
+            return
         if charted:
             more_charts(frame)
         thinking_section(url, filters, version)

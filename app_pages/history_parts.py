@@ -56,24 +56,9 @@ def _options(facets: pd.DataFrame, column: str, known: tuple[str, ...] = ()) -> 
     return list(known) + sorted(present - set(known))
 
 
-UNTOUCHED_FILTERS = history.Filters()
-"""What the filter widgets give before anyone touches them (tests/pages pins it): the filters
-of the page's first part, drawn before the widgets (app_pages/first_paint.py)."""
-FILTERS_HEIGHT_PX = 184
-PATIENCE_SETTINGS_HEIGHT_PX = 68
-"""The filter box's and the patience settings' heights as Chromium draws them (a browser test
-pins them): their places are held while the widgets wait, so that nothing moves when they come."""
-
-
-def filters_pending() -> None:
-    """The filter box's place while its widgets wait for the page's first paint."""
-    st.container(border=True, height=FILTERS_HEIGHT_PX, key="history_filters_pending").caption(
-        "⏳ The filters come with the rest of the page; until then, every run (as untouched).")
-
-
 def filters_from_widgets(facets: pd.DataFrame, now: datetime) -> history.Filters:
     """The filter widgets; an empty multiselect means "any"."""
-    with st.container(border=True, key="history_filters"):
+    with st.container(border=True):
         top = st.columns([1.2, 1.4, 1, 1.6])
         choice = top[0].selectbox("Time range", list(RANGES), key="history_range")
         since = until = None
@@ -119,23 +104,11 @@ def _day_range(picked) -> tuple[datetime | None, datetime | None]:
             datetime.combine(end + timedelta(days=1), time(), timezone.utc))
 
 
-UNTOUCHED_PATIENCE = (stats.DEFAULT_THRESHOLDS_S, 1.0)
-"""What the patience settings give before anyone touches them: thresholds, the headline's."""
-
-
-def patience_pending() -> tuple[tuple[float, ...], float]:
-    """The settings' place while their widgets wait for the first paint; their untouched values."""
-    st.container(height=PATIENCE_SETTINGS_HEIGHT_PX, border=False,
-                 key="patience_settings_pending")
-    return UNTOUCHED_PATIENCE
-
-
 def patience_settings() -> tuple[tuple[float, ...], float]:
     """The patience thresholds (editable, or Nielsen's limits) and the headline one."""
-    cols = st.container(key="patience_settings").columns([2, 1.2, 1.2])
+    cols = st.columns([2, 1.2, 1.2])
     nielsen = cols[1].toggle("Nielsen's limits (0.1 s, 1 s, 10 s)", key="patience_nielsen")
-    typed = cols[0].text_input("Patience thresholds (seconds, comma-separated)",
-                               ", ".join(f"{t:g}" for t in UNTOUCHED_PATIENCE[0]),
+    typed = cols[0].text_input("Patience thresholds (seconds, comma-separated)", "1, 3",
                                key="patience_thresholds", disabled=nielsen)
     thresholds: tuple[float, ...] | None
     if nielsen:
@@ -146,7 +119,7 @@ def patience_settings() -> tuple[tuple[float, ...], float]:
             st.warning(f"“{typed}” is not a list of positive numbers of seconds, e.g. 1, 3: "
                        "using 1 s and 3 s.", icon="✋")
             thresholds = stats.DEFAULT_THRESHOLDS_S
-    default = UNTOUCHED_PATIENCE[1] if UNTOUCHED_PATIENCE[1] in thresholds else thresholds[0]
+    default = 1.0 if 1.0 in thresholds else thresholds[0]
     headline = cols[2].selectbox("Headline at", thresholds, index=thresholds.index(default),
                                  format_func=lambda t: f"{t:g} s of patience",
                                  key=f"patience_headline_{'n' if nielsen else 't'}")

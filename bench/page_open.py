@@ -16,8 +16,8 @@ them alike; the time is from `goto` to the page's first useful content being vis
     /history (cards)     its summary cards (runs, p50 blank screens, the speed-up), drawn
                          before that chart
     /benchmark, /replay, /guardrails   their main control (tests/support PAGES texts)
-(History draws its slower parts once the browser has painted the first ones, its filter and
-patience widgets among them, their places held: app_pages/first_paint.py.)
+(History draws its slower parts once the browser has painted the first ones:
+app_pages/first_paint.py.)
 Goal: every page within 1 s of the baseline (median of the visits). The last line holds the
 figures: the baseline and the worst page's excess over it.
 """

@@ -304,34 +304,3 @@ def test_race_lanes_are_compared_and_grouped(log):
     at.multiselect(key="history_lanes").set_value(["theirs · streaming"])
     rerun(at)
     assert set(table(at)["lane_label"]) == {"theirs · streaming"}
-
-
-def first_part_defaults() -> None:
-    """What History's first part assumes, against what the untouched widgets give."""
-    from datetime import datetime, timezone
-
-    import pandas as pd
-    import streamlit as st
-
-    from app_pages.history_parts import (
-        UNTOUCHED_FILTERS,
-        UNTOUCHED_PATIENCE,
-        filters_from_widgets,
-        patience_settings,
-    )
-
-    facets = pd.DataFrame({"source": ["live", "replay"], "endpoint_kind": ["local", "openai"],
-                           "model": ["a", "b"], "lane_label": [None, "x"]})
-    st.session_state["given"] = (filters_from_widgets(facets, datetime.now(timezone.utc)),
-                                 patience_settings())
-    st.session_state["assumed"] = (UNTOUCHED_FILTERS, UNTOUCHED_PATIENCE)
-
-
-def test_the_first_part_assumes_what_the_untouched_widgets_give():
-    """In a browser, History's first part is drawn before its filter and patience widgets, with
-    what they give untouched (app_pages/first_paint.py): the same runs and thresholds."""
-    at = AppTest.from_function(first_part_defaults, default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert at.session_state["given"] == at.session_state["assumed"]
-    assert at.session_state["assumed"][1] == ((1.0, 3.0), 1.0)
