@@ -32,6 +32,7 @@ from app_pages.shared import (
     drawing,
     embedded_ready,
     run_log,
+    settings_current,
     settle_previous,
     start_owned,
 )
@@ -135,8 +136,9 @@ def begin_race(results: dict) -> None:
 
 def run_clicked() -> None:
     """The Run button's callback: the race starts before anything of the page is rebuilt,
-    unless the endpoint is still starting (then the page starts it under a spinner)."""
-    if not endpoint_starting():
+    unless the endpoint is still starting or the sidebar's choice has changed since it was
+    drawn (then the page starts it under a spinner, once the sidebar is drawn again)."""
+    if settings_current() and not endpoint_starting():
         begin_race(results_dict())
 
 

@@ -8,6 +8,7 @@ and streamlit_app.py until someone opens "/".
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from contextlib import contextmanager
@@ -303,7 +304,28 @@ def endpoint_sidebar() -> Settings:
                 settings, base_url=url, model=model, api_key=api_key, key_origin=origin
             )
     st.session_state["settings"] = settings
+    st.session_state[_SETTINGS_FROM] = _picker_values()
     return settings
+
+
+_SETTINGS_FROM = "settings_from"
+
+
+def _picker_values() -> str:
+    """The picker's widget values, as a digest (a typed key among them)."""
+    state = st.session_state
+    kind = state.get("endpoint_kind")
+    values = (kind, state.get(f"base_url_{kind}"), state.get(f"model_{kind}"),
+              state.get(f"api_key_{kind}"), state.get("replay_model"))
+    return hashlib.sha256(repr(values).encode()).hexdigest()
+
+
+def settings_current() -> bool:
+    """Whether `current_settings()` was built from the picker's values as they are now. In a
+    callback they may be newer: a value typed in the sidebar and a click on Run can reach the
+    app together (or the run the typing started was cut short by the click, on a loaded
+    machine), and the race would go to the endpoint or model shown before."""
+    return st.session_state.get(_SETTINGS_FROM) == _picker_values()
 
 
 def replay_picker(base: Settings) -> str:
