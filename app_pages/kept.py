@@ -6,11 +6,9 @@ and a value restored with `setdefault` can miss the browser after a page switch
 widget has two keys: its own, `<page>_<name>`, which Streamlit may drop, and ours,
 `kept_<page>_<name>`, which it never touches. The widget's `on_change` copies its value to
 ours; before the widget is drawn, ours is pushed to it when the page has just arrived (its
-widgets may be new in the browser) or when we changed ours (`set`: a preset, another page).
-Otherwise the widget's value wins and is copied to ours: a value the script sets is pushed to
-the browser and replaces what the user typed there, and `on_change` alone is not enough: under
-load, of 20 sessions typing at once, one came back with the preset's prompt, as it does when a
-change reaches the widget but not ours and the difference is settled for ours.
+widgets may be new in the browser) or the two differ (a preset, another page, changed ours).
+Not on every run: a value the script sets is pushed to the browser and replaces what the user
+is typing there (20 sessions on a loaded machine lost a typed prompt so).
 
 The page-visit protocol, run by streamlit_app.py around every page:
 
@@ -30,8 +28,6 @@ import streamlit as st
 
 _ARRIVED = "page_arrived"
 _SHOWN = "page_shown"
-_PENDING = "kept_pending"
-"""Our keys whose values `set` changed, to push to their widgets on their next draw."""
 
 
 def page_begins(title: str) -> None:
@@ -73,24 +69,16 @@ class Kept:
     def set(self, **values: Any) -> None:
         """New kept values (a preset, another page's "use this"): the widgets show them on
         their next draw."""
-        pending = st.session_state.setdefault(_PENDING, set())
         for name, value in values.items():
             st.session_state[self._kept(name)] = value
-            pending.add(self._kept(name))
 
     def restore(self) -> None:
-        """Before the widgets are drawn: push each kept value to its widget where needed, or
-        keep the widget's value (what the user typed)."""
+        """Before the widgets are drawn: push each kept value to its widget where needed."""
         arrived = page_arrived()
-        pending = st.session_state.setdefault(_PENDING, set())
         for name, default in self.defaults.items():
             kept = st.session_state.setdefault(self._kept(name), default)
-            shown = st.session_state.get(self.key(name))
-            if arrived or self._kept(name) in pending or shown is None:
+            if arrived or st.session_state.get(self.key(name)) != kept:
                 st.session_state[self.key(name)] = kept
-            elif shown != kept:
-                st.session_state[self._kept(name)] = shown
-            pending.discard(self._kept(name))
 
     def watch(self, name: str) -> dict:
         """The widget arguments that keep its value whenever the user changes it."""
