@@ -152,13 +152,15 @@ if settings.endpoint_kind == "openai" and not moderation_key:
     moderation_key = settings.api_key  # a key typed in the sidebar for OpenAI serves too
 choices = [name for name in guards.VALIDATORS if name != "moderation" or moderation_key]
 validators_key = KEPT.key("validators")
-st.session_state[validators_key] = [v for v in st.session_state[validators_key] if v in choices]
+offered = [v for v in st.session_state[validators_key] if v in choices]
+if offered != st.session_state[validators_key]:  # the moderation key is gone since
+    st.session_state[validators_key] = offered
 cols = st.columns(2)
 chosen = cols[0].multiselect(
     "Validators",
     choices,
     key=validators_key,
-    **KEPT.watch("validators"),
+    **KEPT.watch("validators", default="default", options=choices),
     help="\n".join(f"- **{k}**: {v}" for k, v in guards.VALIDATORS.items()),
 )
 if not moderation_key:

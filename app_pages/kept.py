@@ -5,8 +5,9 @@ and a value restored with `setdefault` can miss the browser after a page switch
 (st.switch_page from the Replay page left the prompt box empty while runs used it). So a kept
 widget has two keys: its own, `<page>_<name>`, which Streamlit may drop, and ours,
 `kept_<page>_<name>`, which it never touches. The widget's `on_change` copies its value to
-ours; before the widget is drawn, ours is pushed to it when the page has just arrived (its
-widgets may be new in the browser) or the two differ (a preset, another page, changed ours).
+ours, and ours is the widget's default; before the widget is drawn, ours is pushed to it when
+the page has just arrived (its widgets may be new in the browser) or the two differ (a preset,
+another page, changed ours).
 Not on every run: a value the script sets is pushed to the browser and replaces what the user
 is typing there (20 sessions on a loaded machine lost a typed prompt so).
 
@@ -22,6 +23,7 @@ this page was interrupted before its end.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import streamlit as st
@@ -80,9 +82,26 @@ class Kept:
             if arrived or st.session_state.get(self.key(name)) != kept:
                 st.session_state[self.key(name)] = kept
 
-    def watch(self, name: str) -> dict:
-        """The widget arguments that keep its value whenever the user changes it."""
-        return {"on_change": self._changed, "args": (name,)}
+    def watch(self, name: str, default: str = "value", options: Sequence | None = None) -> dict:
+        """The widget arguments that keep its value: a callback that keeps what the user chose,
+        and the kept value as the widget's own default. `default` names the widget's argument
+        for it: `value` (text, numbers, toggles), `default` (multiselect, segmented control) or
+        `index` (selectbox, into `options`). A multiselect's default keeps only its `options`.
+
+        A browser can rebuild a widget from its default instead of the value it was shown
+        (Streamlit issues 4247 and 4836: an interrupted run, a loaded machine); it then sends
+        that default back as if the user had chosen it, and `_changed` would keep it. Seen on
+        2 loaded cores: an empty prompt, 1 max token, the sidebar back on Embedded. With the
+        kept value as the default, what comes back is the kept value.
+        """
+        kept = self.get(name)
+        if options is not None:
+            choices = list(options)
+            if default == "index":
+                kept = choices.index(kept) if kept in choices else 0
+            else:
+                kept = [value for value in kept if value in choices]
+        return {default: kept, "on_change": self._changed, "args": (name,)}
 
     def _changed(self, name: str) -> None:
         st.session_state[self._kept(name)] = st.session_state[self.key(name)]

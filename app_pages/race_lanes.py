@@ -64,18 +64,20 @@ def lane_setup(endpoints: dict[str, Settings]) -> None:
     if not on:
         return
     count = st.segmented_control("Lanes", list(range(MIN_LANES, MAX_LANES + 1)),
-                                 key=setup.key("count"), **setup.watch("count"))
+                                 key=setup.key("count"), **setup.watch("count", default="default"))
+    efforts = (RACE_EFFORT, *EFFORTS)
     for i in range(count or 3):
         cols = st.columns([2, 2, 1.4, 1.4, 2.4])
-        name = cols[0].selectbox(f"Lane {i + 1}: endpoint", names,
-                                 key=setup.key(f"{i}_endpoint"), **setup.watch(f"{i}_endpoint"))
+        name = cols[0].selectbox(f"Lane {i + 1}: endpoint", names, key=setup.key(f"{i}_endpoint"),
+                                 **setup.watch(f"{i}_endpoint", "index", names))
         cols[1].text_input("Model", key=setup.key(f"{i}_model"),
                            placeholder=endpoints[name].model or "the endpoint's model",
                            **setup.watch(f"{i}_model"))
         cols[2].selectbox("Mode", LANE_MODES, format_func=MODE_NAMES.get,
-                          key=setup.key(f"{i}_mode"), **setup.watch(f"{i}_mode"))
-        cols[3].selectbox("Reasoning effort", (RACE_EFFORT, *EFFORTS),
-                          key=setup.key(f"{i}_effort"), **setup.watch(f"{i}_effort"))
+                          key=setup.key(f"{i}_mode"),
+                          **setup.watch(f"{i}_mode", "index", LANE_MODES))
+        cols[3].selectbox("Reasoning effort", efforts, key=setup.key(f"{i}_effort"),
+                          **setup.watch(f"{i}_effort", "index", efforts))
         cols[4].text_input("Label", key=setup.key(f"{i}_label"),
                            placeholder="endpoint · model · mode", **setup.watch(f"{i}_label"))
 

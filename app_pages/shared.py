@@ -244,11 +244,15 @@ def endpoint_sidebar() -> Settings:
         st.error(error.message, icon="🚨")
         st.stop()
     # Set as state, not as the widget's index: other pages select an endpoint too ("Use in race").
-    st.session_state.setdefault("endpoint_kind", base.endpoint_kind)
+    # Each widget's default is also its value as the session holds it (a typed key excepted:
+    # a default travels to the browser in every message): a browser that rebuilds a widget
+    # from its default then sends back what it showed (app_pages/kept.py says when).
+    chosen = st.session_state.setdefault("endpoint_kind", base.endpoint_kind)
     with st.sidebar:
         st.header("Endpoint")
         kind = st.selectbox(
-            "Endpoint", ENDPOINT_KINDS, format_func=KIND_LABELS.get, key="endpoint_kind"
+            "Endpoint", ENDPOINT_KINDS, format_func=KIND_LABELS.get, key="endpoint_kind",
+            index=ENDPOINT_KINDS.index(chosen) if chosen in ENDPOINT_KINDS else 0,
         )
         settings = base.with_overrides(endpoint_kind=kind)
         if kind == "replay":
@@ -265,16 +269,16 @@ def endpoint_sidebar() -> Settings:
             default_url = OPENAI_BASE_URL if kind == "openai" else base.base_url
             url = st.text_input(
                 "Base URL",
-                value=default_url,
+                value=st.session_state.get(f"base_url_{kind}", default_url),
                 key=f"base_url_{kind}",
                 disabled=kind == "openai",
                 placeholder="http://127.0.0.1:11434/v1",
             )
+            default_model = base.model if base.endpoint_kind == kind else (
+                "gpt-4o-mini" if kind == "openai" else "")
             model = st.text_input(
                 "Model",
-                value=base.model
-                if base.endpoint_kind == kind
-                else ("gpt-4o-mini" if kind == "openai" else ""),
+                value=st.session_state.get(f"model_{kind}", default_model),
                 key=f"model_{kind}",
                 placeholder="e.g. llama3.2 or org/model",
             )
@@ -342,7 +346,9 @@ def replay_picker(base: Settings) -> str:
         return ""
     if st.session_state.get("replay_model") not in options:
         st.session_state.pop("replay_model", None)  # deleted since: fall back to the first
-    model = st.selectbox("Recording", options, key="replay_model", format_func=replay_label)
+    shown = st.session_state.get("replay_model")
+    model = st.selectbox("Recording", options, key="replay_model", format_func=replay_label,
+                         index=options.index(shown) if shown in options else 0)
     st.caption(
         "Played on 127.0.0.1 at its recorded offsets. Runs are logged as `replay` or "
         "`simulated`, never as live measurements."

@@ -92,7 +92,9 @@ def test_the_streamed_report_fills_in_field_by_field(browser, report_server, tmp
         # page's renderer against the chunk's arrival).
         caption = page.get_by_text("Each field drawn whole at most").inner_text()
         lag_ms = float(re.search(r"at most ([\d.]+) ms", caption).group(1))
-        assert lag_ms <= FRAME_S * 1000 * 1.5, caption  # one frame, and a margin for the load
+        # One frame on a quiet machine; a second suite on the same 2 cores made it 83 ms. The
+        # regression this pins, fields drawn only when the object closes, costs ~2.6 s here.
+        assert lag_ms <= FRAME_S * 1000 * 3, caption
         expect(page.locator(".js-plotly-plot").filter(has_text="first character")).to_be_visible()
         save_screenshot(page, ARTIFACTS / "structured-race.png")
     finally:

@@ -56,10 +56,12 @@ def scripted_ttft(trace) -> float:
 
 def test_three_lanes_log_three_rows_released_together_each_at_its_pace(servers, store,
                                                                        unique_prompt):
-    # Best of five: a loaded machine can make one race late (never early); every race is
-    # checked for its rows, the timing on the best one.
+    # Best of up to fifteen (each ~0.4 s): a loaded machine makes races late, never early; a
+    # second suite on the same 2 cores made five in a row late (best 5.25 ms). Every race is
+    # checked for its rows, the timing on the best one. Lanes run one after another would
+    # never meet the band: each is 100 ms and more late.
     races = []
-    for attempt in range(5):
+    for attempt in range(15):
         traces = run_headless(three_lanes(servers), f"{unique_prompt} #{attempt}", Params(), store)
         assert [t.status for t in traces] == ["ok"] * 3, [t.error for t in traces]
         assert len({t.race_id for t in traces}) == 1

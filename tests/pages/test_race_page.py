@@ -12,7 +12,9 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib.core.config import ENDPOINT_KINDS
 from lib.present.display import WORD_JOINER
+from lib.race import PRESETS
 from lib.serving.playback import PlaybackServer, Script
 from lib.storage.store import Store
 
@@ -294,3 +296,32 @@ def test_a_model_typed_in_the_sidebar_and_run_together_race_the_typed_model(make
     assert [r.body.get("model") for r in server.received[before:]] == ["boom", "boom"]
     assert "HTTP 500" in " ".join(e.value for e in at.error)
 
+
+
+def test_every_kept_widget_defaults_to_the_value_it_shows(make_app):
+    """A browser can rebuild a widget from its default and send that back as the user's choice
+    (app_pages/kept.py). It cost, under load: an empty prompt ("Type a prompt first" after a
+    click on a full box), 1 max token, the sidebar back on Embedded after a typed Base URL.
+    So each widget's default is the value it shows: typed, from a preset, or chosen."""
+    at = make_app("scripted")
+    at.text_area(key="race_prompt").input("Hello there").run()
+    at.number_input(key="race_max_tokens").set_value(77).run()
+    at.text_input(key="base_url_compatible").input("http://127.0.0.1:9/v1").run()
+    at.text_input(key="model_compatible").input("typed-model").run()
+    shown = {
+        "race_prompt": at.text_area(key="race_prompt"),
+        "race_max_tokens": at.number_input(key="race_max_tokens"),
+        "base_url_compatible": at.text_input(key="base_url_compatible"),
+        "model_compatible": at.text_input(key="model_compatible"),
+    }
+    assert {key: (w.value, w.proto.default) for key, w in shown.items()} == {
+        "race_prompt": ("Hello there", "Hello there"),
+        "race_max_tokens": (77, 77.0),
+        "base_url_compatible": ("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"),
+        "model_compatible": ("typed-model", "typed-model"),
+    }
+    kind = at.selectbox(key="endpoint_kind")
+    assert (kind.value, kind.proto.default) == ("compatible", ENDPOINT_KINDS.index("compatible"))
+    at.button_group(key="race_preset").set_value("One-line answer").run()
+    prompt = at.text_area(key="race_prompt")
+    assert prompt.value == PRESETS[0].prompt and prompt.proto.default == PRESETS[0].prompt
