@@ -6,7 +6,7 @@ is 4.7 MB, the data grid's 1.2 MB), and whatever reaches the browser before the 
 painted is drawn before it. A page draws its first useful content, then asks `painted(page)`:
 on the page's first run in a browser session that mounts a small inline component (nothing
 from the network) which waits until the browser has painted what is on screen (no element
-still loading its code, every plotly chart drawn) and then asks for the run that draws the
+still loading its code, every chart drawn) and then asks for the run that draws the
 rest. True from then on in that session, and always without a browser (AppTest, bare mode).
 """
 
@@ -24,7 +24,9 @@ export default function (component) {
   const main = () => document.querySelector('[data-testid="stMain"]') || document.body;
   const loading = () => !!main().querySelector('[data-testid="stSkeleton"]')
     || [...main().querySelectorAll('[data-testid="stPlotlyChart"]')]
-      .some((chart) => !chart.querySelector('.main-svg'));
+      .some((chart) => !chart.querySelector('.main-svg'))
+    || [...main().querySelectorAll('[data-testid="stVegaLiteChart"]')]
+      .some((chart) => !chart.querySelector('canvas, svg'));
   const began = performance.now();
   const check = () => {
     if (loading() && performance.now() - began < %(limit_ms)d) {

@@ -64,7 +64,8 @@ def patience_section(frame, report_settings: dict) -> None:
         box.success(headline, icon="🏁")
     else:
         box.info(charts.one_mode_note(patience), icon="⚖️")
-    st.plotly_chart(charts.patience_figure(patience), key="chart_patience")
+    # Vega-Lite, not plotly: the page's first chart need not wait for plotly's 4.7 MB.
+    st.vega_lite_chart(charts.patience_spec(patience), key="chart_patience", width="stretch")
     st.caption(charts.patience_caption(patience))
 
 

@@ -1,4 +1,5 @@
-"""Plotly figures and their one-line captions, drawn from lib.present.stats. No Streamlit here.
+"""Plotly figures (and History's first chart as a Vega-Lite spec) and their one-line captions,
+drawn from lib.present.stats. No Streamlit here.
 """
 
 from __future__ import annotations
@@ -320,18 +321,29 @@ def length_caption(data: dict[str, LengthFit]) -> str:
             + (f" ({slopes})." if slopes else "."))
 
 
+def _threshold_notes(data: Patience) -> list[tuple[float, str]]:
+    """Each threshold and what each mode lost at it: '1 s', 'blocking lost 40%, …'."""
+    return [(threshold, ", ".join(f"{mode} lost {1 - kept[threshold]:.0%}"
+                                  for mode, kept in data.kept.items()))
+            for threshold in data.thresholds_s]
+
+
+def _waiting_tip(mode: str, share: str, moment: str) -> str:
+    return (f"{_label(mode)}: {share} still facing a blank screen at {moment} s "
+            "(= would have left, with that patience)")
+
+
 def patience_figure(data: Patience) -> go.Figure:
+    """The patience chart in plotly, for the offline report (plotly.js inline there); the
+    History page draws `patience_spec`, the same chart in Vega-Lite."""
     traces: list[dict] = [dict(
         type="scatter", x=data.moments_s, y=waiting, mode="lines", line_shape="hv",
         name=_label(mode), line=dict(color=COLORS.get(mode), width=3),
-        hovertemplate=(f"{_label(mode)}: %{{y:.0%}} still facing a blank screen at %{{x:.2f}} s "
-                       "(= would have left, with that patience)<extra></extra>"),
+        hovertemplate=_waiting_tip(mode, "%{y:.0%}", "%{x:.2f}") + "<extra></extra>",
     ) for mode, waiting in data.waiting.items()]
     shapes: list[dict] = []
     notes: list[dict] = []
-    for index, threshold in enumerate(data.thresholds_s):
-        lost = ", ".join(f"{mode} lost {1 - kept[threshold]:.0%}"
-                         for mode, kept in data.kept.items())
+    for index, (threshold, lost) in enumerate(_threshold_notes(data)):
         shapes.append(dict(type="line", x0=threshold, x1=threshold, y0=0, y1=1, xref="x",
                            yref="paper", line=dict(dash="dash", color="#555", width=1.5)))
         notes.append(dict(x=threshold, y=0.98 - 0.09 * index, xref="x", yref="paper",
@@ -347,6 +359,54 @@ def patience_figure(data: Patience) -> go.Figure:
                    xaxis=dict(title_text="seconds after the click", rangemode="tozero"),
                    yaxis=dict(title_text="users still waiting (would have left)",
                               tickformat=".0%", range=[0, 1.02]))
+
+
+def patience_spec(data: Patience) -> dict:
+    """The patience chart as a Vega-Lite spec: History's first chart. Vega-Lite's code is a
+    sixth of plotly's, and a page's first chart waits for its chart library to load and run:
+    a one-chart page drew its chart 0.67 s sooner in Vega-Lite (bench/page_open.py's one-chart
+    page against the same in Vega-Lite, 8 visits each, 2026-12-02)."""
+    modes = list(data.waiting)
+    curves = [{"moment_s": float(moment), "mode": _label(mode), "waiting": float(share),
+               "tip": _waiting_tip(mode, f"{share:.0%}", f"{moment:.2f}")}
+              for mode, waiting in data.waiting.items()
+              for moment, share in zip(data.moments_s, waiting)]
+    crossings = [{"moment_s": threshold, "mode": _label(mode), "waiting": 1 - share}
+                 for mode, kept in data.kept.items() for threshold, share in kept.items()]
+    notes = [{"moment_s": threshold, "waiting": 0.98 - 0.09 * index,
+              "note": f"{threshold:g} s: {lost}"}
+             for index, (threshold, lost) in enumerate(_threshold_notes(data))]
+    x = {"field": "moment_s", "type": "quantitative", "title": "seconds after the click",
+         "scale": {"zero": True}}
+    y = {"field": "waiting", "type": "quantitative",
+         "title": "users still waiting (would have left)", "axis": {"format": ".0%"},
+         "scale": {"domain": [0, 1.02]}}
+    color = {"field": "mode", "type": "nominal", "title": None,
+             "scale": {"domain": [_label(m) for m in modes],
+                       "range": [COLORS.get(m, "#1f77b4") for m in modes]},
+             "legend": {"orient": "top"}}
+    return {
+        "height": 400,
+        "layer": [
+            {"data": {"values": curves}, "mark": {"type": "line", "interpolate": "step-after",
+                                                  "strokeWidth": 3},
+             "encoding": {"x": x, "y": y, "color": color, "tooltip": {"field": "tip"}}},
+            {"data": {"values": notes}, "mark": {"type": "rule", "strokeDash": [6, 4],
+                                                 "color": "#555", "strokeWidth": 1.5},
+             "encoding": {"x": {"field": "moment_s", "type": "quantitative"}}},
+            {"data": {"values": crossings}, "mark": {"type": "point", "filled": True, "size": 80,
+                                                     "stroke": "white", "strokeWidth": 1.5,
+                                                     "opacity": 1},
+             "encoding": {"x": {"field": "moment_s", "type": "quantitative"},
+                          "y": {"field": "waiting", "type": "quantitative"},
+                          "color": {**color, "legend": None}}},
+            {"data": {"values": notes}, "mark": {"type": "text", "align": "left",
+                                                 "baseline": "top", "dx": 4, "fontSize": 12},
+             "encoding": {"x": {"field": "moment_s", "type": "quantitative"},
+                          "y": {"field": "waiting", "type": "quantitative"},
+                          "text": {"field": "note"}}},
+        ],
+    }
 
 
 def patience_headline(data: Patience) -> str | None:

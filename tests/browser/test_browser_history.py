@@ -58,6 +58,9 @@ def filled_app(request, tmp_path_factory, playback):
     yield app, url
     stop_app(app)
 
+CHARTS = '[data-testid="stPlotlyChart"], [data-testid="stVegaLiteChart"]'
+"""The page's charts: plotly's, and the patience chart, first on the page, in Vega-Lite."""
+
 
 def visible(locator) -> None:
     playwright_api.expect(locator).to_be_visible(timeout=PAGE_TIMEOUT_MS)
@@ -89,10 +92,10 @@ def test_history_page_draws_its_charts_a_selected_run_and_its_exports(browser, f
         page.goto(app.url + "/history")
         visible(page.locator("h1").filter(has_text="StreamRace history"))
         visible(page.get_by_text("Streaming would have kept").first)
-        charts = page.locator('[data-testid="stPlotlyChart"]')
-        count(charts, 5)  # patience, distribution, length, race lanes, comparison
+        charts = page.locator(CHARTS)
+        count(charts, 5)  # patience (Vega-Lite), distribution, length, race lanes, comparison
         for index in range(5):
-            visible(charts.nth(index).locator(".main-svg").first)
+            visible(charts.nth(index).locator("svg, canvas").first)
         visible(page.get_by_text("Tick runs in the table"))
         assert page.locator('[data-testid="stException"]').count() == 0, app.log()
         save_screenshot(page, ARTIFACTS / f"history{suffix}.png")
@@ -136,7 +139,8 @@ FIRST_SEEN = """
 window.__firstSeen = {};
 new MutationObserver(() => {
   const seen = window.__firstSeen, now = performance.now();
-  if (!seen.chart && document.querySelector('[data-testid="stPlotlyChart"] .main-svg')) {
+  if (!seen.chart && document.querySelector(
+      '[data-testid="stPlotlyChart"] .main-svg, [data-testid="stVegaLiteChart"] svg')) {
     seen.chart = now;
   }
   if (!seen.table && document.querySelector('[data-testid="stDataFrame"]')) seen.table = now;
@@ -159,7 +163,7 @@ def test_history_paints_its_first_chart_before_the_rest(browser, filled_app):
         page = context.new_page()
         page.goto(app.url + "/history")
         visible(page.locator('[data-testid="stDataFrame"]').first)  # the rest is there too
-        count(page.locator('[data-testid="stPlotlyChart"]'), 5)
+        count(page.locator(CHARTS), 5)
         seen = page.evaluate("window.__firstSeen")
         # The slower parts were asked for once the first ones were painted, and came after.
         assert "waiting" in seen and seen["chart"] < seen["table"], seen

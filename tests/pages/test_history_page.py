@@ -45,6 +45,12 @@ def rerun(at: AppTest) -> AppTest:
     return at
 
 
+def charts(at: AppTest) -> list:
+    """The page's charts: plotly's, and the patience chart, first on the page, in Vega-Lite
+    (its code loads sooner in the browser)."""
+    return [*at.get("vega_lite_chart"), *at.get("plotly_chart")]
+
+
 def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
 
@@ -68,7 +74,7 @@ def test_empty_log_says_so(log):
     at = open_history()
     assert [t.value for t in at.title] == ["📊 StreamRace history"]
     assert "No runs logged yet" in texts(at.info)
-    assert not at.get("plotly_chart") and not at.dataframe
+    assert not charts(at) and not at.dataframe
 
 
 def test_known_runs_give_the_known_headline_and_every_chart(log):
@@ -77,7 +83,8 @@ def test_known_runs_give_the_known_headline_and_every_chart(log):
     assert texts(at.success).startswith("Streaming would have kept 25% more users")
     assert "with 1 s of patience, 75% of users see words with streaming and 50% with blocking" \
         in texts(at.success)
-    assert len(at.get("plotly_chart")) == 4  # patience, distribution, length, comparison
+    assert len(charts(at)) == 4  # patience, distribution, length, comparison
+    assert len(at.get("vega_lite_chart")) == 1  # the patience chart: plotly waits until it is drawn
     cards = {m.label: m.value for m in at.metric}
     assert cards == {"Runs": "9", "⏳ Blocking, p50 blank": "1.75 s",
                      "⚡ Streaming, p50 blank": "350 ms", "⚡ Words sooner by": "5.0×"}
@@ -103,7 +110,7 @@ def test_the_browser_clock_is_charted_when_runs_have_it(log):
     log.log(watched)
     at = rerun(at)
     assert "Blank screen on the user's screen (browser clock)" in texts(at.subheader)
-    assert len(at.get("plotly_chart")) == 5
+    assert len(charts(at)) == 5
     assert "browser's clock (from the click on Run" in texts(at.caption)
 
 
@@ -145,7 +152,7 @@ def test_filters_that_match_nothing_say_so(log):
     rerun(at)
     assert "No runs match these filters" in texts(at.warning)
     assert "the log holds 11 runs in all" in texts(at.warning)
-    assert not at.get("plotly_chart")
+    assert not charts(at)
 
 
 def test_errors_only(log):
@@ -162,7 +169,7 @@ def test_one_mode_only(log):
     at = open_history()
     assert "Only streaming runs match" in texts(at.info)
     assert not at.success
-    assert len(at.get("plotly_chart")) >= 3  # patience, distribution, length still drawn
+    assert len(charts(at)) >= 3  # patience, distribution, length still drawn
 
 
 def test_missing_token_counts(log):
@@ -181,7 +188,7 @@ def test_selected_runs_show_prompt_answer_and_timeline(log):
     at.session_state[runs_table(at).key] = {"selection": {"rows": [row], "columns": [],
                                                           "cells": []}}
     rerun(at)
-    assert "chart_timelines" in {c.key for c in at.get("plotly_chart")}
+    assert "chart_timelines" in {c.key for c in charts(at)}
     assert "1 stall longer than 0.5 s" in texts(at.caption)
     [expander] = at.main.expander  # (the sidebar has its own: adding an endpoint)
     body = texts(expander.markdown)

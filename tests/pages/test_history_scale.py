@@ -85,7 +85,7 @@ def test_history_page_at_100000_runs(big_log, open_app):
     at.switch_page("app_pages/history.py").run()
     took = time.perf_counter() - started
     assert not at.exception, [e.value for e in at.exception]
-    assert len(at.get("plotly_chart")) >= 4
+    assert len(at.get("plotly_chart")) + len(at.get("vega_lite_chart")) >= 4
     shown = [c.value for c in at.caption if c.value.startswith("Showing the newest")]
     assert len(shown) == 1 and f"of {history.count(Store(big_log).engine, history.Filters()):,}" \
         in shown[0], shown

@@ -207,6 +207,25 @@ def test_patience_figure_draws_the_curves_and_thresholds(known):
                      "<b>3 s</b>: blocking lost 25%, streaming lost 0%"]
 
 
+def test_patience_spec_draws_what_the_figure_draws(known):
+    """History's patience chart (Vega-Lite) holds the same curves, crossings and notes as the
+    report's (plotly)."""
+    data = stats.patience_data(known, (1.0, 3.0))
+    curves, rules, crossings, notes = charts.patience_spec(data)["layer"]
+    values = curves["data"]["values"]
+    blocking = [row for row in values if row["mode"] == "⏳ Blocking"]
+    assert [row["waiting"] for row in blocking] == pytest.approx(list(data.waiting["blocking"]))
+    assert [row["moment_s"] for row in blocking] == pytest.approx(list(data.moments_s))
+    assert {row["mode"] for row in values} == {"⏳ Blocking", "⚡ Streaming"}
+    assert curves["mark"]["interpolate"] == "step-after"  # a share changes at a run's moment
+    assert curves["encoding"]["color"]["scale"]["range"] == ["#d62728", "#2ca02c"]
+    assert [(row["moment_s"], row["waiting"]) for row in crossings["data"]["values"]] == [
+        (1.0, 0.5), (3.0, 0.25), (1.0, 0.25), (3.0, 0.0)]
+    assert [row["moment_s"] for row in rules["data"]["values"]] == [1.0, 3.0]
+    assert [row["note"] for row in notes["data"]["values"]] == [
+        "1 s: blocking lost 50%, streaming lost 25%", "3 s: blocking lost 25%, streaming lost 0%"]
+
+
 def test_kept_shares_formula():
     assert metrics.kept_shares([], [1.0]) is None
     assert metrics.kept_shares([0.5, 1.0, 1.5, 2.0], [0.0, 1.0, 1.9, 5.0]) == [0, 0.5, 0.75, 1]
