@@ -109,11 +109,13 @@ def show_summary(bench: Benchmark, summary: BenchSummary) -> None:
         st.plotly_chart(charts.bench_over_time(bench.traces), key="bench_over_time",
                         config={"displaylogo": False})
     cols = st.columns([1, 1, 4])
+    # A download reruns nothing: a rerun redrew the page under its stale copy (two of each).
     cols[0].download_button("⬇️ Results CSV", to_csv(results_frame(bench.traces), current_owner()),
-                            f"benchmark-{bench.bench_id[:8]}.csv", "text/csv", key="bench_csv")
+                            f"benchmark-{bench.bench_id[:8]}.csv", "text/csv", key="bench_csv",
+                            on_click="ignore")
     cols[1].download_button("⬇️ Summary JSON", json.dumps(summary.as_dict(), indent=2),
                             f"benchmark-{bench.bench_id[:8]}.json", "application/json",
-                            key="bench_json")
+                            key="bench_json", on_click="ignore")
 
 
 def compare(store, current: BenchSummary | None, slo: Slo) -> None:

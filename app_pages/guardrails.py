@@ -132,7 +132,7 @@ def show_outcome(traces) -> None:
         to_csv(frame, current_owner()),
         "streamrace-guardrails.csv",
         "text/csv",
-        key="guard_csv",
+        key="guard_csv", on_click="ignore",
     )
 
 

@@ -312,7 +312,7 @@ def recent_runs() -> None:
     )
     st.download_button(
         "⬇️ Download CSV", to_csv(frame, current_owner()), "streamrace-runs.csv", "text/csv",
-        key="download_csv",
+        key="download_csv", on_click="ignore",
     )
 
 

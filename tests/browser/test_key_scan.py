@@ -106,6 +106,7 @@ class Session:
         path = self.downloads / download.value.suggested_filename
         download.value.save_as(path)
         assert path.stat().st_size > 0, f"{button}: an empty download"
+        self.settled()  # a download button that reruns the page: its run has ended
 
     def sidebar_model(self, model: str) -> None:
         field = picker_field(self.page)

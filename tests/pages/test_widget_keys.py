@@ -3,6 +3,7 @@ using one key (a `seed` on the race and the replay page) would hand each other t
 
 from __future__ import annotations
 
+import ast
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -28,3 +29,15 @@ def test_no_two_pages_share_a_widget_key():
     shared = {key: sorted(pages) for key, pages in owners.items() if len(pages) > 1}
     assert not shared, f"widget keys used by several pages: {shared}"
 
+
+
+def test_no_download_reruns_the_page():
+    """A download rerunning the page redrew it under its stale copy: two of each button for a
+    moment (the key-scan browser test clicked into that, on a loaded machine)."""
+    calls = [(path.name, node) for path in PAGES.glob("*.py")
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "download_button"]
+    rerunning = [f"{name}:{node.lineno}" for name, node in calls
+                 if not any(k.arg == "on_click" and getattr(k.value, "value", None) == "ignore"
+                            for k in node.keywords)]
+    assert len(calls) >= 8 and not rerunning, rerunning
