@@ -34,7 +34,12 @@ pytestmark = pytest.mark.browser
 FIRST_WORD_S = 0.3
 PACED = Script.regular(FIRST_WORD_S, 0.03, 20)
 APP_DELAY_BOUND_S = 0.25
-"""Click → first words painted, beyond the scripted first word and the request's client time."""
+"""Click → first words painted, beyond the scripted first word and the request's client time
+(the fifth race; issue 17's goal is 100 ms, bench/click_to_words.py measures it: +42 ms quiet)."""
+FIRST_RACE_BOUND_S = 0.75
+"""The same for a fresh app's first race. The regression it names, the warm-up on the first
+click, cost +0.8 s on a quiet machine and more under load; a second suite on the same 2 cores
+made a first race +0.58 s without it (+58 ms quiet)."""
 CLICK_TO_REQUEST_BOUND_S = 0.2
 REPORTED = "() => Object.keys((window.__streamraceClock || {reported: {}}).reported)"
 
@@ -117,9 +122,9 @@ def test_the_first_and_fifth_race_show_words_soon_after_the_click(browser, clock
                 "app_delay_s": stream["screen_first_s"] - FIRST_WORD_S - stream["client_s"],
             })
         save_screenshot(page, ARTIFACTS / "race-two-clocks.png")
-        for race in (figures[0], figures[4]):
+        for race, bound_s in ((figures[0], FIRST_RACE_BOUND_S), (figures[4], APP_DELAY_BOUND_S)):
             assert 0 <= race["click_to_request_s"] <= CLICK_TO_REQUEST_BOUND_S, figures
-            assert race["app_delay_s"] <= APP_DELAY_BOUND_S, figures
+            assert race["app_delay_s"] <= bound_s, figures
         # The page says which clock each figure comes from.
         expect(page.get_by_text("Server clock").first).to_be_visible()
         assert page.locator('[data-testid="stException"]').count() == 0
