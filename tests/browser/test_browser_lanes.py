@@ -104,10 +104,11 @@ def test_three_lanes_fill_their_columns_at_their_own_pace(browser, lanes_app):
         assert {r["status"] for r in rows} == {"ok"} and len({r["race_id"] for r in rows}) == 1
         race_id = rows[0]["race_id"]
         # One barrier released the three lanes: t_run − t_start (queue_s) shows each thread's.
-        # One race, so a bound a second suite cannot break (1.26 ms seen); issue 15's 1 ms
-        # goal is pinned best-of-N in tests/integration/test_lanes.py.
+        # One race, so a bound a second suite cannot break (1.26 and 34 ms seen); lanes run one
+        # after another would be a call apart (≥ 0.21 s here). Issue 15's 1 ms goal is pinned
+        # best-of-N in tests/integration/test_lanes.py.
         spread = max(r["queue_s"] for r in rows) - min(r["queue_s"] for r in rows)
-        assert spread <= 0.005, spread
+        assert spread <= 0.1, spread
 
         lanes = paint_history(page.evaluate("() => window.__lanes"), race_id)
         assert set(lanes) == {0, 1, 2}
