@@ -47,6 +47,12 @@ def page_arrived() -> bool:
     return st.session_state.get(_ARRIVED, True)
 
 
+def index_of(options: Sequence, value: Any) -> int:
+    """A selectbox's default index for `value`: its place in `options`, else the first."""
+    choices = list(options)
+    return choices.index(value) if value in choices else 0
+
+
 class Kept:
     """One page's kept widget values: `Kept("race", prompt="…", max_tokens=300)`.
 
@@ -96,11 +102,8 @@ class Kept:
         """
         kept = self.get(name)
         if options is not None:
-            choices = list(options)
-            if default == "index":
-                kept = choices.index(kept) if kept in choices else 0
-            else:
-                kept = [value for value in kept if value in choices]
+            kept = index_of(options, kept) if default == "index" else [
+                value for value in kept if value in options]
         return {default: kept, "on_change": self._changed, "args": (name,)}
 
     def _changed(self, name: str) -> None:

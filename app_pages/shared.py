@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 import streamlit as st
 
 from app_pages.access import configured_key_for, current_owner
+from app_pages.kept import index_of
 from lib import replay
 from lib.core import calls, runs
 from lib.core.config import ENDPOINT_KINDS, OPENAI_BASE_URL, Settings, key_for, load_settings
@@ -243,16 +244,16 @@ def endpoint_sidebar() -> Settings:
     except StreamRaceError as error:
         st.error(error.message, icon="🚨")
         st.stop()
-    # Set as state, not as the widget's index: other pages select an endpoint too ("Use in race").
-    # Each widget's default is also its value as the session holds it (a typed key excepted:
-    # a default travels to the browser in every message): a browser that rebuilds a widget
-    # from its default then sends back what it showed (app_pages/kept.py says when).
+    # Set as state: other pages select an endpoint too ("Use in race"). Each widget's default
+    # is also its value as the session holds it (a typed key excepted: a default travels to the
+    # browser in every message): a browser that rebuilds a widget from its default then sends
+    # back what it showed (app_pages/kept.py says when).
     chosen = st.session_state.setdefault("endpoint_kind", base.endpoint_kind)
     with st.sidebar:
         st.header("Endpoint")
         kind = st.selectbox(
             "Endpoint", ENDPOINT_KINDS, format_func=KIND_LABELS.get, key="endpoint_kind",
-            index=ENDPOINT_KINDS.index(chosen) if chosen in ENDPOINT_KINDS else 0,
+            index=index_of(ENDPOINT_KINDS, chosen),
         )
         settings = base.with_overrides(endpoint_kind=kind)
         if kind == "replay":
@@ -348,7 +349,7 @@ def replay_picker(base: Settings) -> str:
         st.session_state.pop("replay_model", None)  # deleted since: fall back to the first
     shown = st.session_state.get("replay_model")
     model = st.selectbox("Recording", options, key="replay_model", format_func=replay_label,
-                         index=options.index(shown) if shown in options else 0)
+                         index=index_of(options, shown))
     st.caption(
         "Played on 127.0.0.1 at its recorded offsets. Runs are logged as `replay` or "
         "`simulated`, never as live measurements."
