@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.access import current_owner, may_delete
-from app_pages.shared import REPLAY_CHOICES, current_settings, run_log
+from app_pages.shared import REPLAY_CHOICES, REPLAY_MODEL, current_settings, run_log
 from lib import replay
 from lib.core import metrics
 from lib.core.errors import StreamRaceError
@@ -154,7 +154,7 @@ def use_in_race(model: str) -> None:
     st.session_state[REPLAY_CHOICES] = [model, *[m for m in st.session_state.get(REPLAY_CHOICES, [])
                                                  if m != model]][:8]
     st.session_state["endpoint_kind"] = "replay"
-    st.session_state["replay_model"] = model
+    st.session_state[REPLAY_MODEL] = model
 
 
 def what_if(saved) -> None:

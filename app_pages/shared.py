@@ -267,11 +267,12 @@ def endpoint_sidebar() -> Settings:
                 "Set STREAMRACE_MODEL_PATH for another GGUF file."
             )
         else:
+            url_key, model_key, key_key = picker_keys(kind)
             default_url = OPENAI_BASE_URL if kind == "openai" else base.base_url
             url = st.text_input(
                 "Base URL",
-                value=st.session_state.get(f"base_url_{kind}", default_url),
-                key=f"base_url_{kind}",
+                value=st.session_state.get(url_key, default_url),
+                key=url_key,
                 disabled=kind == "openai",
                 placeholder="http://127.0.0.1:11434/v1",
             )
@@ -279,15 +280,15 @@ def endpoint_sidebar() -> Settings:
                 "gpt-4o-mini" if kind == "openai" else "")
             model = st.text_input(
                 "Model",
-                value=st.session_state.get(f"model_{kind}", default_model),
-                key=f"model_{kind}",
+                value=st.session_state.get(model_key, default_model),
+                key=model_key,
                 placeholder="e.g. llama3.2 or org/model",
             )
             configured_key, origin = key_for(kind)
             typed = st.text_input(
                 "API key",
                 type="password",
-                key=f"api_key_{kind}",
+                key=key_key,
                 placeholder="(optional)" if kind == "compatible" else "sk-…",
                 help="Never stored, logged or exported.",
             )
@@ -314,14 +315,21 @@ def endpoint_sidebar() -> Settings:
 
 
 _SETTINGS_FROM = "settings_from"
+REPLAY_MODEL = "replay_model"
+"""The sidebar's Recording widget (the Replay page chooses it too)."""
+
+
+def picker_keys(kind: str) -> tuple[str, str, str]:
+    """The sidebar widgets' keys for an endpoint kind's Base URL, model and typed API key: the
+    widgets, their defaults and the digest below read the same names."""
+    return f"base_url_{kind}", f"model_{kind}", f"api_key_{kind}"
 
 
 def _picker_values() -> str:
     """The picker's widget values, as a digest (a typed key among them)."""
     state = st.session_state
     kind = state.get("endpoint_kind")
-    values = (kind, state.get(f"base_url_{kind}"), state.get(f"model_{kind}"),
-              state.get(f"api_key_{kind}"), state.get("replay_model"))
+    values = (kind, *(state.get(key) for key in picker_keys(kind)), state.get(REPLAY_MODEL))
     return hashlib.sha256(repr(values).encode()).hexdigest()
 
 
@@ -345,10 +353,10 @@ def replay_picker(base: Settings) -> str:
     if not options:
         st.caption("No recordings yet: save one on the 🎞️ Replay page.")
         return ""
-    if st.session_state.get("replay_model") not in options:
-        st.session_state.pop("replay_model", None)  # deleted since: fall back to the first
-    shown = st.session_state.get("replay_model")
-    model = st.selectbox("Recording", options, key="replay_model", format_func=replay_label,
+    if st.session_state.get(REPLAY_MODEL) not in options:
+        st.session_state.pop(REPLAY_MODEL, None)  # deleted since: fall back to the first
+    shown = st.session_state.get(REPLAY_MODEL)
+    model = st.selectbox("Recording", options, key=REPLAY_MODEL, format_func=replay_label,
                          index=index_of(options, shown))
     st.caption(
         "Played on 127.0.0.1 at its recorded offsets. Runs are logged as `replay` or "
