@@ -225,7 +225,9 @@ class ReasoningChunkProcessor(_OpenAIChunkProcessor):
         yield from self._thought(thought)
         if answer is not None or delta.tool_calls or delta.refusal or choice.finish_reason:
             yield from self._end_thought()
-        rest = chunk.model_copy(
+        # Mirascope's processor gets the answer as the content; copied only when they differ
+        # (three pydantic copies would be a sixth of a chunk's CPU).
+        rest = chunk if answer == delta.content else chunk.model_copy(
             update={"choices": [choice.model_copy(
                 update={"delta": delta.model_copy(update={"content": answer})})]}
         )

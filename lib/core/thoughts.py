@@ -33,7 +33,10 @@ def reasoning_of(part: object) -> str:
     The openai SDK has no such field: the server's extra keys are kept as pydantic extras.
     Both fields are read, so nothing is lost if a server fills both."""
     extra = getattr(part, "model_extra", None) or {}
-    texts = [extra.get(name) or getattr(part, name, None) for name in REASONING_FIELDS]
+    # Declared fields from __dict__, not getattr: on a pydantic model a missing name costs a
+    # raised and caught AttributeError, twice a streamed chunk.
+    fields = getattr(part, "__dict__", None) or {}
+    texts = [extra.get(name) or fields.get(name) for name in REASONING_FIELDS]
     return "".join(text for text in texts if isinstance(text, str))
 
 

@@ -46,6 +46,7 @@ from lib.core.trace import MODES, Chunk, Params, Request, Trace
 from lib.endpoints import Endpoint
 from lib.serving.playback import PlaybackServer, Script
 from lib.storage.store import BENCH_COLUMNS, RUN_COLUMNS, Store, trace_from_row, trace_to_row
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "pbk-bench-key-51c0ffee77"
@@ -77,14 +78,6 @@ def of_model(server: PlaybackServer, model: str):
 def settings(**changes) -> BenchSettings:
     return BenchSettings(prompts=PROMPT_SETS["short"], **changes)
 
-
-def wait_until(predicate, timeout_s: float, what: str) -> None:
-    """Poll a cheap predicate (fails the test after timeout_s)."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.005)
 
 
 # -- summary statistics on hand-made traces ----------------------------------------------------

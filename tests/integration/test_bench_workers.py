@@ -27,6 +27,7 @@ from lib.core.trace import MODES, Params
 from lib.endpoints import Endpoint
 from lib.serving.playback import PlaybackServer, Script
 from lib.serving.process import free_port
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,13 +86,6 @@ def of_model(server: PlaybackServer, model: str):
 def settings(**changes) -> BenchSettings:
     return BenchSettings(prompts=PROMPTS, modes=("streaming",), **changes)
 
-
-def wait_until(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def test_shares_follow_the_concurrency():

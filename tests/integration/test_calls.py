@@ -32,6 +32,7 @@ from lib.core import metrics
 from lib.core.calls import MAX_TOKENS_LIMIT, Call, check_request
 from lib.core.errors import InvalidInput
 from lib.core.trace import MODES, Params
+from tests.support.waiting import wait_until
 
 BAND_S = 0.035
 """Measured time vs the server's own send stamp (the measurement's error): ~2 ms on a quiet
@@ -44,14 +45,6 @@ SCRIPTED = SCRIPTS["scripted"]  # first text at 0.3 s, then every 0.02 s, 20 chu
 def run(endpoint, prompt, mode, params=None):
     return Call(endpoint, prompt, params or Params(), mode).run()
 
-
-def wait_until(predicate, timeout_s: float = 5.0, what: str = "condition") -> None:
-    """Poll a cheap predicate until it holds (fails the test after timeout_s)."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.002)
 
 
 def start_in_thread(call: Call) -> threading.Thread:
