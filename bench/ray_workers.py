@@ -10,8 +10,10 @@ The reference script of issue 16 plays in a `lib.playback.PlaybackServer` in a c
               256 (2 workers cannot share one request in flight: c=1 runs with 1 worker):
               measured − scripted TTFT p50/p99, the server's own lateness p99 (from its
               records: first chunk sent − request received − 0.2 s; a Python server with
-              hundreds of streams is late itself), the most requests in flight reached, and
-              the workers' CPU (from /proc: 100% = one core).
+              hundreds of streams is late itself), the most requests in flight reached, the
+              workers' and the server's CPU (from /proc: 1.00 = one core), and where the
+              error is spent: the send leg (t0 → the server has the request) and the receive
+              leg (the server sent the first chunk → our client read it), p99.
   throughput  requests/s against an instant server (one chunk, then [DONE]): `RayBenchmark`
               with 1 and 2 workers at concurrency 64 per worker, against one plain
               `httpx.AsyncClient` (keep-alive pool, asyncio) at 64 in this process.
@@ -89,9 +91,11 @@ def run(server: RemotePlayback, model: str, workers: int, concurrency: int, requ
     pids = [w.pid for w in bench.workers]
     cpu0, driver0, wall0 = ([cpu_seconds(p) for p in pids], time.process_time(),
                             time.perf_counter())
+    server0 = cpu_seconds(server.pid)
     bench.join()
     wall = time.perf_counter() - wall0
     worker_cpu = sum(cpu_seconds(p) - c for p, c in zip(pids, cpu0))
+    server_cpu = cpu_seconds(server.pid) - server0
     driver_cpu = time.process_time() - driver0
     records = {r["prompt"]: r for r in server.records()}  # the measured request last
     traces = bench.traces
@@ -110,6 +114,11 @@ def run(server: RemotePlayback, model: str, workers: int, concurrency: int, requ
         "server_late": [r["sent"][0] - r["t_received"] - REFERENCE.offsets[0]
                         for _, r in served],
         "client": client,
+        # Where the rest of the error is spent: request leaving us → the server has it, and
+        # the server sent the first chunk → our client read it (one clock: CLOCK_MONOTONIC).
+        "send_leg": [r["t_received"] - t.t0 for t, r in served],
+        "receive_leg": [t.t0 + metrics.ttft_s(t) - r["sent"][0] for t, r in served],
+        "server_cpu_share": server_cpu / wall,
         "reached": max_in_flight([(t.t_run, t.t_end) for t in measured]),
         "rps": len(measured) / (measured_span(traces) or float("nan")),
         "worker_cpu_share": worker_cpu / wall, "worker_cpu_per_request": worker_cpu / len(traces),
@@ -135,7 +144,7 @@ def part_startup(counts: list[int]) -> list[str]:
 def part_fidelity(per_slot: int, levels: list[int], counts: list[int]) -> list[str]:
     lines = [f"{'':>10} {'ok':>5} {'reached':>7}  ttft error ms p50 / p99  | server late "
              f"p99 ms | ours (error less the server's lateness) p50 / p99 ms | workers' CPU "
-             f"(cores) | driver CPU ms/req"]
+             f"(cores) | driver CPU ms/req | send / receive leg p99 ms | server CPU (cores)"]
     with RemotePlayback({"reference": REFERENCE}) as server:
         for count in counts:
             for level in levels:
@@ -152,7 +161,11 @@ def part_fidelity(per_slot: int, levels: list[int], counts: list[int]) -> list[s
                     f"{ms(metrics.percentile(r['server_late'], 99)):>14} | "
                     f"{ms(metrics.percentile(r['client'], 50)):>8} / "
                     f"{ms(metrics.percentile(r['client'], 99)):<8} | "
-                    f"{r['worker_cpu_share']:>20.2f} | {r['driver_cpu_per_request'] * 1e3:.2f}"
+                    f"{r['worker_cpu_share']:>20.2f} | "
+                    f"{r['driver_cpu_per_request'] * 1e3:>17.2f} | "
+                    f"{ms(metrics.percentile(r['send_leg'], 99)):>8} / "
+                    f"{ms(metrics.percentile(r['receive_leg'], 99)):<8} | "
+                    f"{r['server_cpu_share']:.2f}"
                     + (f" | {r['failed']} FAILED ({r['failure']})" if r["failed"] else ""))
     return lines
 
