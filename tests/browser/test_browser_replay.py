@@ -25,6 +25,7 @@ from tests.support.browser_harness import (
     VIEWPORT,
     expect,
     save_screenshot,
+    settled,
     start_app,
     stop_app,
 )
@@ -35,11 +36,6 @@ pytestmark = pytest.mark.browser
 LIVE = Script.regular(ttft_s=0.1, gap_s=0.02, n=40)
 NAME = "browser-demo"
 
-
-def settled(page) -> None:
-    """The app's script has finished its run: a widget replaced by a rerun cannot swallow input."""
-    expect(page.locator('[data-testid="stApp"]')).to_have_attribute(
-        "data-test-script-state", "notRunning")
 
 
 @pytest.fixture(scope="module")

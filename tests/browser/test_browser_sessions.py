@@ -35,6 +35,7 @@ from tests.support.browser_harness import (
     expect,
     picker_field,
     save_screenshot,
+    settled,
     start_app,
     stop_app,
 )
@@ -60,11 +61,6 @@ PANELS = """() => Object.fromEntries(['Blocking call', 'Streaming call'].map(tit
   return [title, column ? column.innerText : null];
 }))"""
 
-
-def settled(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
-    """The session's script has finished its run."""
-    expect(page.locator('[data-testid="stApp"]'), timeout_ms).to_have_attribute(
-        "data-test-script-state", "notRunning")
 
 
 def key_field(page):

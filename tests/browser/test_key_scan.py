@@ -30,6 +30,7 @@ from tests.support.browser_harness import (
     expect,
     picker_field,
     save_screenshot,
+    settled,
     start_app,
     stop_app,
 )
@@ -87,9 +88,7 @@ class Session:
         self.settled()
 
     def settled(self) -> None:
-        """The script has finished its run (check only after what the run draws is visible)."""
-        expect(self.page.locator('[data-testid="stApp"]')).to_have_attribute(
-            "data-test-script-state", "notRunning")
+        settled(self.page)
 
     def collect(self, where: str) -> None:
         """Scan this page's HTML and visible text, now that its work is done."""

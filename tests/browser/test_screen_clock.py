@@ -41,6 +41,10 @@ FIRST_RACE_BOUND_S = 0.75
 click, cost +0.8 s on a quiet machine and more under load; a second suite on the same 2 cores
 made a first race +0.58 s without it (+58 ms quiet)."""
 CLICK_TO_REQUEST_BOUND_S = 0.2
+"""Click → the server has both requests, the fifth race (about 50 ms beside a second suite)."""
+FIRST_CLICK_TO_REQUEST_BOUND_S = 0.5
+"""The same for the first race: a second suite made it 0.25 s; the warm-up on the first click
+that FIRST_RACE_BOUND_S names would add 0.8 s here too."""
 REPORTED = "() => Object.keys((window.__streamraceClock || {reported: {}}).reported)"
 
 
@@ -122,8 +126,10 @@ def test_the_first_and_fifth_race_show_words_soon_after_the_click(browser, clock
                 "app_delay_s": stream["screen_first_s"] - FIRST_WORD_S - stream["client_s"],
             })
         save_screenshot(page, ARTIFACTS / "race-two-clocks.png")
-        for race, bound_s in ((figures[0], FIRST_RACE_BOUND_S), (figures[4], APP_DELAY_BOUND_S)):
-            assert 0 <= race["click_to_request_s"] <= CLICK_TO_REQUEST_BOUND_S, figures
+        for race, request_bound_s, bound_s in (
+                (figures[0], FIRST_CLICK_TO_REQUEST_BOUND_S, FIRST_RACE_BOUND_S),
+                (figures[4], CLICK_TO_REQUEST_BOUND_S, APP_DELAY_BOUND_S)):
+            assert 0 <= race["click_to_request_s"] <= request_bound_s, figures
             assert race["app_delay_s"] <= bound_s, figures
         # The page says which clock each figure comes from.
         expect(page.get_by_text("Server clock").first).to_be_visible()

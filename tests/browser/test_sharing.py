@@ -41,6 +41,7 @@ from tests.support.browser_harness import (
     App,
     expect,
     save_screenshot,
+    settled,
 )
 from tests.support.key_scan import (
     CANARY,
@@ -132,8 +133,7 @@ class Person:
         self.settled()
 
     def settled(self) -> None:
-        expect(self.page.locator('[data-testid="stApp"]')).to_have_attribute(
-            "data-test-script-state", "notRunning")
+        settled(self.page)
 
     def collect(self, where: str) -> None:
         """Keep this page's HTML and text for the scan at the end (the tokens are known then)."""
@@ -300,6 +300,7 @@ def two_users(world: World, alice: Person, bob: Person) -> None:
     expect(bob.sidebar.get_by_text("The configured key goes only to its configured URL")
            ).to_be_visible()
     assert bob.sidebar.get_by_text("Key set").count() == 0
+    bob.settled()  # typed into while its rerun redraws it, the field would lose the URL
     url.fill(configured_url)
     url.press("Enter")
     expect(bob.sidebar.get_by_text(configured)).to_be_visible()

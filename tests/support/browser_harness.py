@@ -107,6 +107,13 @@ def stop_app(app: App) -> None:
     app.server.stop(grace_s=30)
 
 
+def settled(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
+    """The session's script has finished its run. Wait for it after each input that reruns
+    the page, before the next: a widget replaced by a rerun swallows what is typed into it."""
+    expect(page.locator('[data-testid="stApp"]'), timeout_ms).to_have_attribute(
+        "data-test-script-state", "notRunning")
+
+
 def picker_field(page, label: str = "Model"):
     """A field of the sidebar's endpoint picker ("Model", "API key"). The sidebar's "Add an
     endpoint" form (endpoints for lanes, drawn after the picker: streamlit_app.py) has fields
