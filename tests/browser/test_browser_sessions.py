@@ -125,10 +125,16 @@ def test_twenty_sessions_race_at_once(app, server, sessions):
         session.page.goto(app.url + "/", wait_until="commit")
     for session in sessions:
         page = session.page
-        expect(page.get_by_role("button", name="Run race")).to_be_visible()
-        expect(page.get_by_text("Recent runs")).to_be_visible()
-        expect(key_field(page)).to_be_visible()
-        settled(page)
+        try:
+            expect(page.get_by_role("button", name="Run race")).to_be_visible()
+            expect(page.get_by_text("Recent runs")).to_be_visible()
+            expect(key_field(page)).to_be_visible()
+            settled(page)
+        except AssertionError:
+            # Seen once beside a second suite (1 page of 20): the sidebar's headings drawn, its
+            # widgets and the page not, for 90 s, nothing in the app's log. Kept to look at.
+            save_screenshot(page, ARTIFACTS / f"sessions-not-drawn-{session.name}.png")
+            raise
 
     # Each types its own prompt and its own key: moving to the key field commits the prompt,
     # Enter commits the key. The whole page is drawn first (the sidebar too), so that nothing
