@@ -450,7 +450,6 @@ class _Server(ThreadingHTTPServer):
     previous connection left waiting; a new thread starts only when none is idle.
     """
 
-    daemon_threads = True
     allow_reuse_address = True
     # socketserver's default backlog is 5: a benchmark opening 64 connections at once would
     # overflow it, and each dropped SYN costs the client a 1 s retransmission.
