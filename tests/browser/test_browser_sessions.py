@@ -32,6 +32,7 @@ from tests.support.browser_harness import (
     ARTIFACTS,
     PAGE_TIMEOUT_MS,
     RACE_TIMEOUT_MS,
+    PageWatch,
     expect,
     picker_field,
     save_screenshot,
@@ -75,6 +76,15 @@ class Session:
     number: int
     context: object
     page: object
+    watch: PageWatch
+
+    def not_drawn(self, what: str) -> AssertionError:
+        """A page that stopped drawing: its screenshot kept, and what it was still waiting for
+        (seen beside a second suite, 1 page of 20, for 90 s with nothing in the app's log)."""
+        save_screenshot(self.page, ARTIFACTS / f"sessions-{what}-{self.name}.png")
+        report = self.watch.report()
+        (ARTIFACTS / f"sessions-{what}-{self.name}.txt").write_text(report + "\n")
+        return AssertionError(f"{self.name} ({what}):\n{report}")
 
     @property
     def name(self) -> str:
@@ -111,7 +121,8 @@ def sessions(browser):
         for number in range(1, SESSIONS + 1):
             context = browser.new_context(viewport=SESSION_VIEWPORT, reduced_motion="reduce")
             context.set_default_timeout(PAGE_TIMEOUT_MS)
-            opened.append(Session(number, context, context.new_page()))
+            page = context.new_page()
+            opened.append(Session(number, context, page, PageWatch(page)))
         yield opened
     finally:
         for session in opened:
@@ -130,11 +141,10 @@ def test_twenty_sessions_race_at_once(app, server, sessions):
             expect(page.get_by_text("Recent runs")).to_be_visible()
             expect(key_field(page)).to_be_visible()
             settled(page)
-        except AssertionError:
+        except AssertionError as failure:
             # Seen once beside a second suite (1 page of 20): the sidebar's headings drawn, its
-            # widgets and the page not, for 90 s, nothing in the app's log. Kept to look at.
-            save_screenshot(page, ARTIFACTS / f"sessions-not-drawn-{session.name}.png")
-            raise
+            # widgets and the page not, for 90 s, nothing in the app's log.
+            raise session.not_drawn("not-drawn") from failure
 
     # Each types its own prompt and its own key: moving to the key field commits the prompt,
     # Enter commits the key. The whole page is drawn first (the sidebar too), so that nothing
@@ -181,9 +191,8 @@ def test_twenty_sessions_race_at_once(app, server, sessions):
             expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible()
             expect(page.locator('[data-testid="stSpinner"]')).to_have_count(0)
             settled(page)
-        except AssertionError:
-            save_screenshot(page, ARTIFACTS / f"sessions-failure-{session.name}.png")
-            raise
+        except AssertionError as failure:
+            raise session.not_drawn("failure") from failure
     save_screenshot(sessions[6].page, ARTIFACTS / "sessions-race.png")
 
     # Each page shows its own answer, and no other session's.

@@ -107,6 +107,37 @@ def stop_app(app: App) -> None:
     app.server.stop(grace_s=30)
 
 
+class PageWatch:
+    """What a page asked the network for and did not get, and what its console said: kept for
+    a failure's message, where a page that stopped drawing tells why (a script still running,
+    a lazily loaded part of Streamlit's frontend still fetching, a script error)."""
+
+    def __init__(self, page) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self.pending: dict[object, tuple[float, str]] = {}
+        self.failed: list[str] = []
+        self.console: list[str] = []
+        page.on("request", lambda r: self.pending.__setitem__(r, (self._clock(), r.url)))
+        page.on("requestfinished", lambda r: self.pending.pop(r, None))
+        page.on("requestfailed", self._failed)
+        page.on("console", lambda m: m.type in ("error", "warning")
+                and self.console.append(f"{m.type}: {m.text[:300]}"))
+        page.on("pageerror", lambda e: self.console.append(f"page error: {str(e)[:300]}"))
+
+    def _failed(self, request) -> None:
+        self.pending.pop(request, None)
+        self.failed.append(f"{request.url} ({request.failure})")
+
+    def report(self) -> str:
+        now = self._clock()
+        lines = [f"still fetching for {now - t:.0f} s: {url}" for t, url in self.pending.values()]
+        lines += [f"failed: {line}" for line in self.failed[-10:]]
+        lines += self.console[-10:]
+        return "\n".join(lines) or "every request answered, nothing in the console"
+
+
 def settled(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
     """The session's script has finished its run. Wait for it after each input that reruns
     the page, before the next: a widget replaced by a rerun swallows what is typed into it."""
