@@ -125,6 +125,19 @@ class PageWatch:
         page.on("console", lambda m: m.type in ("error", "warning")
                 and self.console.append(f"{m.type}: {m.text[:300]}"))
         page.on("pageerror", lambda e: self.console.append(f"page error: {str(e)[:300]}"))
+        self.sockets: list[dict] = []
+        page.on("websocket", self._socket)
+
+    def _socket(self, socket) -> None:
+        seen = {"url": socket.url, "opened": self._clock(), "frames": 0, "last": None,
+                "closed": None}
+        self.sockets.append(seen)
+
+        def frame(_payload) -> None:
+            seen["frames"] += 1
+            seen["last"] = self._clock()
+        socket.on("framereceived", frame)
+        socket.on("close", lambda _socket: seen.__setitem__("closed", self._clock()))
 
     def _failed(self, request) -> None:
         self.pending.pop(request, None)
@@ -135,6 +148,11 @@ class PageWatch:
         lines = [f"still fetching for {now - t:.0f} s: {url}" for t, url in self.pending.values()]
         lines += [f"failed: {line}" for line in self.failed[-10:]]
         lines += self.console[-10:]
+        for seen in self.sockets:
+            last = "none" if seen["last"] is None else f"{now - seen['last']:.0f} s ago"
+            state = "open" if seen["closed"] is None else f"closed {now - seen['closed']:.0f} s ago"
+            lines.append(f"websocket opened {now - seen['opened']:.0f} s ago, {state}: "
+                         f"{seen['frames']} frames received, the last {last}")
         return "\n".join(lines) or "every request answered, nothing in the console"
 
 
