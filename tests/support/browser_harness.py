@@ -121,6 +121,8 @@ class PageWatch:
         self.console: list[str] = []
         page.on("request", lambda r: self.pending.__setitem__(r, (self._clock(), r.url)))
         page.on("requestfinished", lambda r: self.pending.pop(r, None))
+        page.on("response", lambda r: self.answered.add(r.request))
+        self.answered: set = set()
         page.on("requestfailed", self._failed)
         page.on("console", lambda m: m.type in ("error", "warning")
                 and self.console.append(f"{m.type}: {m.text[:300]}"))
@@ -145,7 +147,11 @@ class PageWatch:
 
     def report(self) -> str:
         now = self._clock()
-        lines = [f"still fetching for {now - t:.0f} s: {url}" for t, url in self.pending.values()]
+        lines = [f"still fetching for {now - t:.0f} s "
+                 f"({'headers in, body not' if r in self.answered else 'no answer yet'}): {url}"
+                 for r, (t, url) in list(self.pending.items())]
+        if self.pending:
+            lines += self._server_side(next(iter(self.pending.values()))[1])
         lines += [f"failed: {line}" for line in self.failed[-10:]]
         lines += self.console[-10:]
         for seen in self.sockets:
@@ -154,6 +160,30 @@ class PageWatch:
             lines.append(f"websocket opened {now - seen['opened']:.0f} s ago, {state}: "
                          f"{seen['frames']} frames received, the last {last}")
         return "\n".join(lines) or "every request answered, nothing in the console"
+
+    @staticmethod
+    def _server_side(url: str) -> list[str]:
+        """Whether the server answers the same URL on a new connection, and the TCP state of
+        every connection to its port (a Recv-Q the server does not read, a Send-Q the browser
+        does not take)."""
+        import subprocess
+        import time
+        import urllib.request
+        from urllib.parse import urlparse
+
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                size = len(answer.read())
+            fetched = f"{size} bytes in {time.monotonic() - started:.2f} s"
+        except OSError as exc:
+            fetched = f"failed after {time.monotonic() - started:.2f} s: {exc}"
+        port = urlparse(url).port
+        sockets = subprocess.run(
+            ["ss", "-tn", "state", "established", f"( sport = :{port} or dport = :{port} )"],
+            capture_output=True, text=True, timeout=10).stdout.splitlines()
+        return [f"the same URL on a new connection: {fetched}",
+                f"TCP connections to port {port} (Recv-Q Send-Q local peer):", *sockets]
 
 
 def settled(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
