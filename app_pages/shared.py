@@ -86,9 +86,10 @@ def warm_up_at_start(database_url: str | None) -> threading.Thread:
 
 
 def settle_previous(results: dict) -> None:
-    """Streamlit starts the next run while the interrupted one unwinds on its own thread:
-    cancel the run (a race, a benchmark, a guardrails run) that was going and wait until its
-    rows are logged.
+    """A script run that was interrupted (a click, Stop, another page) has stopped, but the run
+    it started (a race, a benchmark, a guardrails run) goes on in its own threads: cancel it
+    and wait until its rows are logged. (With `runner.fastReruns` on, Streamlit's default, the
+    interrupted script could even still be unwinding; .streamlit/config.toml turns it off.)
 
     `results` is the page's plain dict in the session; `running` is the lib.core.runs.Owned
     that `owned_run` put there.

@@ -161,6 +161,16 @@ def test_the_app_listens_on_loopback_only(tmp_path):
         stop_app(app)
 
 
+def test_a_rerun_never_runs_beside_the_script_it_stops():
+    """.streamlit/config.toml turns Streamlit's fast reruns off: with them, a click starts a
+    second script thread while the stopped one still uses the session's widget state (seen in
+    the twenty-sessions test: "dictionary keys changed during iteration", a traceback)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["fastReruns"] is False
+
+
 # -- the build ---------------------------------------------------------------------------------
 
 BEYOND_AVX2 = re.compile(
