@@ -81,16 +81,8 @@ class Session:
     def not_drawn(self, what: str) -> AssertionError:
         """A page that stopped drawing: its screenshot kept, and what it was still waiting for
         (seen beside a second suite, 1 page of 20, for 90 s with nothing in the app's log)."""
-        report = self.watch.report()
         save_screenshot(self.page, ARTIFACTS / f"sessions-{what}-{self.name}.png")
-        # Slow or stuck? Whether what it was fetching arrives in another two minutes.
-        waited = time.monotonic()
-        while self.watch.pending and time.monotonic() - waited < 120:
-            self.page.wait_for_timeout(1000)
-        later = (f"{time.monotonic() - waited:.0f} s later: "
-                 + (f"{len(self.watch.pending)} requests still pending" if self.watch.pending
-                    else "every request answered"))
-        report = f"{report}\n{later}"
+        report = self.watch.final_report()  # slow or stuck: watched two more minutes
         (ARTIFACTS / f"sessions-{what}-{self.name}.txt").write_text(report + "\n")
         return AssertionError(f"{self.name} ({what}):\n{report}")
 

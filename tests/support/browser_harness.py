@@ -7,6 +7,7 @@ app with `start_app(folder, **env)`; a new page's browser test is a new file usi
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,8 +114,7 @@ class PageWatch:
     a lazily loaded part of Streamlit's frontend still fetching, a script error)."""
 
     def __init__(self, page) -> None:
-        import time
-
+        self.page = page
         self._clock = time.monotonic
         self.pending: dict[object, tuple[float, str]] = {}
         self.failed: list[str] = []
@@ -161,13 +161,24 @@ class PageWatch:
                          f"{seen['frames']} frames received, the last {last}")
         return "\n".join(lines) or "every request answered, nothing in the console"
 
+    def final_report(self, wait_s: float = 120) -> str:
+        """`report()`, then whether what the page was fetching arrives within `wait_s`: slow
+        or stuck."""
+        report = self.report()
+        waited = self._clock()
+        while self.pending and self._clock() - waited < wait_s:
+            self.page.wait_for_timeout(1000)
+        later = (f"{self._clock() - waited:.0f} s later: "
+                 + (f"{len(self.pending)} requests still pending" if self.pending
+                    else "every request answered"))
+        return f"{report}\n{later}"
+
     @staticmethod
     def _server_side(url: str) -> list[str]:
         """Whether the server answers the same URL on a new connection, and the TCP state of
         every connection to its port (a Recv-Q the server does not read, a Send-Q the browser
         does not take)."""
         import subprocess
-        import time
         import urllib.request
         from urllib.parse import urlparse
 
