@@ -3,7 +3,8 @@
 Both modes share everything but the sending: request checks, the provider and its client
 (our timeout, no retries: a silent retry would hide inside a measurement), the t0 hook,
 error mapping and cancellation. Timestamps are taken on the thread that runs the call,
-the thread that receives the bytes.
+the thread that receives the bytes; a chunk's is when its bytes arrived (the kernel's receive
+stamp, lib.core.seams.ArrivalStream), so a thread that wakes late does not make it late.
 
 Cancellation closes the HTTP connection from any thread: the client's sockets are tracked
 and shut down, which wakes a read blocked on a silent server at once.
@@ -145,7 +146,12 @@ class Call:
             self.trace.t0 = time.perf_counter()
 
     def _add_text(self, text: str, thought: bool = False) -> None:
+        # A chunk's moment is when its bytes reached this machine (the kernel's stamp), not
+        # when this thread got round to them: nothing read for this call is older than t0 or
+        # the chunk before.
         now = time.perf_counter()
+        floor = self.trace.chunks[-1].t if self.trace.chunks else self.trace.t0
+        now = self._tracker.arrived_at(floor if floor is not None else now, now)
         with self.progress:
             self.trace.chunks.append(Chunk(now, text, thought))
             self.progress.notify_all()

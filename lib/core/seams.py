@@ -6,8 +6,12 @@ test tests/unit/test_seams.py checks each of them exists where we reach for it.
 
 from __future__ import annotations
 
+import platform
 import socket
+import struct
+import sys
 import threading
+import time
 from typing import Iterator
 
 import httpcore
@@ -41,9 +45,89 @@ from openai import OpenAI
 
 from lib.core.thoughts import InlineThink, reasoning_of, split_inline
 
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", None) or (
+    35 if sys.platform == "linux" and not platform.machine().startswith(
+        ("mips", "sparc", "parisc", "alpha")) else None)
+"""Linux's socket option for the kernel's receive time of each packet (None elsewhere).
+Python's socket module does not name it: 35 is the generic value (asm-generic/socket.h),
+which every architecture but those four uses."""
+_TIMESPEC = struct.Struct("@ll")  # the struct timespec SO_TIMESTAMPNS delivers
+_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+class ArrivalStream(httpcore.NetworkStream):
+    """A plain TCP stream whose reads also say when their bytes reached this machine.
+
+    `arrived_at` is the kernel's receive time (SO_TIMESTAMPNS) of the last bytes the last read
+    returned, on the `perf_counter()` clock. It is when the endpoint's bytes were here, however
+    late this process got to read them: on a busy client (dozens of streams, a few cores, one
+    GIL) a thread can wake tens of ms after its bytes arrived, and a clock read only then
+    would add that to every TTFT it measures. TLS streams (and systems without the option)
+    keep None: the caller's own clock is then the best there is.
+
+    A reader behind by more than one chunk finds them merged (TCP coalesces what waits in the
+    receive queue, keeping the newest packet's stamp): those chunks get the moment the last of
+    them arrived, which is still no later than the read. So the stamp removes a late wake-up
+    shorter than the gap between chunks, not a longer one.
+    """
+
+    _keeper: socket.socket | None = None
+    _keeper_lock = threading.Lock()
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+        self._sock: socket.socket = inner.get_extra_info("socket")
+        self.arrived_at: float | None = None
+        self._keep_stamping()
+        self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+
+    @classmethod
+    def _keep_stamping(cls) -> None:
+        """Linux stamps packets only while some socket asks for it, and turns stamping on
+        later, from a work queue: each call's connection alone would toggle it, and the
+        first packets of a call could go unstamped. One socket asking for the process's life
+        keeps it on."""
+        with cls._keeper_lock:
+            if cls._keeper is None:
+                keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                keeper.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                cls._keeper = keeper
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            self._sock.settimeout(timeout)
+            data, ancillary, _, _ = self._sock.recvmsg(max_bytes, _ANCILLARY_SIZE)
+        except socket.timeout as exc:  # what httpcore's own stream raises for each
+            raise httpcore.ReadTimeout(exc) from exc
+        except OSError as exc:
+            raise httpcore.ReadError(exc) from exc
+        # The two clocks read together: only the packet's age is taken from the wall clock.
+        wall_ns, now = time.clock_gettime_ns(time.CLOCK_REALTIME), time.perf_counter()
+        self.arrived_at = None  # a read without a stamp says nothing about when it arrived
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and \
+                    len(value) >= _TIMESPEC.size:
+                seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+                age_ns = wall_ns - (seconds * 1_000_000_000 + nanoseconds)
+                self.arrived_at = now - max(age_ns, 0) / 1e9
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        return self._inner.start_tls(ssl_context, server_hostname, timeout)
+
+    def get_extra_info(self, info: str):
+        return self._inner.get_extra_info(info)
+
 
 class SocketTracker(httpcore.NetworkBackend):
-    """A network backend that remembers its sockets, so another thread can shut them down."""
+    """A network backend that remembers its sockets, so another thread can shut them down,
+    and when the bytes they last read arrived (`arrived_at`, see ArrivalStream)."""
 
     def __init__(self) -> None:
         self._inner = httpcore.SyncBackend()
@@ -53,11 +137,23 @@ class SocketTracker(httpcore.NetworkBackend):
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        if SO_TIMESTAMPNS is not None and _ANCILLARY_SIZE:
+            try:
+                stream = ArrivalStream(stream)
+            except OSError:  # a kernel without the option: the caller's clock it is
+                pass
         with self._lock:
             self._streams.append(stream)
             if self.aborted:
                 self._shutdown(stream)
         return stream
+
+    def arrived_at(self, floor: float, now: float) -> float:
+        """When the bytes last read arrived, if known, kept between `floor` (nothing read for
+        this call is older: t0, or the chunk before) and `now`; else `now`."""
+        with self._lock:  # the newest connection is the one being read
+            arrived = getattr(self._streams[-1], "arrived_at", None) if self._streams else None
+        return now if arrived is None else min(max(arrived, floor), now)
 
     def connect_unix_socket(self, path, timeout=None, socket_options=None):  # pragma: no cover
         return self._inner.connect_unix_socket(path, timeout, socket_options)
