@@ -352,6 +352,8 @@ with st.expander("Parameters"):
 with st.expander("🛣️ Lanes: endpoints and models side by side", expanded=lanes_on()):
     lane_setup(lane_endpoints(current_settings()))
 buttons = st.columns([1, 1, 6])
+with buttons[2]:  # above the race: the clock loads while a race started by a quick click runs
+    screen_clock.listen()
 run = buttons[0].button("▶️ Run race", type="primary", key=screen_clock.RUN_BUTTON_KEY,
                         on_click=run_clicked)
 stop = buttons[1].button("⏹️ Stop", key="race_stop")

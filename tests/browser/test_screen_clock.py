@@ -136,3 +136,54 @@ def test_the_first_and_fifth_race_show_words_soon_after_the_click(browser, clock
         assert page.locator('[data-testid="stException"]').count() == 0
     finally:
         context.close()
+
+
+LATE = Script.regular(1.5, 0.03, 10)
+"""First word 1.5 s after the request: time for the held clock to load after the click."""
+
+
+@pytest.fixture(scope="module")
+def late_app(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("app-clock-late")
+    with PlaybackServer({"late": LATE}) as server:
+        app = start_app(folder, STREAMRACE_ENDPOINT="compatible",
+                        STREAMRACE_BASE_URL=server.base_url, STREAMRACE_MODEL="late")
+        try:
+            yield app, folder / "runs.db"
+        finally:
+            stop_app(app)
+
+
+def test_a_click_before_the_clock_has_loaded_is_still_timed(browser, late_app):
+    """A fresh page's clock (a component, loaded after the Run button) can arrive after a
+    quick first click; it then takes that click from the browser's first-input record (its
+    press). Pinned by holding the component's code until the click is made."""
+    app, database = late_app
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    held = []
+    try:
+        page = context.new_page()
+        page.route("**/static/js/BidiComponent.*.js", lambda route: held.append(route))
+        page.goto(app.url + "/")
+        run = page.locator(".st-key-race_run button")
+        expect(run).to_be_visible()
+        run.click()
+        deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
+        while not held and time.monotonic() < deadline:  # route handlers run while Playwright waits
+            page.wait_for_timeout(50)
+        assert len(held) == 1, "the page never asked for the component's code"
+        assert page.evaluate("() => window.__streamraceClock === undefined")
+        held[0].continue_()
+        page.wait_for_function(f"() => ({REPORTED})().length === 1", timeout=RACE_TIMEOUT_MS)
+        [race_id] = page.evaluate(REPORTED)
+        expect(page.get_by_text("after your click").first).to_be_visible()
+        rows = rows_of(database, race_id)
+        assert set(rows) == {"blocking", "streaming"}
+        for row in rows.values():
+            assert row["screen_first_s"] is not None, row
+            assert row["screen_first_s"] <= row["screen_done_s"]
+        assert rows["streaming"]["screen_first_s"] >= LATE.offsets[0]
+        assert rows["blocking"]["screen_first_s"] >= LATE.offsets[-1]
+    finally:
+        context.close()
