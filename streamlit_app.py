@@ -5,9 +5,10 @@ import streamlit as st
 from app_pages.access import gate
 from app_pages.endpoints import endpoints_sidebar
 from app_pages.kept import page_begins, page_ends
-from app_pages.shared import endpoint_sidebar, warm_up_at_start
+from app_pages.shared import endpoint_sidebar, stacks_on_signal, warm_up_at_start
 
 st.set_page_config(page_title="StreamRace", page_icon="🏁", layout="wide")
+stacks_on_signal()  # kill -USR1: every thread's stack in the app's log
 gate()  # sign-in on ([auth] in secrets.toml): nothing below runs for a visitor not let in
 
 page = st.navigation([

@@ -8,7 +8,9 @@ and streamlit_app.py until someone opens "/".
 
 from __future__ import annotations
 
+import faulthandler
 import hashlib
+import signal
 import threading
 import time
 from contextlib import contextmanager
@@ -63,6 +65,14 @@ def _prestart_embedded(model_path: str | None) -> threading.Thread:
 def embedded_ready(model_path: str | None) -> bool:
     """Whether the background start of the embedded servers has ended (ready or failed)."""
     return not _prestart_embedded(model_path).is_alive()
+
+
+@st.cache_resource(show_spinner=False)
+def stacks_on_signal() -> None:
+    """`kill -USR1 <app pid>` writes every thread's stack to the app's stderr (its log): what a
+    page that stopped drawing is waiting for on the server, without stopping the app."""
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 @st.cache_resource(show_spinner=False)

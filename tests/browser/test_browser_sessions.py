@@ -32,8 +32,11 @@ from tests.support.browser_harness import (
     ARTIFACTS,
     PAGE_TIMEOUT_MS,
     RACE_TIMEOUT_MS,
+    App,
     PageWatch,
+    app_stacks,
     expect,
+    page_tail,
     picker_field,
     save_screenshot,
     settled,
@@ -78,12 +81,15 @@ class Session:
     page: object
     watch: PageWatch
 
-    def not_drawn(self, what: str) -> AssertionError:
+    def not_drawn(self, what: str, app: App) -> AssertionError:
         """A page that stopped drawing: its screenshot kept, and what it was still waiting for
-        (seen beside a second suite, 1 page of 20, for 90 s with nothing in the app's log)."""
+        (seen beside a second suite, 1 page of 20, for 90 s with nothing in the app's log);
+        the file also gets the page's last elements and the app's threads."""
         save_screenshot(self.page, ARTIFACTS / f"sessions-{what}-{self.name}.png")
         report = self.watch.final_report()  # slow or stuck: watched two more minutes
-        (ARTIFACTS / f"sessions-{what}-{self.name}.txt").write_text(report + "\n")
+        (ARTIFACTS / f"sessions-{what}-{self.name}.txt").write_text(
+            f"{report}\n\nthe page's last elements:\n{page_tail(self.page)}\n\n"
+            f"the app's threads:\n{app_stacks(app)}\n")
         return AssertionError(f"{self.name} ({what}):\n{report}")
 
     @property
@@ -144,7 +150,7 @@ def test_twenty_sessions_race_at_once(app, server, sessions):
         except AssertionError as failure:
             # Seen once beside a second suite (1 page of 20): the sidebar's headings drawn, its
             # widgets and the page not, for 90 s, nothing in the app's log.
-            raise session.not_drawn("not-drawn") from failure
+            raise session.not_drawn("not-drawn", app) from failure
 
     # Each types its own prompt and its own key: moving to the key field commits the prompt,
     # Enter commits the key. The whole page is drawn first (the sidebar too), so that nothing
@@ -192,7 +198,7 @@ def test_twenty_sessions_race_at_once(app, server, sessions):
             expect(page.locator('[data-testid="stSpinner"]')).to_have_count(0)
             settled(page)
         except AssertionError as failure:
-            raise session.not_drawn("failure") from failure
+            raise session.not_drawn("failure", app) from failure
     save_screenshot(sessions[6].page, ARTIFACTS / "sessions-race.png")
 
     # Each page shows its own answer, and no other session's.
@@ -255,3 +261,11 @@ def test_twenty_sessions_race_at_once(app, server, sessions):
 
     assert "database is locked" not in log, log[-4000:]
     assert "Traceback" not in log, log[-4000:]
+
+
+def test_the_app_writes_its_threads_to_its_log_on_sigusr1(app):
+    """What `not_drawn` reports of the server side: every thread's stack, the app still up."""
+    stacks = app_stacks(app)
+    assert stacks.count("Thread 0x") >= 3, stacks[:2000]
+    assert "streamlit" in stacks
+    assert app.server.process is not None and app.server.process.poll() is None

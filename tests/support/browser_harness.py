@@ -6,6 +6,8 @@ app with `start_app(folder, **env)`; a new page's browser test is a new file usi
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -101,6 +103,36 @@ def start_app(folder: Path, **env_vars: str) -> App:
     except ServerStartFailed as exc:
         raise RuntimeError(f"{exc.message}\n{app.log()}") from exc
     return app
+
+
+def app_stacks(app: App, wait_s: float = 5.0) -> str:
+    """Every thread's stack in the app process, as it writes them to its log on SIGUSR1
+    (app_pages.shared.stacks_on_signal): what the server side of a page that stopped drawing
+    is doing."""
+    if app.server.process is None or app.server.process.poll() is not None:
+        return "the app process is not running"
+    before = app.log_path.stat().st_size
+    os.kill(app.server.process.pid, signal.SIGUSR1)
+    deadline, size = time.monotonic() + wait_s, before
+    while time.monotonic() < deadline:  # written at once; wait until the log stops growing
+        time.sleep(0.2)
+        grown = app.log_path.stat().st_size
+        if grown > before and grown == size:
+            break
+        size = grown
+    with app.log_path.open("rb") as log:
+        log.seek(before)
+        return log.read().decode(errors="replace") or "no stacks were written"
+
+
+def page_tail(page, elements: int = 4) -> str:
+    """The last elements of the page's main area, as HTML (each cut at 800 characters)."""
+    try:
+        return "\n".join(page.evaluate(f"""() => [...document.querySelectorAll(
+            '[data-testid="stMain"] [data-testid="stElementContainer"]')].slice(-{elements})
+            .map(e => e.outerHTML.slice(0, 800))"""))
+    except Exception as exc:  # noqa: BLE001 - a report must not fail on a page that broke
+        return f"the page could not be read: {exc}"
 
 
 def stop_app(app: App) -> None:
