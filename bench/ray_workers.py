@@ -13,7 +13,8 @@ The reference script of issue 16 plays in a `lib.playback.PlaybackServer` in a c
               hundreds of streams is late itself), the most requests in flight reached, the
               workers' and the server's CPU (from /proc: 1.00 = one core), and where the
               error is spent: the send leg (t0 → the server has the request) and the receive
-              leg (the server sent the first chunk → our client read it), p99.
+              leg (the server sent the first chunk → its bytes arrived here, as the kernel
+              stamped them), p99.
   throughput  requests/s against an instant server (one chunk, then [DONE]): `RayBenchmark`
               with 1 and 2 workers at concurrency 64 per worker, against one plain
               `httpx.AsyncClient` (keep-alive pool, asyncio) at 64 in this process.
@@ -115,7 +116,7 @@ def run(server: RemotePlayback, model: str, workers: int, concurrency: int, requ
                         for _, r in served],
         "client": client,
         # Where the rest of the error is spent: request leaving us → the server has it, and
-        # the server sent the first chunk → our client read it (one clock: CLOCK_MONOTONIC).
+        # the server sent the first chunk → it arrived here (one clock: CLOCK_MONOTONIC).
         "send_leg": [r["t_received"] - t.t0 for t, r in served],
         "receive_leg": [t.t0 + metrics.ttft_s(t) - r["sent"][0] for t, r in served],
         "server_cpu_share": server_cpu / wall,
