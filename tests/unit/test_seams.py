@@ -99,3 +99,23 @@ def test_mirascope_still_has_what_the_reasoning_decoders_build_on():
     assert callable(processor.process_chunk)
     assert hasattr(processor, "current_content_type")
     assert issubclass(seams.ReasoningChunkProcessor, decode._OpenAIChunkProcessor)
+
+
+def test_a_chunk_is_stamped_with_its_arrival_kept_between_the_chunk_before_and_now():
+    """SocketTracker.arrived_at: the newest connection's last arrival, never before what was
+    already stamped (t0, the chunk before), never after the read; unknown (a TLS connection, a
+    read the kernel did not stamp) is the reader's own clock."""
+
+    class Stream:
+        def __init__(self, arrived_at):
+            self.arrived_at = arrived_at
+
+    tracker = seams.SocketTracker()
+    assert tracker.arrived_at(1.0, 5.0) == 5.0  # nothing connected yet
+    tracker._streams.append(Stream(2.0))
+    tracker._streams.append(Stream(None))
+    assert tracker.arrived_at(1.0, 5.0) == 5.0  # the newest connection says nothing
+    tracker._streams.append(Stream(3.0))
+    assert tracker.arrived_at(1.0, 5.0) == 3.0
+    assert tracker.arrived_at(4.0, 5.0) == 4.0
+    assert tracker.arrived_at(1.0, 2.5) == 2.5
