@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -48,16 +51,22 @@ that FIRST_RACE_BOUND_S names would add 0.8 s here too."""
 REPORTED = "() => Object.keys((window.__streamraceClock || {reported: {}}).reported)"
 
 
-@pytest.fixture(scope="module")
-def clock_app(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("app-clock")
-    with PlaybackServer({"paced": PACED}) as server:
+@contextmanager
+def app_playing(folder: Path, model: str, script: Script) -> Iterator[tuple]:
+    """An app on a playback server with one model: (app, server, its run log's path)."""
+    with PlaybackServer({model: script}) as server:
         app = start_app(folder, STREAMRACE_ENDPOINT="compatible",
-                        STREAMRACE_BASE_URL=server.base_url, STREAMRACE_MODEL="paced")
+                        STREAMRACE_BASE_URL=server.base_url, STREAMRACE_MODEL=model)
         try:
             yield app, server, folder / "runs.db"
         finally:
             stop_app(app)
+
+
+@pytest.fixture(scope="module")
+def clock_app(tmp_path_factory):
+    with app_playing(tmp_path_factory.mktemp("app-clock"), "paced", PACED) as started:
+        yield started
 
 
 def browser_to_perf(page) -> float:
@@ -144,21 +153,15 @@ LATE = Script.regular(1.5, 0.03, 10)
 
 @pytest.fixture(scope="module")
 def late_app(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("app-clock-late")
-    with PlaybackServer({"late": LATE}) as server:
-        app = start_app(folder, STREAMRACE_ENDPOINT="compatible",
-                        STREAMRACE_BASE_URL=server.base_url, STREAMRACE_MODEL="late")
-        try:
-            yield app, folder / "runs.db"
-        finally:
-            stop_app(app)
+    with app_playing(tmp_path_factory.mktemp("app-clock-late"), "late", LATE) as started:
+        yield started
 
 
 def test_a_click_before_the_clock_has_loaded_is_still_timed(browser, late_app):
     """A fresh page's clock (a component, loaded after the Run button) can arrive after a
     quick first click; it then takes that click from the browser's first-input record (its
     press). Pinned by holding the component's code until the click is made."""
-    app, database = late_app
+    app, _, database = late_app
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(PAGE_TIMEOUT_MS)
     held = []
