@@ -34,7 +34,9 @@ def logged_race(request, playback, tmp_path_factory):
 
     Best of three: on a loaded machine one race can come a few ms late (the error is never
     early); the race closest to the script's timing is the one measured, the way a benchmark
-    would take a median."""
+    would take a median. Closest in all three moments the tests check (first thought, first
+    answer word, last word): beside a second suite a race on time at its start had its last
+    word 0.37 s late."""
     from lib.storage.store import Store
 
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('reason') / 'runs.db'}")
@@ -43,7 +45,10 @@ def logged_race(request, playback, tmp_path_factory):
     for _ in range(3):
         traces = run_headless(endpoint_for(playback.base_url, f"reason-{request.param}"),
                               prompt, Params(), None)
-        error = abs((metrics.ttft_s(traces[1]) or 1.0) - 0.200)
+        streamed = traces[1]
+        error = max(abs((moment or 10.0) - scripted) for moment, scripted in (
+            (metrics.ttft_s(streamed), 0.200), (metrics.ttfo_s(streamed), 1.200),
+            (metrics.e2e_s(streamed), 1.580)))
         if best is None or error < best[0]:
             best = (error, traces)
         if error <= 0.002:
