@@ -151,9 +151,9 @@ class Call:
         # the chunk before.
         now = time.perf_counter()
         floor = self.trace.chunks[-1].t if self.trace.chunks else self.trace.t0
-        now = self._tracker.arrived_at(floor if floor is not None else now, now)
+        arrived = self._tracker.arrived_at(now if floor is None else floor, now)
         with self.progress:
-            self.trace.chunks.append(Chunk(now, text, thought))
+            self.trace.chunks.append(Chunk(arrived, text, thought))
             self.progress.notify_all()
 
     def _finish(self, status: str, error: errors.StreamRaceError | None = None) -> None:
