@@ -14,6 +14,7 @@ import json
 import math
 import os
 import random
+import statistics
 import subprocess
 import sys
 import threading
@@ -393,7 +394,12 @@ def test_a_request_rate_is_kept(server):
     )
     received = sorted(r.t_received for r in of_model(server, "rate"))
     span = received[-1] - received[0]
-    assert 0.8 * (n - 1) / rate <= span <= (n - 1) / rate + 0.25, span  # 475 ms scheduled
+    assert span <= (n - 1) / rate + 0.25, span  # 475 ms scheduled
+    # Sent at the rate, not in a burst: the typical gap the server saw is the schedule's. (Not
+    # the span's lower bound: beside two other suites the first request alone came 0.12 s late,
+    # which shortened the span to 0.36 s while every later one kept the rate.)
+    gaps = [later - earlier for earlier, later in zip(received, received[1:])]
+    assert 0.5 / rate <= statistics.median(gaps) <= 1.5 / rate, gaps
     assert all(metrics.queue_s(t) >= 0 for t in run.traces)
 
 
