@@ -126,11 +126,18 @@ def app_stacks(app: App, wait_s: float = 5.0) -> str:
 
 
 def page_tail(page, elements: int = 4) -> str:
-    """The last elements of the page's main area, as HTML (each cut at 800 characters)."""
+    """The last elements of the page's main area, as HTML (each cut at 800 characters), and
+    what a lazily loaded element may still wait for: Streamlit draws a skeleton
+    (`stSkeleton`) until an element's code has loaded, and Vite's loader waits for each of
+    that code's style sheets to fire `load`."""
     try:
-        return "\n".join(page.evaluate(f"""() => [...document.querySelectorAll(
-            '[data-testid="stMain"] [data-testid="stElementContainer"]')].slice(-{elements})
-            .map(e => e.outerHTML.slice(0, 800))"""))
+        return "\n".join(page.evaluate(f"""() => [
+            ...[...document.querySelectorAll(
+                '[data-testid="stMain"] [data-testid="stElementContainer"]')].slice(-{elements})
+                .map(e => e.outerHTML.slice(0, 800)),
+            'skeletons: ' + document.querySelectorAll('[data-testid="stSkeleton"]').length,
+            'style sheets not loaded: ' + JSON.stringify([...document.querySelectorAll(
+                'link[rel="stylesheet"]')].filter(l => !l.sheet).map(l => l.href))]"""))
     except Exception as exc:  # noqa: BLE001 - a report must not fail on a page that broke
         return f"the page could not be read: {exc}"
 
