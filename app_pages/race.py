@@ -410,6 +410,6 @@ elif last is not None:
         show_outcome(blocking, streaming, left, right, live=False)
 
 recent_runs()
-# Last, so the browser answers when the page is whole; mounted on every run, so the click
-# listener is in place before the next click.
+# Last, so the browser answers when the page is whole (the click listener is mounted above
+# the race: screen_clock.listen).
 screen_clock.report(results.get("screen_pending"), on_screen_report)

@@ -108,7 +108,7 @@ def listen() -> None:
 
 
 def report(race_id: str | None, on_report: Callable[[dict], None]) -> None:
-    """Mount the clock (every run, so it is there before the next click); with `race_id`, it
+    """Mount the clock at the page's end (every run); with `race_id`, it
     hands back that race's figures once: `on_report({"race_id":…, "lanes": {lane: [first_s,
     done_s]}})` (lane: a mode, or a lane index as text) runs at the start of the script run
     the browser's answer causes."""
