@@ -223,6 +223,10 @@ class _Handler(BaseHTTPRequestHandler):
                 _sleep_until(deadline, spin)  # bytes of a next request: nothing to watch for
                 return
 
+    def _wait_for_answering(self, limit_s: float = 120.0) -> None:
+        if not self.server.playback.answering.wait(limit_s):
+            raise ConnectionAbortedError("the server was held past its limit")
+
     def _send_json(self, status: int, payload: dict, headers: dict | None = None) -> None:
         body = json.dumps(payload).encode()
         self.send_response(status)
@@ -307,6 +311,7 @@ class _Handler(BaseHTTPRequestHandler):
         at = script.blocking_at_s
         if at is None:
             at = script.offsets[-1] if script.offsets else 0.0
+        self._wait_for_answering()
         self._wait_until(record.t_received + at)
         if script.blocking_body is not None:
             record.t_done = time.perf_counter()
@@ -370,6 +375,7 @@ class _Handler(BaseHTTPRequestHandler):
                                    "function": {"name": tool, "arguments": ""}}]})
             deltas = [{"tool_calls": [{"index": 0, "function": {"arguments": d["content"]}}]}
                       if "content" in d else d for d in deltas]
+        self._wait_for_answering()
         for index, (offset, delta) in enumerate(zip(script.offsets, deltas)):
             if script.drop_after is not None and index >= script.drop_after:
                 record.t_done = time.perf_counter()
@@ -521,6 +527,10 @@ class PlaybackServer:
         self.received: list[Received] = []
         self.open_connections = 0
         """Connections a handler thread is still serving (0 once every client has gone)."""
+        self.answering = threading.Event()
+        """Cleared, every answer waits before its first content (a test holds the model while
+        it readies the page); set again, what fell due meanwhile goes out at once."""
+        self.answering.set()
         self.lock = threading.Lock()
         self._served: dict[str, int] = {}
         self._httpd = _Server(("127.0.0.1", port), _Handler)

@@ -68,3 +68,20 @@ def test_stop_ends_the_handler_threads():
         port = server.port
         assert handler_threads(port) == server._httpd.handler_threads >= 1
     wait_until(lambda: handler_threads(port) == 0, 5, "the handler threads to end")
+
+
+def test_a_held_server_answers_nothing_until_it_is_let_go():
+    """`answering` cleared: a request is received but no content leaves; set, what fell due
+    meanwhile goes out at once (tests hold a model while they ready the page)."""
+    with PlaybackServer({"m": SCRIPT}) as server:
+        server.answering.clear()
+        with ThreadPoolExecutor(1) as pool:
+            reply = pool.submit(post, server, "held")
+            wait_until(lambda: len(server.received) == 1, what="the request to arrive")
+            assert not reply.done()
+            assert server.received[0].sent == []
+            server.answering.set()
+            assert reply.result(timeout=10) == SCRIPT.text
+        [record] = server.received
+        assert len(record.sent) == len(SCRIPT.offsets)
+        assert record.sent[0] - record.t_received >= SCRIPT.offsets[0]
