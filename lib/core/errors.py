@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 
 import httpx
 
@@ -168,6 +169,24 @@ def _server_detail(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
     return text if len(text) <= 300 else text[:300] + "…"
 
 
+def _certificate_problem(exc: BaseException) -> str | None:
+    """Why the server's certificate was refused, if that is what failed (it lies a few
+    wrappers deep: Mirascope's error, the SDK's, httpx's, httpcore's)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        candidate = todo.pop()
+        if candidate is None or id(candidate) in seen:
+            continue
+        seen.add(id(candidate))
+        if isinstance(candidate, ssl.SSLCertVerificationError):
+            return candidate.verify_message or str(candidate)
+        todo += [candidate.__cause__, candidate.__context__,
+                 getattr(candidate, "original_exception", None)]
+        todo += [arg for arg in candidate.args if isinstance(arg, BaseException)]
+    return None
+
+
 def _what_broke(exc: BaseException) -> str:
     """What a broken response did, in words, with the library's detail after it."""
     for candidate in (exc, exc.__cause__, getattr(exc, "original_exception", None)):
@@ -239,6 +258,12 @@ def from_exception(
         elif isinstance(exc, llm.ServerError) or (status is not None and status >= 500):
             error = ServerFailed(
                 f"{base_url} answered with a server error (HTTP {status}): {detail}"
+            )
+        elif (problem := _certificate_problem(exc)) is not None:
+            error = EndpointUnreachable(
+                f"{base_url} sent a TLS certificate this machine does not trust ({problem}). "
+                "A server with a certificate from a private authority: set SSL_CERT_FILE to "
+                "that authority's certificate (PEM) before starting StreamRace."
             )
         elif isinstance(exc, (llm.ConnectionError, httpx.ConnectError, ConnectionError)):
             error = EndpointUnreachable(

@@ -6,8 +6,10 @@ test tests/unit/test_seams.py checks each of them exists where we reach for it.
 
 from __future__ import annotations
 
+import functools
 import platform
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -62,8 +64,8 @@ class ArrivalStream(httpcore.NetworkStream):
     returned, on the `perf_counter()` clock. It is when the endpoint's bytes were here, however
     late this process got to read them: on a busy client (dozens of streams, a few cores, one
     GIL) a thread can wake tens of ms after its bytes arrived, and a clock read only then
-    would add that to every TTFT it measures. TLS streams (and systems without the option)
-    keep None: the caller's own clock is then the best there is.
+    would add that to every TTFT it measures. TLS runs over it (ArrivalTLSStream); systems
+    without the option keep None: the caller's own clock is then the best there is.
 
     A reader behind by more than one chunk finds them merged (TCP coalesces what waits in the
     receive queue, keeping the newest packet's stamp): those chunks get the moment the last of
@@ -119,10 +121,86 @@ class ArrivalStream(httpcore.NetworkStream):
         self._inner.close()
 
     def start_tls(self, ssl_context, server_hostname=None, timeout=None):
-        return self._inner.start_tls(ssl_context, server_hostname, timeout)
+        return ArrivalTLSStream(self, ssl_context, server_hostname, timeout)
 
     def get_extra_info(self, info: str):
         return self._inner.get_extra_info(info)
+
+
+class ArrivalTLSStream(httpcore.NetworkStream):
+    """TLS over an ArrivalStream: the records are decrypted in memory (an SSLObject on two
+    MemoryBIOs, as httpcore's own TLS-in-TLS stream does) from the plain stream's stamped
+    reads, so HTTPS chunks keep their arrival moments too (`ssl.SSLSocket` reads the socket
+    itself, where no stamp can be asked for). Plaintext is stamped by the read that completed
+    its record: the plain stream's `arrived_at` after the last read, as SocketTracker reads it.
+    """
+
+    def __init__(self, raw: ArrivalStream, ssl_context: ssl.SSLContext,
+                 server_hostname: str | None, timeout: float | None) -> None:
+        self._raw = raw
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        try:
+            self._ssl = ssl_context.wrap_bio(self._incoming, self._outgoing,
+                                             server_hostname=server_hostname)
+            self._perform(self._ssl.do_handshake, timeout)
+        except (httpcore.ReadTimeout, httpcore.WriteTimeout) as exc:
+            raw.close()
+            raise httpcore.ConnectTimeout(exc) from exc
+        except (httpcore.ReadError, httpcore.WriteError, OSError) as exc:  # ssl.SSLError too
+            raw.close()
+            raise httpcore.ConnectError(exc) from exc
+
+    @property
+    def arrived_at(self) -> float | None:
+        return self._raw.arrived_at
+
+    def _perform(self, operation, timeout: float | None):
+        """Run an SSLObject operation, moving bytes between its BIOs and the socket until it
+        no longer wants to read."""
+        while True:
+            try:
+                result = operation()
+                wants_read = False
+            except ssl.SSLWantReadError:
+                result, wants_read = None, True
+            pending = self._outgoing.read()
+            if pending:
+                self._raw.write(pending, timeout)
+            if not wants_read:
+                return result
+            data = self._raw.read(65536, timeout)
+            if data:
+                self._incoming.write(data)
+            else:
+                self._incoming.write_eof()
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            return self._perform(functools.partial(self._ssl.read, max_bytes), timeout)
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            return b""  # the peer closed without close_notify: an EOF, as SSLSocket reports it
+        except ssl.SSLError as exc:
+            raise httpcore.ReadError(exc) from exc
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        try:
+            while buffer:
+                written = self._perform(functools.partial(self._ssl.write, buffer), timeout)
+                buffer = buffer[written:]
+        except ssl.SSLError as exc:
+            raise httpcore.WriteError(exc) from exc
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):  # pragma: no cover
+        raise NotImplementedError("TLS inside TLS (an HTTPS proxy) is not supported")
+
+    def get_extra_info(self, info: str):
+        if info == "ssl_object":
+            return self._ssl
+        return self._raw.get_extra_info(info)
 
 
 class SocketTracker(httpcore.NetworkBackend):

@@ -20,6 +20,7 @@ import queue
 import re
 import select
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -214,8 +215,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             readable, _, _ = select.select([self.connection], [], [], remaining - 0.001)
             if readable:
-                try:
-                    peeked = self.connection.recv(1, socket.MSG_PEEK)
+                try:  # the raw socket's bytes (an SSLSocket refuses flags): only EOF matters
+                    peeked = socket.socket.recv(self.connection, 1, socket.MSG_PEEK)
                 except OSError:
                     peeked = b""
                 if not peeked:
@@ -500,8 +501,9 @@ class _Server(ThreadingHTTPServer):
             self._connections.put(None)
 
     def handle_error(self, request, client_address):
-        # Clients that cancel or time out close their connection: expected, not news.
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+        # Clients that cancel or time out close their connection, and a client that refuses
+        # our certificate ends its handshake: expected, not news.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, ssl.SSLError)):
             super().handle_error(request, client_address)
 
 
@@ -519,7 +521,9 @@ class PlaybackServer:
         port: int = 0,
         flagged_terms: tuple[str, ...] = (),
         echo_key: bool = False,
+        tls: ssl.SSLContext | None = None,
     ):
+        """`tls`: a server-side context (its certificate loaded) to serve HTTPS instead."""
         self.scripts = dict(scripts or {})
         self.api_key = api_key
         self.flagged_terms = flagged_terms
@@ -535,6 +539,10 @@ class PlaybackServer:
         self._served: dict[str, int] = {}
         self._httpd = _Server(("127.0.0.1", port), _Handler)
         self._httpd.playback = self
+        self.tls = tls is not None
+        if tls is not None:  # each connection's handshake runs on its handler thread
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True,
+                                                 do_handshake_on_connect=False)
         self._thread: threading.Thread | None = None
 
     def next_status(self, model: str, script: Script) -> int:
@@ -562,7 +570,7 @@ class PlaybackServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/v1"
 
     def start(self) -> "PlaybackServer":
         self._thread = threading.Thread(

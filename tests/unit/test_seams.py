@@ -103,8 +103,8 @@ def test_mirascope_still_has_what_the_reasoning_decoders_build_on():
 
 def test_a_chunk_is_stamped_with_its_arrival_kept_between_the_chunk_before_and_now():
     """SocketTracker.arrived_at: the newest connection's last arrival, never before what was
-    already stamped (t0, the chunk before), never after the read; unknown (a TLS connection, a
-    read the kernel did not stamp) is the reader's own clock."""
+    already stamped (t0, the chunk before), never after the read; unknown (a system without
+    stamps, a read the kernel did not stamp) is the reader's own clock."""
 
     class Stream:
         def __init__(self, arrived_at):
