@@ -57,6 +57,19 @@ _TIMESPEC = struct.Struct("@ll")  # the struct timespec SO_TIMESTAMPNS delivers
 _ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
 
 
+def _clocks_together() -> tuple[int, float]:
+    """The wall clock (ns) and `perf_counter()` at one moment: only a packet's age is taken
+    from the wall clock. Read between two perf_counter readings, again if this thread was
+    preempted in between (a loaded machine), so the pair is off by microseconds, not ms."""
+    for _ in range(3):
+        before = time.perf_counter()
+        wall_ns = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        after = time.perf_counter()
+        if after - before < 20e-6:
+            break
+    return wall_ns, (before + after) / 2
+
+
 class ArrivalStream(httpcore.NetworkStream):
     """A plain TCP stream whose reads also say when their bytes reached this machine.
 
@@ -103,13 +116,12 @@ class ArrivalStream(httpcore.NetworkStream):
             raise httpcore.ReadTimeout(exc) from exc
         except OSError as exc:
             raise httpcore.ReadError(exc) from exc
-        # The two clocks read together: only the packet's age is taken from the wall clock.
-        wall_ns, now = time.clock_gettime_ns(time.CLOCK_REALTIME), time.perf_counter()
         self.arrived_at = None  # a read without a stamp says nothing about when it arrived
         for level, kind, value in ancillary:
             if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and \
                     len(value) >= _TIMESPEC.size:
                 seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+                wall_ns, now = _clocks_together()
                 age_ns = wall_ns - (seconds * 1_000_000_000 + nanoseconds)
                 self.arrived_at = now - max(age_ns, 0) / 1e9
         return data

@@ -176,6 +176,10 @@ class Received:
     body: dict
     authorization: str | None
     sent: list[float] = field(default_factory=list)
+    """Just after each content chunk was written."""
+    sending: list[float] = field(default_factory=list)
+    """Just before each was written: on loopback the bytes arrive inside the write, so a
+    client's arrival stamp lies between the two, however late either thread then ran."""
     t_done: float | None = None
     """Just before the answer's last bytes were written (a client cannot have finished sooner):
     with t_received, how many requests the server had in hand at any moment."""
@@ -386,6 +390,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._wait_until(record.t_received + offset)
             if index in inject:
                 self._write(inject.pop(index))
+            record.sending.append(time.perf_counter())
             event(delta)
             record.sent.append(time.perf_counter())
         for raw in inject.values():

@@ -83,7 +83,9 @@ def test_a_chunk_read_late_over_https_keeps_the_moment_its_bytes_arrived(
     [request] = received_for(https_server, unique_prompt)
     second = call.trace.chunks[1]
     assert second.t < released, "stamped when read, not when its bytes arrived"
-    assert abs(second.t - request.sent[1]) < 0.005, second.t - request.sent[1]
+    # Loopback delivers inside the server's write: the stamp lies between its two stamps.
+    assert request.sending[1] - 0.001 <= second.t <= request.sent[1] + 0.001, \
+        (request.sending[1], second.t, request.sent[1])
 
 
 def test_a_certificate_the_client_does_not_trust_is_a_clear_error(https_server, unique_prompt,
