@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -31,12 +33,14 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib.core.calls import warm_up
+from lib.core.calls import Call, warm_up
+from lib.core.trace import Params
 from lib.endpoints import Endpoint, replayed
 from lib.replay import Profile, Recording, ReplayServer, Spec, Transform
 from lib.serving.playback import REASONING_FORMS, REPORT, PlaybackServer, Received, Script
 from lib.storage.store import Store
 from tests.support.postgres import Cluster, PostgresMissing
+from tests.support.waiting import wait_until
 
 SCRIPTS: dict[str, Script] = {
     # The reference timeline: first text at 300 ms, then one word every 20 ms (e2e 680 ms).
@@ -159,6 +163,33 @@ def received_for(server: PlaybackServer, prompt: str) -> list[Received]:
         for record in list(server.received)
         if any(m.get("content") == prompt for m in record.body.get("messages", []))
     ]
+
+
+def check_a_late_read_keeps_the_arrival(server: PlaybackServer, prompt: str) -> None:
+    """On a busy client the reading thread can wake after its bytes arrived: the chunk's moment
+    must still be their arrival (the kernel's receive stamp), not when the thread read them.
+
+    A streamed call of the "slow" script (one word a second) on `server` has its reader held
+    on the call's lock at its first chunk until the server has sent the second: read only
+    after the release, the second chunk must still be stamped before it, between the server's
+    stamps just before and just after its write (on loopback the bytes arrive inside the write).
+    """
+    call = Call(endpoint_for(server.base_url, "slow"), prompt, Params(), "streaming")
+    thread = threading.Thread(target=call.run, daemon=True)
+    with call.progress:
+        thread.start()
+        wait_until(lambda: (records := received_for(server, prompt)) and len(records[0].sent) >= 2,
+                   what="the server to send a second chunk while the reader is held")
+        released = time.perf_counter()
+    with call.progress:
+        assert call.progress.wait_for(lambda: len(call.trace.chunks) >= 2, 5.0)
+    call.cancel()
+    thread.join(5)
+    [request] = received_for(server, prompt)
+    second = call.trace.chunks[1]
+    assert second.t < released, "stamped when read, not when its bytes arrived"
+    assert request.sending[1] - 0.001 <= second.t <= request.sent[1] + 0.001, \
+        (request.sending[1], second.t, request.sent[1])
 
 
 @pytest.fixture

@@ -26,7 +26,13 @@ import threading
 import time
 
 import pytest
-from conftest import SCRIPTS, SERVER_KEY, endpoint_for, received_for
+from conftest import (
+    SCRIPTS,
+    SERVER_KEY,
+    check_a_late_read_keeps_the_arrival,
+    endpoint_for,
+    received_for,
+)
 
 from lib.core import metrics
 from lib.core.calls import MAX_TOKENS_LIMIT, Call, check_request
@@ -112,32 +118,8 @@ def test_streaming_timestamps_are_ordered_and_taken_on_receipt(scripted_streams)
     assert statistics.median(delays) < 0.010
 
 
-def test_a_chunk_read_late_keeps_the_moment_its_bytes_arrived(make_endpoint, received,
-                                                              unique_prompt):
-    """On a busy client the reading thread can wake after its bytes arrived: the chunk's moment
-    is still its arrival (the kernel's receive stamp), not when the thread read it.
-
-    The reader is held on the call's lock at its first chunk until the server has sent the
-    second (one word a second): read only after the release, the second chunk must still be
-    stamped before it, between the server's stamps just before and just after its write (on
-    loopback the bytes arrive inside the write).
-    """
-    call = Call(make_endpoint("slow"), unique_prompt, Params(), "streaming")
-    with call.progress:
-        thread = start_in_thread(call)
-        wait_until(lambda: received(unique_prompt) and len(received(unique_prompt)[0].sent) >= 2,
-                   what="the server to send a second chunk while the reader is held")
-        released = time.perf_counter()
-    with call.progress:
-        assert call.progress.wait_for(lambda: len(call.trace.chunks) >= 2, 5.0)
-    call.cancel()
-    thread.join(5)
-    [request] = received(unique_prompt)
-    second = call.trace.chunks[1]
-    assert second.t < released, "stamped when read, not when its bytes arrived"
-    # Loopback delivers inside the server's write: the stamp lies between its two stamps.
-    assert request.sending[1] - 0.001 <= second.t <= request.sent[1] + 0.001, \
-        (request.sending[1], second.t, request.sent[1])
+def test_a_chunk_read_late_keeps_the_moment_its_bytes_arrived(playback, unique_prompt):
+    check_a_late_read_keeps_the_arrival(playback, unique_prompt)
 
 
 def test_streaming_ttft_e2e_and_icl_within_bands_of_the_script(scripted_streams):

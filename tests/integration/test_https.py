@@ -9,18 +9,15 @@ client does not trust is a clear error, not a traceback.
 from __future__ import annotations
 
 import statistics
-import threading
-import time
 
 import pytest
-from conftest import SCRIPTS, endpoint_for, received_for
+from conftest import SCRIPTS, check_a_late_read_keeps_the_arrival, endpoint_for, received_for
 
 from lib.core import calls
 from lib.core.calls import Call
 from lib.core.trace import Params
 from lib.serving.playback import PlaybackServer
 from tests.support.tls import make_certificates
-from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -64,28 +61,8 @@ def test_a_call_over_https_gets_the_whole_answer(https_server, trusting, unique_
 
 def test_a_chunk_read_late_over_https_keeps_the_moment_its_bytes_arrived(
         https_server, trusting, unique_prompt):
-    """As tests/integration/test_calls.py's plain-HTTP test: the reader is held on the call's
-    lock until the server has sent the second chunk (one a second); read after the release,
-    the chunk is stamped before it, at the server's send stamp (it was the read time over
-    TLS before ArrivalTLSStream)."""
-    call = Call(endpoint_for(https_server.base_url, "slow"), unique_prompt, Params(), "streaming")
-    thread = threading.Thread(target=call.run, daemon=True)
-    with call.progress:
-        thread.start()
-        wait_until(lambda: (records := received_for(https_server, unique_prompt))
-                   and len(records[0].sent) >= 2,
-                   what="the server to send a second chunk while the reader is held")
-        released = time.perf_counter()
-    with call.progress:
-        assert call.progress.wait_for(lambda: len(call.trace.chunks) >= 2, 5.0)
-    call.cancel()
-    thread.join(5)
-    [request] = received_for(https_server, unique_prompt)
-    second = call.trace.chunks[1]
-    assert second.t < released, "stamped when read, not when its bytes arrived"
-    # Loopback delivers inside the server's write: the stamp lies between its two stamps.
-    assert request.sending[1] - 0.001 <= second.t <= request.sent[1] + 0.001, \
-        (request.sending[1], second.t, request.sent[1])
+    """As over plain HTTP (it was the read time over TLS before ArrivalTLSStream)."""
+    check_a_late_read_keeps_the_arrival(https_server, unique_prompt)
 
 
 def test_a_certificate_the_client_does_not_trust_is_a_clear_error(https_server, unique_prompt,
