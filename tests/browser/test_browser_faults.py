@@ -23,6 +23,7 @@ from tests.support.browser_harness import (
     stop_app,
 )
 from tests.support.hostile import BY_MODEL, TIMEOUT_S, hostile_server
+from tests.support.waiting import wait_until
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser
@@ -58,8 +59,11 @@ def page(browser, app):
     context.close()
 
 
-def race(page, model: str) -> None:
-    """Point the sidebar at one fault's model, set the 1 s timeout, run, wait for the outcome."""
+def race(page, app, model: str) -> None:
+    """Point the sidebar at one fault's model, set the 1 s timeout, run, wait for the outcome:
+    its two rows logged (the panels of the race before would already match any text)."""
+    store = app[1]
+    before = store.count()
     picker_field(page).fill(model)
     picker_field(page).press("Enter")
     settled(page)
@@ -70,12 +74,13 @@ def race(page, model: str) -> None:
     timeout.press("Enter")
     settled(page)
     page.get_by_role("button", name="Run race").click()
+    wait_until(lambda: store.count() >= before + 2, PAGE_TIMEOUT_MS / 1000, "the race's two rows")
     expect(page.get_by_text("What the user experienced")).to_be_visible()
     settled(page)
 
 
 def test_html_is_text_and_never_runs(page, app):
-    race(page, "html")
+    race(page, app, "html")
     main = page.locator('[data-testid="stMain"]')
     expect(main.get_by_text("<script>alert('x')</script>", exact=False).first).to_be_visible()
     assert main.locator("script, img[src=x], b:text-is('bold')").count() == 0
@@ -83,7 +88,7 @@ def test_html_is_text_and_never_runs(page, app):
 
 
 def test_a_stall_keeps_the_streamed_words_and_says_why(page, app):
-    race(page, "stall-mid-stream")
+    race(page, app, "stall-mid-stream")
     main = page.locator('[data-testid="stMain"]')
     expect(main.get_by_text("Timed out mid-stream")).to_be_visible()
     # .first: while the page settles, the live outcome and its redraw may both be on it.
@@ -97,7 +102,7 @@ def test_a_stall_keeps_the_streamed_words_and_says_why(page, app):
 
 
 def test_a_megabyte_answer_leaves_the_page_usable(page, app):
-    race(page, "one-megabyte")
+    race(page, app, "one-megabyte")
     main = page.locator('[data-testid="stMain"]')
     expect(main.get_by_text("980,004 more characters not shown").first).to_be_visible()
     # One per panel, once the page has settled: a loaded machine showed a third for a moment,
@@ -106,5 +111,6 @@ def test_a_megabyte_answer_leaves_the_page_usable(page, app):
     # The page still answers: its text is bounded, and another race runs.
     assert len(main.inner_text()) < 200_000
     assert set(app[1].recent(2)["output_chars"]) == {len(BY_MODEL["one-megabyte"].script.text)}
-    race(page, "html")
-    assert app[1].count() >= 4
+    before = app[1].count()
+    race(page, app, "html")
+    assert app[1].count() == before + 2
