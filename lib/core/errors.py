@@ -183,7 +183,6 @@ def _certificate_problem(exc: BaseException) -> str | None:
             return candidate.verify_message or str(candidate)
         todo += [candidate.__cause__, candidate.__context__,
                  getattr(candidate, "original_exception", None)]
-        todo += [arg for arg in candidate.args if isinstance(arg, BaseException)]
     return None
 
 

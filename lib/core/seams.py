@@ -163,10 +163,6 @@ class ArrivalTLSStream(httpcore.NetworkStream):
             raw.close()
             raise httpcore.ConnectError(exc) from exc
 
-    @property
-    def arrived_at(self) -> float | None:
-        return self._raw.arrived_at
-
     def _perform(self, operation, timeout: float | None):
         """Run an SSLObject operation, moving bytes between its BIOs and the socket until it
         no longer wants to read."""
