@@ -18,10 +18,13 @@ PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 .PHONY: run share test test-fast lint install install-dev chromium postgresql bench clean lock \
 	llama-server rebuild-llama-server
 
-$(BIN)/python:
+# pip is the venv's last file: a first run stopped while it made the venv left python without
+# pip, and every later run failed on it. Without pip, the venv is made again from scratch.
+$(BIN)/pip:
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: requirements.txt constraints.txt | $(BIN)/python
+$(VENV)/.installed: requirements.txt constraints.txt | $(BIN)/pip
 	$(PIP_INSTALL) -r requirements.txt
 	touch $@
 
@@ -31,11 +34,11 @@ $(VENV)/.installed-dev: requirements-dev.txt constraints.txt $(VENV)/.installed
 
 # llama.cpp's own server, built portable (never -march=native: GGML_NATIVE=OFF) and cached per
 # machine under ~/.cache/streamrace: see scripts/build_llama_server.py.
-$(BIN)/llama-server: scripts/build_llama_server.py scripts/llama-server.txt | $(BIN)/python
+$(BIN)/llama-server: scripts/build_llama_server.py scripts/llama-server.txt | $(BIN)/pip
 	$(BIN)/python scripts/build_llama_server.py --install $@
 
 llama-server: $(BIN)/llama-server
-rebuild-llama-server: | $(BIN)/python
+rebuild-llama-server: | $(BIN)/pip
 	$(BIN)/python scripts/build_llama_server.py --force --install $(BIN)/llama-server
 
 install: $(VENV)/.installed $(BIN)/llama-server
