@@ -54,6 +54,7 @@ SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", None) or (
 Python's socket module does not name it: 35 is the generic value (asm-generic/socket.h),
 which every architecture but those four uses."""
 _TIMESPEC = struct.Struct("@ll")  # the struct timespec SO_TIMESTAMPNS delivers
+_TIMEVAL = struct.Struct("@ll")  # the struct timeval SO_RCVTIMEO takes (Linux: two longs)
 _ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
 
 
@@ -80,10 +81,11 @@ class ArrivalStream(httpcore.NetworkStream):
     would add that to every TTFT it measures. TLS runs over it (ArrivalTLSStream); systems
     without the option keep None: the caller's own clock is then the best there is.
 
-    A reader behind by more than one chunk finds them merged (TCP coalesces what waits in the
-    receive queue, keeping the newest packet's stamp): those chunks get the moment the last of
-    them arrived, which is still no later than the read. So the stamp removes a late wake-up
-    shorter than the gap between chunks, not a longer one.
+    The read blocks in recvmsg itself (`_wait_in_the_kernel`), so waiting for the GIL comes
+    after the bytes are taken, not before. A reader the system does not run until the next
+    chunk has come finds them merged (TCP coalesces what waits in the receive queue, keeping
+    the newest packet's stamp): those chunks get the moment the last of them arrived, which is
+    still no later than the read.
     """
 
     _keeper: socket.socket | None = None
@@ -93,6 +95,7 @@ class ArrivalStream(httpcore.NetworkStream):
         self._inner = inner
         self._sock: socket.socket = inner.get_extra_info("socket")
         self.arrived_at: float | None = None
+        self._kernel_timeout: float | None = None  # SO_RCVTIMEO as set: none at first
         self._keep_stamping()
         self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 
@@ -110,9 +113,9 @@ class ArrivalStream(httpcore.NetworkStream):
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
-            self._sock.settimeout(timeout)
+            self._wait_in_the_kernel(timeout)
             data, ancillary, _, _ = self._sock.recvmsg(max_bytes, _ANCILLARY_SIZE)
-        except socket.timeout as exc:  # what httpcore's own stream raises for each
+        except (socket.timeout, BlockingIOError) as exc:  # as httpcore's own stream raises
             raise httpcore.ReadTimeout(exc) from exc
         except OSError as exc:
             raise httpcore.ReadError(exc) from exc
@@ -125,6 +128,25 @@ class ArrivalStream(httpcore.NetworkStream):
                 age_ns = wall_ns - (seconds * 1_000_000_000 + nanoseconds)
                 self.arrived_at = now - max(age_ns, 0) / 1e9
         return data
+
+    def _wait_in_the_kernel(self, timeout: float | None) -> None:
+        """Block in recvmsg itself, the read timeout kept by the kernel (SO_RCVTIMEO; past
+        it, recvmsg fails with EAGAIN). A Python socket timeout would poll first, then take
+        the GIL back before it reads: on a busy client that wait lets the next chunks reach
+        the receive queue, where TCP merges them under the newest stamp. A blocked recvmsg
+        takes its bytes, and their stamp, the moment the kernel wakes it, GIL or not."""
+        if timeout is not None and timeout <= 0:  # "do not wait": Python's own check
+            self._sock.settimeout(timeout)
+            return
+        self._sock.settimeout(None)  # httpcore's writes set their own on this socket
+        if timeout != self._kernel_timeout:
+            seconds = int(timeout or 0)
+            micros = 0 if timeout is None else max(1, round((timeout - seconds) * 1e6))
+            if micros >= 1_000_000:
+                seconds, micros = seconds + 1, 0
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                                  _TIMEVAL.pack(seconds, micros))  # 0, 0: no timeout
+            self._kernel_timeout = timeout
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._inner.write(buffer, timeout)
