@@ -95,6 +95,7 @@ class Call:
         self.progress = threading.Condition()
         self._cancelled = threading.Event()
         self._tracker = SocketTracker()
+        self._t0_from_send = False
         # Built before t_start: constructing clients is set-up, not part of the call.
         timeout = httpx.Timeout(params.timeout_s, connect=min(params.timeout_s, 10.0))
         transport = httpx.HTTPTransport(verify=_ssl_context())
@@ -138,12 +139,22 @@ class Call:
 
     def _on_request(self, request: httpx.Request) -> None:
         # The request hook fires before the connection exists; httpcore's trace tells when
-        # the request's bytes start to go out, which is t0 (connecting counts as client_s).
+        # the request starts to be sent (t0 until the send itself is known, below;
+        # connecting counts as client_s).
         request.extensions["trace"] = self._on_http_event
 
     def _on_http_event(self, event: str, info: dict) -> None:
         if self.trace.t0 is None and event.endswith(".send_request_headers.started"):
             self.trace.t0 = time.perf_counter()
+        elif event.endswith((".receive_response_headers.complete",
+                             ".receive_response_headers.failed")) and not self._t0_from_send:
+            # The request's head and body left in one send, at the first read for its answer
+            # (ArrivalStream.write): the Python between building it and that send, where a
+            # busy process can keep this thread waiting for the GIL, is client work.
+            self._t0_from_send = True
+            sent = self._tracker.sent_at()
+            if self.trace.t0 is not None and sent is not None and sent > self.trace.t0:
+                self.trace.t0 = sent
 
     def _add_text(self, text: str, thought: bool = False) -> None:
         # A chunk's moment is when its bytes reached this machine (the kernel's stamp), not

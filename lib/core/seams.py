@@ -7,11 +7,9 @@ test tests/unit/test_seams.py checks each of them exists where we reach for it.
 from __future__ import annotations
 
 import functools
-import platform
 import socket
 import ssl
 import struct
-import sys
 import threading
 import time
 from typing import Iterator
@@ -45,30 +43,10 @@ from mirascope.llm.responses._utils import (  # noqa: F401 - lib.core.structured
 )
 from openai import OpenAI
 
+from lib.core import arrival
 from lib.core.thoughts import InlineThink, reasoning_of, split_inline
 
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", None) or (
-    35 if sys.platform == "linux" and not platform.machine().startswith(
-        ("mips", "sparc", "parisc", "alpha")) else None)
-"""Linux's socket option for the kernel's receive time of each packet (None elsewhere).
-Python's socket module does not name it: 35 is the generic value (asm-generic/socket.h),
-which every architecture but those four uses."""
-_TIMESPEC = struct.Struct("@ll")  # the struct timespec SO_TIMESTAMPNS delivers
 _TIMEVAL = struct.Struct("@ll")  # the struct timeval SO_RCVTIMEO takes (Linux: two longs)
-_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
-
-
-def _clocks_together() -> tuple[int, float]:
-    """The wall clock (ns) and `perf_counter()` at one moment: only a packet's age is taken
-    from the wall clock. Read between two perf_counter readings, again if this thread was
-    preempted in between (a loaded machine), so the pair is off by microseconds, not ms."""
-    for _ in range(3):
-        before = time.perf_counter()
-        wall_ns = time.clock_gettime_ns(time.CLOCK_REALTIME)
-        after = time.perf_counter()
-        if after - before < 20e-6:
-            break
-    return wall_ns, (before + after) / 2
 
 
 class ArrivalStream(httpcore.NetworkStream):
@@ -81,77 +59,89 @@ class ArrivalStream(httpcore.NetworkStream):
     would add that to every TTFT it measures. TLS runs over it (ArrivalTLSStream); systems
     without the option keep None: the caller's own clock is then the best there is.
 
-    The read blocks in recvmsg itself (`_wait_in_the_kernel`), so waiting for the GIL comes
-    after the bytes are taken, not before. A reader the system does not run until the next
-    chunk has come finds them merged (TCP coalesces what waits in the receive queue, keeping
-    the newest packet's stamp): those chunks get the moment the last of them arrived, which is
-    still no later than the read.
-    """
+    Reads and sends block in the system call itself, their timeouts kept by the kernel
+    (`_in_the_kernel`): with a Python socket timeout, a thread polls, takes the GIL back, and
+    only then reads or sends, and on a busy client that wait is tens of ms. A blocked recvmsg
+    takes its bytes, and their stamp, the moment the kernel wakes it; the GIL is waited for
+    after. A reader the system does not run until the next chunk has come finds them merged
+    (TCP coalesces what waits in the receive queue, keeping the newest packet's stamp): those
+    chunks get the moment the last of them arrived, still no later than the read.
 
-    _keeper: socket.socket | None = None
-    _keeper_lock = threading.Lock()
+    Writes are kept until the read that waits for the answer (or 64 KiB), so that a request's
+    head and body leave in one send, as http.client sends them: sent apart, a busy process
+    could keep the thread from sending the body, the head already at the server, for as long
+    as the GIL was elsewhere. `sent_at` is when that send began: the request's t0.
+    """
 
     def __init__(self, inner: httpcore.NetworkStream) -> None:
         self._inner = inner
         self._sock: socket.socket = inner.get_extra_info("socket")
         self.arrived_at: float | None = None
-        self._kernel_timeout: float | None = None  # SO_RCVTIMEO as set: none at first
-        self._keep_stamping()
-        self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-
-    @classmethod
-    def _keep_stamping(cls) -> None:
-        """Linux stamps packets only while some socket asks for it, and turns stamping on
-        later, from a work queue: each call's connection alone would toggle it, and the
-        first packets of a call could go unstamped. One socket asking for the process's life
-        keeps it on."""
-        with cls._keeper_lock:
-            if cls._keeper is None:
-                keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                keeper.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-                cls._keeper = keeper
+        self.sent_at: float | None = None
+        """When the newest message written (a request; a TLS handshake's flight) began to go
+        out: the start of its first send."""
+        self._kernel_timeouts: dict[int, float | None] = {}  # as set: none at first
+        self._unsent = bytearray()
+        self._send_timeout: float | None = None
+        self._message_sent = False
+        self._answer_read = True
+        arrival.ask_for_stamps(self._sock)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self._send_unsent()
+        self._answer_read = True
         try:
-            self._wait_in_the_kernel(timeout)
-            data, ancillary, _, _ = self._sock.recvmsg(max_bytes, _ANCILLARY_SIZE)
+            self._in_the_kernel(socket.SO_RCVTIMEO, timeout)
+            data, ancillary, _, _ = self._sock.recvmsg(max_bytes, arrival.ANCILLARY_SIZE)
         except (socket.timeout, BlockingIOError) as exc:  # as httpcore's own stream raises
             raise httpcore.ReadTimeout(exc) from exc
         except OSError as exc:
             raise httpcore.ReadError(exc) from exc
-        self.arrived_at = None  # a read without a stamp says nothing about when it arrived
-        for level, kind, value in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and \
-                    len(value) >= _TIMESPEC.size:
-                seconds, nanoseconds = _TIMESPEC.unpack_from(value)
-                wall_ns, now = _clocks_together()
-                age_ns = wall_ns - (seconds * 1_000_000_000 + nanoseconds)
-                self.arrived_at = now - max(age_ns, 0) / 1e9
+        self.arrived_at = arrival.arrived_at(ancillary)
         return data
 
-    def _wait_in_the_kernel(self, timeout: float | None) -> None:
-        """Block in recvmsg itself, the read timeout kept by the kernel (SO_RCVTIMEO; past
-        it, recvmsg fails with EAGAIN). A Python socket timeout would poll first, then take
-        the GIL back before it reads: on a busy client that wait lets the next chunks reach
-        the receive queue, where TCP merges them under the newest stamp. A blocked recvmsg
-        takes its bytes, and their stamp, the moment the kernel wakes it, GIL or not."""
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not self._unsent and self._answer_read:
+            self._answer_read = False  # a new message: its first send will be its moment
+            self._message_sent = False
+        self._unsent += buffer
+        self._send_timeout = timeout
+        if len(self._unsent) >= 65536:
+            self._send_unsent()
+
+    def _send_unsent(self) -> None:
+        if not self._unsent:
+            return
+        data, self._unsent = bytes(self._unsent), bytearray()
+        try:
+            self._in_the_kernel(socket.SO_SNDTIMEO, self._send_timeout)
+            if not self._message_sent:  # nothing between this clock and the send lets go
+                self.sent_at, self._message_sent = time.perf_counter(), True
+            self._sock.sendall(data)
+        except (socket.timeout, BlockingIOError) as exc:
+            raise httpcore.WriteTimeout(exc) from exc
+        except OSError as exc:
+            raise httpcore.WriteError(exc) from exc
+
+    def _in_the_kernel(self, option: int, timeout: float | None) -> None:
+        """Have the next send or receive block in its system call, `timeout` kept by the
+        kernel (SO_SNDTIMEO / SO_RCVTIMEO; past it the call fails with EAGAIN)."""
         if timeout is not None and timeout <= 0:  # "do not wait": Python's own check
             self._sock.settimeout(timeout)
             return
-        self._sock.settimeout(None)  # httpcore's writes set their own on this socket
-        if timeout != self._kernel_timeout:
+        if self._sock.gettimeout() is not None:  # lets go of the GIL: only when it must
+            self._sock.settimeout(None)
+        if self._kernel_timeouts.get(option) != timeout:
             seconds = int(timeout or 0)
             micros = 0 if timeout is None else max(1, round((timeout - seconds) * 1e6))
             if micros >= 1_000_000:
                 seconds, micros = seconds + 1, 0
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+            self._sock.setsockopt(socket.SOL_SOCKET, option,
                                   _TIMEVAL.pack(seconds, micros))  # 0, 0: no timeout
-            self._kernel_timeout = timeout
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, timeout)
+            self._kernel_timeouts[option] = timeout
 
     def close(self) -> None:
+        self._unsent.clear()
         self._inner.close()
 
     def start_tls(self, ssl_context, server_hostname=None, timeout=None):
@@ -245,7 +235,7 @@ class SocketTracker(httpcore.NetworkBackend):
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        if SO_TIMESTAMPNS is not None and _ANCILLARY_SIZE:
+        if arrival.AVAILABLE:
             try:
                 stream = ArrivalStream(stream)
             except OSError:  # a kernel without the option: the caller's clock it is
@@ -255,6 +245,11 @@ class SocketTracker(httpcore.NetworkBackend):
             if self.aborted:
                 self._shutdown(stream)
         return stream
+
+    def sent_at(self) -> float | None:
+        """When the newest connection's last message began to go out, if known."""
+        with self._lock:
+            return getattr(self._streams[-1], "sent_at", None) if self._streams else None
 
     def arrived_at(self, floor: float, now: float) -> float:
         """When the bytes last read arrived, if known, kept between `floor` (nothing read for

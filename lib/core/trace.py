@@ -198,8 +198,9 @@ class Trace:
     t_run: float | None = None
     """A worker thread began the call; t_run − t_start is time it waited inside our client."""
     t0: float | None = None
-    """The request's bytes started to go out (httpcore's send_request_headers.started);
-    connecting comes before it, in client_s."""
+    """The request's bytes started to go out: the start of the one send carrying its head and
+    body (ArrivalStream; off Linux, httpcore's send_request_headers.started). Connecting and
+    building the request come before it, in client_s."""
     chunks: list[Chunk] = field(default_factory=list)
     """Non-empty text as it arrived, thoughts and answer in their order of arrival; a blocking
     call has one answer chunk, the whole answer (after one thought chunk if it reasoned)."""

@@ -15,6 +15,7 @@ gateways do (LiteLLM's proxy prints the key it received): only scrubbing keeps i
 
 from __future__ import annotations
 
+import io
 import json
 import queue
 import re
@@ -26,6 +27,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from lib.core import arrival
 
 WORDS = (
     "Streaming shows the first words while the rest is still being written, so the reader "
@@ -173,6 +176,9 @@ class Received:
     """What the server saw of one request, for tests to check."""
 
     t_received: float
+    """When the request's last bytes reached the server (the kernel's receive stamp, however
+    late its handler thread ran; over TLS or off Linux, when the handler began): the script's
+    offsets count from it."""
     body: dict
     authorization: str | None
     sent: list[float] = field(default_factory=list)
@@ -185,12 +191,52 @@ class Received:
     with t_received, how many requests the server had in hand at any moment."""
 
 
+class _ArrivalReader(io.RawIOBase):
+    """A connection's reads that also keep when their newest bytes arrived (the kernel's
+    stamp): with dozens of streams, a handler thread can get to a request tens of ms after it
+    came, and a script timed from then would answer that much late."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.arrived_at: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        size, ancillary, _, _ = self._sock.recvmsg_into([buffer], arrival.ANCILLARY_SIZE)
+        self.arrived_at = arrival.arrived_at(ancillary) or self.arrived_at
+        return size
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "_Server"
+    _reader: _ArrivalReader | None = None
 
     def log_message(self, format, *args):  # noqa: A002 - silence per-request stderr lines
         pass
+
+    def setup(self):
+        super().setup()
+        if arrival.AVAILABLE and not isinstance(self.connection, ssl.SSLSocket):
+            try:
+                arrival.ask_for_stamps(self.connection)
+            except OSError:
+                return
+            self.rfile.close()  # the socket's own file: left open, it would keep the socket
+            self._reader = _ArrivalReader(self.connection)
+            self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self):
+        if self._reader is not None:
+            self._reader.arrived_at = None  # each request's own bytes
+        super().handle_one_request()
+
+    def _arrival(self, handled: float) -> float:
+        """When the request read so far arrived, if the kernel said; else `handled`."""
+        stamp = self._reader.arrived_at if self._reader is not None else None
+        return handled if stamp is None else min(stamp, handled)
 
     def handle(self):
         playback = self.server.playback
@@ -259,9 +305,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, f"No route {self.path}")
 
     def do_POST(self):  # noqa: N802
-        t_received = time.perf_counter()
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
+        t_received = self._arrival(time.perf_counter())
         playback = self.server.playback
         record = Received(t_received, body, self.headers.get("Authorization"))
         playback.received.append(record)
@@ -355,7 +401,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         model = record.body.get("model")
 
-        def event(delta: dict | None, finish: str | None = None, usage: dict | None = None) -> None:
+        def frame(delta: dict | None, finish: str | None = None,
+                  usage: dict | None = None) -> bytes:
             chunk = {
                 "id": "chatcmpl-playback",
                 "object": "chat.completion.chunk",
@@ -367,7 +414,10 @@ class _Handler(BaseHTTPRequestHandler):
             }
             if usage is not None:
                 chunk["usage"] = usage
-            self._write(f"data: {json.dumps(chunk)}\n\n".encode())
+            return _chunked(f"data: {json.dumps(chunk)}\n\n".encode())
+
+        def event(delta: dict | None, finish: str | None = None, usage: dict | None = None) -> None:
+            self._send(frame(delta, finish, usage))
 
         # A role-only chunk at once, as real servers do; it carries no text and must not count.
         event({"role": "assistant", "content": ""})
@@ -387,11 +437,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
+            ready = frame(delta)  # built before its moment: only the send is left at it
             self._wait_until(record.t_received + offset)
             if index in inject:
                 self._write(inject.pop(index))
             record.sending.append(time.perf_counter())
-            event(delta)
+            self._send(ready)
             record.sent.append(time.perf_counter())
         for raw in inject.values():
             self._write(raw)
@@ -406,11 +457,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(b"", last=True)
 
     def _write(self, data: bytes, last: bool = False) -> None:
-        frame = f"{len(data):x}\r\n".encode() + data + b"\r\n" if data else b""
-        if last:
-            frame += b"0\r\n\r\n"
-        self.wfile.write(frame)
+        self._send((_chunked(data) if data else b"") + (b"0\r\n\r\n" if last else b""))
+
+    def _send(self, framed: bytes) -> None:
+        self.wfile.write(framed)
         self.wfile.flush()
+
+
+def _chunked(data: bytes) -> bytes:
+    """One HTTP/1.1 chunk of a chunked body."""
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
 def _forced_tool(body: dict) -> str | None:
